@@ -1,0 +1,5 @@
+"""``python -m netlab`` is the same as the ``netlab`` command."""
+
+from netlab.cli.main import main
+
+main()

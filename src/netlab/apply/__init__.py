@@ -1,0 +1,1 @@
+"""Plan -> kernel: namespaces, netlink batches, sysctls, firewall; and the journal of it all."""

@@ -1,0 +1,193 @@
+"""The record of what a lab created, written *before* each creation.
+
+``/run/netlab/LAB.journal`` is append-only JSON lines: a header (the lab, the topology as
+data, who built it), then one line per root-level object *before* it is made (``netns``,
+later ``tracefs`` instances and ``pid``s of helpers), a line with its identity once made
+(``netns-made`` with the namespace inode), and ``ready`` when ``up`` finished. Appending a line
+is one ``write(2)`` on an ``O_APPEND`` fd, so a lab of 51 namespaces pays microseconds for its
+crash safety, and a ``kill -9`` can at worst leave a truncated last line, which readers skip.
+
+Only root-level objects are journaled: veths, bridges, addresses, routes, sysctls and
+firewall rules live inside the lab's namespaces and vanish with them.
+
+Creating the journal with ``O_EXCL`` is what claims a lab name, so two ``up`` of one name
+cannot both proceed; ``flock`` on it serialises ``up`` and ``down`` of one lab.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netlab.apply import procs
+from netlab.errors import LabStateError
+
+FORMAT = 1
+
+
+def run_dir() -> Path:
+    """Where lab records live; ``NETLAB_RUN_DIR`` moves it (tests of the journal itself)."""
+    return Path(os.environ.get("NETLAB_RUN_DIR", "/run/netlab"))
+
+
+def journal_path(lab: str) -> Path:
+    """The record of lab ``lab``."""
+    return run_dir() / f"{lab}.journal"
+
+
+@dataclass
+class Record:
+    """A journal read back: its header and the entries after it."""
+
+    lab: str
+    header: dict[str, Any]
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        """``up`` completed."""
+        return any(e["op"] == "ready" for e in self.entries)
+
+    @property
+    def netns(self) -> list[str]:
+        """Namespaces the lab meant to create, in creation order."""
+        return [e["name"] for e in self.entries if e["op"] == "netns"]
+
+    @property
+    def netns_inodes(self) -> dict[str, int]:
+        """Namespaces known to have been created, with their inode."""
+        return {e["name"]: e["ino"] for e in self.entries if e["op"] == "netns-made"}
+
+    def of(self, op: str) -> list[dict[str, Any]]:
+        """Entries of one kind, minus the ones a later ``-done`` entry closed."""
+        closed = {e["key"] for e in self.entries if e["op"] == f"{op}-done"}
+        return [e for e in self.entries if e["op"] == op and e.get("key") not in closed]
+
+    @property
+    def owner(self) -> tuple[int, int | None]:
+        """The process that holds the lab (built it, or keeps it for a ``with`` block)."""
+        holder = self.header.get("holder") or self.header["builder"]
+        return holder["pid"], holder.get("start")
+
+    @property
+    def state(self) -> str:
+        """``up``; ``building`` (up is running); ``crashed`` (its builder or holder died)."""
+        pid, start = self.owner
+        alive = procs.alive(pid, start)
+        if not self.ready:
+            return "building" if alive else "crashed"
+        if self.header.get("holder") and not alive:
+            return "crashed"
+        return "up"
+
+
+class Journal:
+    """An open journal; appends are atomic lines."""
+
+    def __init__(self, lab: str, fd: int) -> None:
+        self.lab = lab
+        self.fd = fd
+
+    @classmethod
+    def create(cls, lab: str, header: dict[str, Any]) -> Journal:
+        """Claim ``lab`` and write its header; refuses a lab name already claimed."""
+        directory = run_dir()
+        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        target = journal_path(lab)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        except FileExistsError:
+            raise _already(lab) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        journal = cls(lab, fd)
+        pid, start = procs.me()
+        journal.append({"op": "header", "format": FORMAT, "lab": lab, "created": time.time(),
+                        "builder": {"pid": pid, "start": start}, **header})
+        return journal
+
+    def append(self, entry: dict[str, Any]) -> None:
+        """Add one entry; it is in the file when this returns."""
+        os.write(self.fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode())
+
+    def close(self) -> None:
+        """Release the lock and the fd (the file stays: it describes a live lab)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _already(lab: str) -> LabStateError:
+    record = read(lab)
+    if record is not None and record.state == "crashed":
+        return LabStateError(
+            f"lab '{lab}' was left half-built or orphaned by a process that died",
+            hint=f"netlab down {lab} (or netlab clean) removes it",
+        )
+    if record is not None and record.state == "building":
+        return LabStateError(f"lab '{lab}' is being built by pid {record.owner[0]}")
+    return LabStateError(
+        f"lab '{lab}' is already up",
+        hint=f"netlab down {lab} first, or bring up another copy with --instance NAME",
+    )
+
+
+def read(lab: str) -> Record | None:
+    """Read lab ``lab``'s journal, or None when there is none."""
+    try:
+        raw = journal_path(lab).read_bytes()
+    except FileNotFoundError:
+        return None
+    lines = raw.split(b"\n")
+    entries: list[dict[str, Any]] = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by kill -9: what it announced never happened
+    if not entries or entries[0].get("op") != "header":
+        return Record(lab, {"op": "header", "lab": lab, "builder": {"pid": 0}}, entries)
+    return Record(lab, entries[0], entries[1:])
+
+
+def all_labs() -> list[str]:
+    """Names of every lab with a journal."""
+    directory = run_dir()
+    if not directory.is_dir():
+        return []
+    return sorted(p.name.removesuffix(".journal") for p in directory.glob("*.journal"))
+
+
+@contextlib.contextmanager
+def locked(lab: str) -> Iterator[Journal | None]:
+    """Hold the lab's lock for a teardown; yields None when the lab has no journal.
+
+    Raises when another live process holds it (an ``up`` in progress).
+    """
+    try:
+        fd = os.open(journal_path(lab), os.O_WRONLY | os.O_APPEND)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            record = read(lab)
+            pid = record.owner[0] if record else "?"
+            raise LabStateError(
+                f"lab '{lab}' is busy: pid {pid} is building or tearing it down",
+                hint="wait for it, or stop that process (Ctrl-C rolls the lab back)",
+            ) from None
+        yield Journal(lab, fd)
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)

@@ -1,0 +1,89 @@
+"""Processes by PID, never by name.
+
+A PID alone is not an identity: after a crash it may have been reused by an unrelated
+process. We pair it with the process start time from ``/proc/PID/stat`` (field 22, in clock
+ticks since boot), so "is the process that built this lab still alive?" and "may I kill this
+PID?" are answered about the right process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterable
+
+
+def start_time(pid: int) -> int | None:
+    """The start time of ``pid`` in clock ticks since boot, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    # the command name (field 2) may contain spaces and ')': split after the last ')'
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def alive(pid: int, started: int | None) -> bool:
+    """True when ``pid`` runs and is the process that started at ``started``."""
+    now = start_time(pid)
+    return now is not None and (started is None or now == started)
+
+
+def me() -> tuple[int, int]:
+    """This process's identity: (pid, start time)."""
+    pid = os.getpid()
+    started = start_time(pid)
+    assert started is not None
+    return pid, started
+
+
+def terminate(pids: Iterable[int], *, grace: float = 1.0) -> list[int]:
+    """SIGTERM ``pids``, wait up to ``grace`` seconds, SIGKILL the rest.
+
+    Returns the PIDs still alive at the end (normally none).
+
+    Bounded: returns after at most ``grace`` + 1 s whatever the processes do.
+    """
+    targets = {pid: start_time(pid) for pid in pids}
+    targets = {pid: st for pid, st in targets.items() if st is not None}
+    for pid in targets:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for sig_wait, sig in ((grace, signal.SIGKILL), (1.0, None)):
+        deadline = time.monotonic() + sig_wait
+        while time.monotonic() < deadline:
+            targets = {pid: st for pid, st in targets.items() if _still(pid, st)}
+            if not targets:
+                return []
+            time.sleep(0.01)
+        if sig is None:
+            break
+        for pid in targets:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    return list(targets)
+
+
+def _still(pid: int, started: int | None) -> bool:
+    """Alive and not a zombie we could reap."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    if not alive(pid, started):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+        return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] != b"Z"
+    except OSError:
+        return False

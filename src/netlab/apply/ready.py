@@ -1,0 +1,57 @@
+"""Wait, boundedly, until a freshly built lab is usable.
+
+"Usable" means every veth end and every STP-less bridge with ports is administratively up,
+has carrier (IFF_LOWER_UP) and operstate UP. The last one matters: until the kernel's
+linkwatch marks a device operationally up, it also has not swapped in the device's real qdisc,
+and packets sent through it are dropped by the placeholder ``noop`` qdisc. Addresses need no
+wait: IPv4 is usable at once and IPv6 addresses are added with NODAD.
+
+A bridge with STP on is left out: its ports take 2 x forward_delay to forward, which is the
+behaviour a lab with STP exists to show, not something ``up`` should hide by waiting.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
+
+from netlab.errors import ReadyTimeout
+from netlab.plan.steps import Plan
+
+
+def _not_ready(plan: Plan, sockets: dict[str, socket.socket]) -> list[str]:
+    from netlab.apply.rtnl import dump_links
+
+    missing: list[str] = []
+    for want in plan.readiness:
+        if not want.carrier:
+            continue
+        links = dump_links(sockets[want.node])
+        for ifname, index in want.carrier:
+            state = links.get(index)
+            if state is None:
+                missing.append(f"{want.node}:{ifname} (gone)")
+            elif not (state.up and state.carrier and state.operstate == "UP"):
+                flags = "up" if state.up else "down"
+                carrier = "carrier" if state.carrier else "no carrier"
+                missing.append(f"{want.node}:{ifname} ({flags}, {carrier}, operstate {state.operstate})")
+    return missing
+
+
+def wait_usable(plan: Plan, sockets: dict[str, socket.socket], timeout: float) -> None:
+    """Return once the lab is usable; raise :class:`ReadyTimeout` naming what is not."""
+    retrying = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_exponential(multiplier=0.001, min=0.001, max=0.05),
+        retry=retry_if_result(bool),
+    )
+    try:
+        retrying(_not_ready, plan, sockets)
+    except RetryError as exc:
+        missing = exc.last_attempt.result()
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise ReadyTimeout(
+            f"lab '{plan.lab}' not usable after {timeout:g}s: {shown}",
+            hint="raise --timeout, or check the exec commands of the topology",
+        ) from None

@@ -1,0 +1,332 @@
+"""The live lab: the one handle traffic, tracers, tests and the CLI work with.
+
+A :class:`Lab` is made only by :func:`up` (which builds it) or :func:`attach` (which reads the
+journal of a lab that is up). It knows its nodes, their namespaces and the topology *as data*
+(taken from the journal), never the YAML file. ``with netlab.up("bridge3") as lab:`` tears the
+lab down when the block ends, also on an exception; the journal names the holding process, so
+if that process is killed the lab shows as ``crashed`` and ``netlab clean`` removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from netlab import teardown
+from netlab.apply import journal, netns, procs
+from netlab.errors import Issue, LabStateError, NetlabError, TopologyError
+from netlab.model.names import label_problem, lab_name
+from netlab.model.topology import Topology
+from netlab.model.yamlsrc import Source
+
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Address:
+    """An address seen on a live interface."""
+
+    ifname: str
+    address: str
+    prefixlen: int
+
+    def __str__(self) -> str:
+        return f"{self.address}/{self.prefixlen}"
+
+
+@dataclass(frozen=True)
+class Interface:
+    """A live interface of a node."""
+
+    index: int
+    name: str
+    up: bool
+    carrier: bool
+    operstate: str
+    addresses: tuple[Address, ...]
+
+
+class Node:
+    """One node of a live lab: a network namespace and ways to act inside it."""
+
+    def __init__(self, lab: Lab, name: str, netns_name: str) -> None:
+        self.lab = lab
+        self.name = name
+        self.netns = netns_name
+
+    def __repr__(self) -> str:
+        return f"<Node {self.lab.name}/{self.name} netns={self.netns}>"
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = False,
+        timeout: float = 30.0,
+        input: str | None = None,  # noqa: A002 - same name as subprocess.run
+        sysfs: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` inside the node and wait; output is captured as text."""
+        return subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, input=input, check=check,
+            preexec_fn=netns.preexec(self.netns, sysfs=sysfs),  # noqa: PLW1509
+        )
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        """Start ``argv`` inside the node; ``down`` kills it if it is still running."""
+        return subprocess.Popen(list(argv), preexec_fn=netns.preexec(self.netns), **kwargs)  # noqa: PLW1509
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Run the body with this thread inside the node's namespace (sockets, /proc/sys/net)."""
+        with netns.entered(self.netns):
+            yield
+
+    def socket(self, family: int, kind: int, proto: int = 0) -> socket.socket:
+        """A socket living in the node's namespace."""
+        return netns.open_socket(self.netns, family, kind, proto)
+
+    def sysctl(self, key: str) -> str:
+        """Read a net.* sysctl as the node sees it."""
+        from netlab.apply.sysctl import read
+
+        return read(self.netns, key)
+
+    def interfaces(self) -> list[Interface]:
+        """The node's interfaces as the kernel has them now."""
+        from netlab.apply import rtnl
+
+        with contextlib.closing(rtnl.open_route_socket(self.netns)) as sock:
+            links = rtnl.dump_links(sock)
+            addrs = rtnl.dump_addresses(sock)
+        out = []
+        for index, link in sorted(links.items()):
+            mine = tuple(Address(link.ifname, a, p) for i, a, p in addrs if i == index)
+            out.append(Interface(index, link.ifname, link.up, link.carrier, link.operstate, mine))
+        return out
+
+    def addresses(self, ifname: str | None = None, version: int | None = None) -> list[str]:
+        """Configured addresses (without prefix length) from the topology, in file order."""
+        node = self.lab.topology.nodes[self.name]
+        return [
+            str(a.ip)
+            for name, iface in node.interfaces.items()
+            if ifname in (None, name) and name != "lo"
+            for a in iface.addresses
+            if version in (None, a.version)
+        ]
+
+
+class Lab:
+    """A lab that is up."""
+
+    def __init__(self, name: str, topology: Topology, netns_names: Mapping[str, str], *, owned: bool) -> None:
+        self.name = name
+        self.topology = topology
+        self.nodes = {n: Node(self, n, ns) for n, ns in netns_names.items()}
+        self._owned = owned
+        self._down = False
+
+    def __repr__(self) -> str:
+        return f"<Lab {self.name}: {', '.join(self.nodes)}>"
+
+    def node(self, name: str) -> Node:
+        """The node called ``name``; the error lists the lab's nodes."""
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise LabStateError(
+                f"lab '{self.name}' has no node '{name}' (nodes: {', '.join(self.nodes)})"
+            ) from None
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Journal a root-level object a tool made for this lab (tracefs instance, helper pid),
+        so ``down``/``clean`` remove it even if the tool's process dies."""
+        with contextlib.closing(_append_handle(self.name)) as j:
+            j.append(entry)
+
+    def down(self) -> teardown.Removal:
+        """Tear the lab down (idempotent)."""
+        if self._down:
+            return teardown.Removal(self.name)
+        self._down = True
+        return teardown.down(self.name, missing_ok=True)
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._owned:
+            self.down()
+
+    def release(self) -> None:
+        """Stop holding the lab: it stays up after this process ends (``--netlab-keep``)."""
+        self._owned = False
+        with contextlib.closing(_append_handle(self.name)) as j:
+            j.append({"op": "released"})
+
+
+def _append_handle(lab: str) -> journal.Journal:
+    import os
+
+    try:
+        fd = os.open(journal.journal_path(lab), os.O_WRONLY | os.O_APPEND)
+    except FileNotFoundError:
+        raise LabStateError(f"lab '{lab}' is not up") from None
+    return journal.Journal(lab, fd)
+
+
+def _load(topology: str | Path | Topology) -> tuple[Topology, Source | None]:
+    if isinstance(topology, Topology):
+        return topology, None
+    from netlab.model.loader import load
+
+    return load(topology if isinstance(topology, Path) else str(topology))
+
+
+def _locate(exc: NetlabError, source: Source | None) -> NetlabError:
+    """Add file:line to a step error whose step came from a known line of the topology."""
+    origin = getattr(exc, "origin", None)
+    if source is None or not origin:
+        return exc
+    pos = source.at(tuple(origin))
+    if pos is None:
+        return exc
+    exc.message = f"{pos}: {exc.message}"
+    exc.args = (exc.message,)
+    return exc
+
+
+class _Interrupted(BaseException):
+    """SIGTERM during ``up``: unwinds like Ctrl-C so the rollback runs."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise _Interrupted
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+Progress = Callable[[str], None]
+
+
+def up(
+    topology: str | Path | Topology,
+    *,
+    instance: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    hold: bool = True,
+    progress: Progress | None = None,
+) -> Lab:
+    """Build a lab from a topology (name, path or model) and return it once it is usable.
+
+    ``hold=True`` (the API default) ties the lab to this process: the ``with`` block tears it
+    down, and if the process dies the lab is ``crashed`` for ``netlab clean``. The CLI uses
+    ``hold=False``: the lab outlives ``netlab up``.
+
+    On any failure, including Ctrl-C and SIGTERM, everything created so far is removed before
+    the error propagates.
+    """
+    from netlab.apply import ready
+    from netlab.apply.runner import Runner
+    from netlab.plan import plan as make_plan
+
+    topo, source = _load(topology)
+    if instance is not None:
+        problem = label_problem("instance", instance)
+        if problem:
+            raise TopologyError([Issue(None, problem)])
+    name = lab_name(topo.name, instance)
+    netns.require_root()
+    the_plan = make_plan(topo, name)
+    started = time.monotonic()
+    header: dict[str, Any] = {
+        "source": source.file if source else None,
+        "netns": the_plan.netns,
+        "topology": topo.model_dump(mode="json"),
+    }
+    if hold:
+        pid, start = procs.me()
+        header["holder"] = {"pid": pid, "start": start}
+    record = journal.Journal.create(name, header)
+    try:
+        with _sigterm_unwinds():
+            try:
+                runner = Runner(the_plan, record, (lambda ph, d, t: progress(f"{ph.name.lower()} {d}/{t}"))
+                                if progress else None)
+                runner.run()
+                if progress:
+                    progress("waiting for carrier")
+                sockets = {n: runner.socket(n) for n in the_plan.netns}
+                try:
+                    ready.wait_usable(the_plan, sockets, timeout)
+                finally:
+                    runner.close()
+                record.append({"op": "ready", "seconds": round(time.monotonic() - started, 4)})
+            except BaseException as exc:
+                teardown.remove(journal.read(name) or journal.Record(name, header))
+                with contextlib.suppress(FileNotFoundError):
+                    journal.journal_path(name).unlink()
+                if isinstance(exc, NetlabError):
+                    raise _locate(exc, source) from None
+                if isinstance(exc, _Interrupted):
+                    raise KeyboardInterrupt from None
+                raise
+    finally:
+        record.close()
+    return Lab(name, topo, the_plan.netns, owned=hold)
+
+
+def attach(name: str) -> Lab:
+    """A handle on lab ``name``, which must be up; it is not torn down when dropped."""
+    record = journal.read(name)
+    if record is None:
+        known = ", ".join(journal.all_labs()) or "none"
+        raise LabStateError(f"no lab named '{name}' is up (labs: {known})")
+    if record.state != "up":
+        raise LabStateError(f"lab '{name}' is {record.state}", hint=f"netlab down {name} removes it")
+    topo = Topology.model_validate(record.header["topology"], strict=False)
+    return Lab(name, topo, record.header["netns"], owned=False)
+
+
+def status(name: str | None = None) -> list[dict[str, Any]]:
+    """Labs with their state, nodes, interfaces and addresses, ready for JSON."""
+    names = [name] if name else journal.all_labs()
+    out: list[dict[str, Any]] = []
+    for lab in names:
+        record = journal.read(lab)
+        if record is None:
+            raise LabStateError(f"no lab named '{lab}' is up (labs: {', '.join(journal.all_labs()) or 'none'})")
+        entry: dict[str, Any] = {"lab": lab, "state": record.state, "source": record.header.get("source"),
+                                 "nodes": []}
+        for node, ns in record.header.get("netns", {}).items():
+            item: dict[str, Any] = {"node": node, "netns": ns, "interfaces": []}
+            if record.state == "up" and netns.exists(ns):
+                handle = Node(None, node, ns)  # type: ignore[arg-type]
+                for itf in handle.interfaces():
+                    item["interfaces"].append({
+                        "name": itf.name, "index": itf.index, "up": itf.up, "carrier": itf.carrier,
+                        "operstate": itf.operstate, "addresses": [str(a) for a in itf.addresses],
+                    })
+            entry["nodes"].append(item)
+        out.append(entry)
+    return out

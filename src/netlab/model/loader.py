@@ -1,0 +1,163 @@
+"""From a name or a path to a validated :class:`Topology`, or located errors.
+
+``netlab up bridge3`` looks for ``bridge3.yaml`` in, in order: ``./topologies``, each directory
+of ``$NETLAB_PATH`` (colon-separated) and the topologies shipped with netlab. Anything that
+contains a ``/`` or ends in ``.yaml``/``.yml`` is taken as a path.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from netlab.errors import Issue, TopologyError
+from netlab.model import validate
+from netlab.model.topology import Topology
+from netlab.model.yamlsrc import PathKey, Source, parse, parse_file
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def search_path() -> list[Path]:
+    """Directories searched for ``NAME.yaml``, first match wins."""
+    dirs = [Path.cwd() / "topologies"]
+    dirs += [Path(p) for p in os.environ.get("NETLAB_PATH", "").split(":") if p]
+    shipped = [_PACKAGE_DIR / "_topologies", _PACKAGE_DIR.parent.parent / "topologies"]
+    dirs += [d for d in shipped if d.is_dir()]
+    seen: list[Path] = []
+    for d in dirs:
+        if d not in seen:
+            seen.append(d)
+    return seen
+
+
+def available() -> dict[str, Path]:
+    """Every topology name reachable through the search path."""
+    found: dict[str, Path] = {}
+    for d in search_path():
+        for f in sorted(d.glob("*.yaml")):
+            found.setdefault(f.stem, f)
+    return found
+
+
+def resolve(ref: str) -> Path:
+    """The file ``ref`` names: a path, or a topology name on the search path."""
+    if "/" in ref or ref.endswith((".yaml", ".yml")):
+        path = Path(ref)
+        if not path.is_file():
+            raise TopologyError([Issue(None, f"{ref}: no such topology file")])
+        return path
+    for d in search_path():
+        candidate = d / f"{ref}.yaml"
+        if candidate.is_file():
+            return candidate
+    names = ", ".join(sorted(available())) or "none"
+    raise TopologyError(
+        [Issue(None, f"no topology named '{ref}' (searched {', '.join(map(str, search_path()))}; known: {names})")]
+    )
+
+
+def _type_at(root: type[BaseModel], loc: PathKey) -> Any:
+    """The annotation reached by walking ``loc`` through the models (for 'known keys' hints)."""
+    current: Any = root
+    for seg in loc:
+        while True:
+            origin = typing.get_origin(current)
+            if origin in (typing.Union, types.UnionType):
+                args = [a for a in typing.get_args(current) if a is not type(None)]
+                current = args[0]
+            elif origin is typing.Annotated:
+                current = typing.get_args(current)[0]
+            else:
+                break
+        origin = typing.get_origin(current)
+        if isinstance(current, type) and issubclass(current, BaseModel) and isinstance(seg, str):
+            field = current.model_fields.get(seg)
+            if field is None:
+                return None
+            current = field.annotation
+        elif origin is dict:
+            current = typing.get_args(current)[1]
+        elif origin in (list, tuple):
+            current = typing.get_args(current)[0]
+        else:
+            return None
+    return current
+
+
+_TYPE_NAMES = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "list_type": "a list",
+}
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _issue_from(err: Any, source: Source) -> Issue:
+    loc: PathKey = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent = _type_at(Topology, loc[:-1])
+        allowed = ", ".join(parent.model_fields) if isinstance(parent, type) and issubclass(parent, BaseModel) else ""
+        msg = f"unknown key '{loc[-1]}'" + (f" (expected one of: {allowed})" if allowed else "")
+        return Issue(source.at(loc, key=True), msg)
+    where = ".".join(str(p) for p in loc) or "document"
+    if kind == "missing":
+        return Issue(source.at(loc[:-1]), f"missing required key '{loc[-1]}'")
+    if kind in _TYPE_NAMES:
+        return Issue(source.at(loc), f"{where}: expected {_TYPE_NAMES[kind]}, got {_describe(err.get('input'))}")
+    if kind == "value_error":
+        message = str(err["msg"]).removeprefix("Value error, ")
+        return Issue(source.at(loc), message)
+    if kind in ("too_short", "too_long") and loc and loc[-1] == "endpoints":
+        return Issue(source.at(loc), "a link has exactly two endpoints, e.g. [ns1:veth1, ns2:veth2]")
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return Issue(source.at(loc), f"{where}: {err.get('input')!r} is not one of {expected}")
+    return Issue(source.at(loc), f"{where}: {str(err['msg']).lower()}")
+
+
+def from_source(source: Source) -> Topology:
+    """Validate parsed YAML: shape first, then cross-references; all issues at once."""
+    if not isinstance(source.data, dict):
+        raise TopologyError([Issue(source.at(()), "a topology is a mapping with name, nodes and links")])
+    try:
+        topo = Topology.model_validate(source.data)
+    except ValidationError as exc:
+        raise TopologyError([_issue_from(e, source) for e in exc.errors()]) from None
+    findings = validate.check(topo)
+    if findings:
+        raise TopologyError([Issue(source.at(path), msg) for path, msg in findings])
+    return topo
+
+
+def load(ref: str | Path) -> tuple[Topology, Source]:
+    """Load and validate a topology by name or path."""
+    path = ref if isinstance(ref, Path) else resolve(ref)
+    source = parse_file(path)
+    return from_source(source), source
+
+
+def load_text(text: str, file: str = "<string>") -> tuple[Topology, Source]:
+    """Load a topology given as YAML text (tests, generated labs)."""
+    source = parse(text, file)
+    return from_source(source), source

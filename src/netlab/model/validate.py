@@ -1,0 +1,302 @@
+"""Rules that tie one part of a topology to another.
+
+The pydantic models check each value on its own; these checks need the whole picture: that a
+link's endpoint names a node that exists, that a bridge port is a veth end of the same node,
+that a gateway sits in a subnet the node is attached to. Each rule yields ``(path, message)``
+pairs; the loader turns paths into file positions. A rule never stops at its first finding, so
+a user fixes a file in one round rather than one error per run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from netlab.model.topology import Endpoint, Route, Topology
+from netlab.model.yamlsrc import PathKey
+
+Finding = tuple[PathKey, str]
+Rule = Callable[[Topology], Iterator[Finding]]
+
+SYSCTL_ROOT = Path("/proc/sys")
+_IFACE_SYSCTL_DIRS = ("net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.neigh.", "net.ipv6.neigh.")
+
+
+def _known(names: object) -> str:
+    items = sorted(str(n) for n in names)  # type: ignore[attr-defined]
+    return ", ".join(items) if items else "none"
+
+
+def _veth_ends(topo: Topology) -> dict[str, dict[str, PathKey]]:
+    """node -> {ifname: path of the endpoint that creates it}."""
+    ends: dict[str, dict[str, PathKey]] = {n: {} for n in topo.nodes}
+    for li, link in enumerate(topo.links):
+        for ei, ep in enumerate(link.endpoints):
+            if ep.node in ends:
+                ends[ep.node].setdefault(ep.ifname, ("links", li, "endpoints", ei))
+    return ends
+
+
+def endpoints_exist(topo: Topology) -> Iterator[Finding]:
+    """A link endpoint must name a node of this topology."""
+    for li, link in enumerate(topo.links):
+        a, b = link.endpoints
+        for ei, ep in enumerate(link.endpoints):
+            if ep.node not in topo.nodes:
+                yield (
+                    ("links", li, "endpoints", ei),
+                    f"link endpoint '{ep}' names unknown node '{ep.node}' (nodes: {_known(topo.nodes)})",
+                )
+        if a == b:
+            yield ("links", li, "endpoints"), f"link connects '{a}' to itself"
+
+
+def unique_interfaces(topo: Topology) -> Iterator[Finding]:
+    """An interface name is created once per node: by one link end or one bridge."""
+    seen: dict[tuple[str, str], str] = {}
+    for li, link in enumerate(topo.links):
+        for ei, ep in enumerate(link.endpoints):
+            if ep.ifname == "lo":
+                yield ("links", li, "endpoints", ei), f"'{ep}': 'lo' already exists in every node"
+                continue
+            key = (ep.node, ep.ifname)
+            if key in seen:
+                yield (
+                    ("links", li, "endpoints", ei),
+                    f"interface '{ep.ifname}' of node '{ep.node}' is defined twice (also by {seen[key]})",
+                )
+            seen[key] = f"link {li + 1}"
+    for node_name, node in topo.nodes.items():
+        for br in node.bridges:
+            key = (node_name, br)
+            if br == "lo" or key in seen:
+                other = "every node" if br == "lo" else seen[key]
+                yield (
+                    ("nodes", node_name, "bridges", br),
+                    f"bridge '{br}' of node '{node_name}' reuses an interface name (also {other})",
+                )
+            seen[key] = f"bridge {br}"
+
+
+def interfaces_exist(topo: Topology) -> Iterator[Finding]:
+    """Settings under ``interfaces:`` must refer to an interface the lab creates (or lo)."""
+    ends = _veth_ends(topo)
+    for node_name, node in topo.nodes.items():
+        known = set(ends[node_name]) | set(node.bridges) | {"lo"}
+        for ifname in node.interfaces:
+            if ifname not in known:
+                yield (
+                    ("nodes", node_name, "interfaces", ifname),
+                    f"unknown interface '{ifname}' on node '{node_name}'; a link endpoint or a bridge"
+                    f" must create it (known: {_known(known)})",
+                )
+
+
+def bridge_ports(topo: Topology) -> Iterator[Finding]:
+    """Bridge ports are veth ends of the same node, each in at most one bridge, unaddressed."""
+    ends = _veth_ends(topo)
+    for node_name, node in topo.nodes.items():
+        owner: dict[str, str] = {}
+        for br_name, bridge in node.bridges.items():
+            for pi, port in enumerate(bridge.ports):
+                path: PathKey = ("nodes", node_name, "bridges", br_name, "ports", pi)
+                if port not in ends[node_name]:
+                    yield path, (
+                        f"unknown bridge port '{port}' of bridge '{br_name}': node '{node_name}' has"
+                        f" no link endpoint of that name (endpoints: {_known(ends[node_name])})"
+                    )
+                elif port in owner:
+                    yield path, f"interface '{port}' is already a port of bridge '{owner[port]}'"
+                else:
+                    owner[port] = br_name
+                    if node.interfaces.get(port) and node.interfaces[port].addresses:
+                        yield (
+                            ("nodes", node_name, "interfaces", port, "addresses"),
+                            f"'{port}' is a port of bridge '{br_name}'; put its address on the bridge",
+                        )
+            if bridge.forward_delay is not None and not bridge.stp:
+                yield (
+                    ("nodes", node_name, "bridges", br_name, "forward_delay"),
+                    "forward_delay only matters with stp: true",
+                )
+            if bridge.group_fwd_mask is not None and bridge.group_fwd_mask & 0x7:
+                yield (
+                    ("nodes", node_name, "bridges", br_name, "group_fwd_mask"),
+                    "group_fwd_mask bits 0-2 (STP, pause frames, LACP) cannot be forwarded by a Linux bridge",
+                )
+
+
+def addresses(topo: Topology) -> Iterator[Finding]:
+    """No address twice in a lab; no IPv6 when the lab disables it."""
+    seen: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
+    for node_name, node in topo.nodes.items():
+        for ifname, iface in node.interfaces.items():
+            for ai, addr in enumerate(iface.addresses):
+                path: PathKey = ("nodes", node_name, "interfaces", ifname, "addresses", ai)
+                if addr.version == 6 and not topo.ipv6:
+                    yield path, f"IPv6 address {addr} but the lab sets ipv6: false"
+                if addr.ip in seen:
+                    yield path, f"duplicate address {addr.ip} (also on {seen[addr.ip]})"
+                else:
+                    seen[addr.ip] = f"{node_name}:{ifname}"
+
+
+def unique_macs(topo: Topology) -> Iterator[Finding]:
+    """Two interfaces with one MAC make bridges flap; refuse it."""
+    seen: dict[str, str] = {}
+    for node_name, node in topo.nodes.items():
+        sources = [(ifname, iface.mac, ("interfaces", ifname, "mac")) for ifname, iface in node.interfaces.items()]
+        sources += [(br, b.mac, ("bridges", br, "mac")) for br, b in node.bridges.items()]
+        for ifname, mac, sub in sources:
+            if mac is None:
+                continue
+            if mac in seen:
+                yield ("nodes", node_name, *sub), f"duplicate MAC address {mac} (also on {seen[mac]})"
+            else:
+                seen[mac] = f"{node_name}:{ifname}"
+
+
+def _route_family(route: Route) -> int | None:
+    if route.to != "default":
+        return route.to.version  # type: ignore[union-attr]
+    return route.via.version if route.via else None
+
+
+def routes(topo: Topology) -> Iterator[Finding]:
+    """A gateway must sit in a subnet of the node; dev must exist; no route twice."""
+    ends = _veth_ends(topo)
+    for node_name, node in topo.nodes.items():
+        known = set(ends[node_name]) | set(node.bridges) | {"lo"}
+        connected = [
+            (ifname, addr.network)
+            for ifname, iface in node.interfaces.items()
+            for addr in iface.addresses
+        ]
+        seen: set[tuple[str, int | None, int | None]] = set()
+        for ri, route in enumerate(node.routes):
+            path: PathKey = ("nodes", node_name, "routes", ri)
+            family = _route_family(route)
+            key = (str(route.to), family, route.metric)
+            if key in seen:
+                yield path, f"route to {route.to} is defined twice on node '{node_name}'"
+            seen.add(key)
+            if route.type != "unicast":
+                if route.via or route.dev:
+                    yield path, f"a {route.type} route takes neither via nor dev"
+                continue
+            if route.via is None and route.dev is None:
+                yield path, f"route to {route.to} needs via (a gateway) or dev (an interface)"
+                continue
+            if route.to != "default" and route.via and route.to.version != route.via.version:  # type: ignore[union-attr]
+                yield (*path, "via"), f"gateway {route.via} is not of the same IP version as {route.to}"
+                continue
+            if route.dev is not None and route.dev not in known:
+                yield (*path, "dev"), f"route dev '{route.dev}' is not an interface of node '{node_name}'"
+                continue
+            if route.via is not None:
+                on = [ifn for ifn, net in connected if route.via in net and (route.dev in (None, ifn))]
+                if not on:
+                    nets = ", ".join(f"{n} ({i})" for i, n in connected) or "none"
+                    yield (*path, "via"), (
+                        f"gateway {route.via} is unreachable from node '{node_name}': it is in none of"
+                        f" the node's subnets ({nets})"
+                    )
+
+
+def _sysctl_path(key: str) -> Path:
+    return SYSCTL_ROOT.joinpath(*key.split("."))
+
+
+def sysctls(topo: Topology) -> Iterator[Finding]:
+    """Only per-namespace (net.*) sysctls, and only ones this kernel has."""
+    ends = _veth_ends(topo)
+    for node_name, node in topo.nodes.items():
+        known = set(ends[node_name]) | set(node.bridges) | {"lo", "all", "default"}
+        for key in node.sysctls:
+            path: PathKey = ("nodes", node_name, "sysctls", key)
+            if not key.startswith("net.") or ".." in key or "/" in key:
+                yield path, (
+                    f"sysctl '{key}' is not per network namespace; a lab may only set net.* sysctls"
+                    " (anything else would change the host)"
+                )
+                continue
+            probe = key
+            for prefix in _IFACE_SYSCTL_DIRS:
+                if key.startswith(prefix):
+                    ifname, _, leaf = key[len(prefix):].partition(".")
+                    if ifname not in known:
+                        yield path, f"sysctl '{key}' names interface '{ifname}', which node '{node_name}' does not have"
+                        probe = ""
+                    else:
+                        probe = f"{prefix}all.{leaf}" if ifname != "default" else key
+                    break
+            if probe and not _sysctl_path(probe).exists():
+                yield path, f"unknown sysctl '{key}': this kernel has no /proc/sys/{probe.replace('.', '/')}"
+
+
+def iptables(topo: Topology) -> Iterator[Finding]:
+    """Lines are iptables-restore rules or policies; netlab writes the *table/COMMIT frame."""
+    for node_name, node in topo.nodes.items():
+        for family in ("iptables", "ip6tables"):
+            tables: dict[str, list[str]] = getattr(node, family)
+            if family == "ip6tables" and tables and not topo.ipv6:
+                yield ("nodes", node_name, family), "ip6tables rules but the lab sets ipv6: false"
+            for table, lines in tables.items():
+                for i, line in enumerate(lines):
+                    path: PathKey = ("nodes", node_name, family, table, i)
+                    text = line.strip()
+                    if "\n" in text:
+                        yield path, "one rule per list item; this one spans several lines"
+                    elif text.upper() == "COMMIT" or text.startswith("*"):
+                        yield path, f"'{text}': leave out '*{table}' and COMMIT, netlab adds them"
+                    elif not (text.startswith(":") or text.startswith("-")):
+                        yield path, (
+                            f"'{text}' is not an iptables-restore line: expected a policy"
+                            " (':FORWARD DROP') or a rule ('-A FORWARD -i br0 -j ACCEPT')"
+                        )
+
+
+def exec_commands(topo: Topology) -> Iterator[Finding]:
+    """Commands must parse like a shell command line (they are split, never given to a shell)."""
+    import shlex
+
+    for node_name, node in topo.nodes.items():
+        for i, cmd in enumerate(node.exec):
+            try:
+                argv = shlex.split(cmd)
+            except ValueError as exc:
+                yield ("nodes", node_name, "exec", i), f"cannot split command '{cmd}': {exc}"
+                continue
+            if not argv:
+                yield ("nodes", node_name, "exec", i), "empty command"
+
+
+RULES: tuple[Rule, ...] = (
+    endpoints_exist,
+    unique_interfaces,
+    interfaces_exist,
+    bridge_ports,
+    addresses,
+    unique_macs,
+    routes,
+    sysctls,
+    iptables,
+    exec_commands,
+)
+
+
+def check(topo: Topology) -> list[Finding]:
+    """Every cross-reference problem of ``topo``, in rule order."""
+    return [finding for rule in RULES for finding in rule(topo)]
+
+
+def endpoint_of(topo: Topology, node: str, ifname: str) -> tuple[Endpoint, Endpoint] | None:
+    """The link that creates ``node:ifname``, as (this end, other end)."""
+    for link in topo.links:
+        a, b = link.endpoints
+        if (a.node, a.ifname) == (node, ifname):
+            return a, b
+        if (b.node, b.ifname) == (node, ifname):
+            return b, a
+    return None

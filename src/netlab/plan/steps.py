@@ -1,0 +1,258 @@
+"""The steps a lab is built from: plain data, each saying what it does and how it is undone.
+
+A step knows nothing of netlink or subprocesses; :mod:`netlab.apply` gives each kind of step
+its effect. Steps run in :class:`Phase` order, and within a phase node by node, which is what
+lets the applier send a node's netlink steps of one phase as a single batch.
+
+Undo is explicit but mostly implied: everything except the namespace itself lives *inside* a
+namespace, so deleting the namespace undoes it. That is why teardown needs only the journal's
+list of namespaces, and why a half-built lab can always be removed.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+ModelPath = tuple[str | int, ...]
+
+
+class Phase(enum.IntEnum):
+    """Build order. Values are stable: they appear in dry-run output."""
+
+    NAMESPACES = 1
+    EARLY_SYSCTLS = 2   # before interfaces exist, so 'default' settings apply to them
+    LOOPBACK = 3
+    FIREWALL = 4        # early: a bad rule fails before the expensive part
+    LINKS = 5
+    LINK_CONFIG = 6
+    LATE_SYSCTLS = 7    # settings of interfaces created in LINKS
+    ROUTES = 8
+    COMMANDS = 9
+
+
+@dataclass(frozen=True)
+class Step:
+    """One action inside one node."""
+
+    node: str
+    phase: ClassVar[Phase]
+    #: where in the topology this step comes from, to locate errors in the file
+    origin: ModelPath = field(default=(), kw_only=True, compare=False)
+
+    def describe(self) -> str:  # pragma: no cover - every subclass overrides
+        """One line for the dry run and for error messages."""
+        raise NotImplementedError
+
+    def undo(self, netns: str) -> str:
+        """How this step is undone, for the dry run."""
+        return f"removed with namespace {netns}"
+
+
+@dataclass(frozen=True)
+class CreateNamespace(Step):
+    """The node's network namespace."""
+
+    netns: str
+    phase: ClassVar[Phase] = Phase.NAMESPACES
+
+    def describe(self) -> str:
+        return f"create network namespace {self.netns}"
+
+    def undo(self, netns: str) -> str:
+        return f"kill processes left in {netns}, unmount /run/netns/{netns}"
+
+
+@dataclass(frozen=True)
+class WriteSysctl(Step):
+    """A net.* sysctl, written inside the node's namespace."""
+
+    key: str
+    value: str
+    late: bool = False
+
+    @property
+    def phase(self) -> Phase:  # type: ignore[override]
+        return Phase.LATE_SYSCTLS if self.late else Phase.EARLY_SYSCTLS
+
+    def describe(self) -> str:
+        return f"sysctl {self.key}={self.value}"
+
+
+@dataclass(frozen=True)
+class SetLoopback(Step):
+    """Bring ``lo`` up and mark the namespace as the lab's (ifalias, seen by ``clean``)."""
+
+    marker: str
+    phase: ClassVar[Phase] = Phase.LOOPBACK
+
+    def describe(self) -> str:
+        return f"lo up, alias '{self.marker}'"
+
+
+@dataclass(frozen=True)
+class RestoreFirewall(Step):
+    """iptables-restore (or ip6tables-restore) of one generated ruleset."""
+
+    family: Literal[4, 6]
+    text: str
+    #: model path of each line of ``text`` (None for the '*table' and COMMIT lines we add)
+    line_origins: tuple[ModelPath | None, ...] = ()
+    phase: ClassVar[Phase] = Phase.FIREWALL
+
+    def describe(self) -> str:
+        tool = "iptables-restore" if self.family == 4 else "ip6tables-restore"
+        rules = sum(1 for o in self.line_origins if o is not None)
+        return f"{tool} -w ({rules} lines)"
+
+
+@dataclass(frozen=True)
+class CreateBridge(Step):
+    """A Linux bridge."""
+
+    ifname: str
+    ifindex: int
+    stp: bool
+    forward_delay: float | None = None
+    group_fwd_mask: int | None = None
+    nf_call_iptables: bool | None = None
+    nf_call_ip6tables: bool | None = None
+    mac: str | None = None
+    mtu: int | None = None
+    phase: ClassVar[Phase] = Phase.LINKS
+
+    def describe(self) -> str:
+        extra = " stp" if self.stp else ""
+        if self.nf_call_iptables is not None:
+            extra += f" nf_call_iptables={int(self.nf_call_iptables)}"
+        if self.group_fwd_mask is not None:
+            extra += f" group_fwd_mask={self.group_fwd_mask:#x}"
+        return f"bridge {self.ifname} (ifindex {self.ifindex}){extra}, up"
+
+
+@dataclass(frozen=True)
+class CreateVeth(Step):
+    """A veth pair: this end in ``node``, the peer created directly in ``peer_node``."""
+
+    ifname: str
+    ifindex: int
+    peer_node: str
+    peer_netns: str
+    peer_ifname: str
+    peer_ifindex: int
+    mac: str | None = None
+    mtu: int | None = None
+    master_ifindex: int | None = None
+    peer_mac: str | None = None
+    peer_mtu: int | None = None
+    phase: ClassVar[Phase] = Phase.LINKS
+
+    def describe(self) -> str:
+        master = f", port of ifindex {self.master_ifindex}" if self.master_ifindex else ""
+        return f"veth {self.ifname} (ifindex {self.ifindex}{master}) <-> {self.peer_node}:{self.peer_ifname} (ifindex {self.peer_ifindex}), up"
+
+
+@dataclass(frozen=True)
+class SetLink(Step):
+    """Bring up a veth peer end (it cannot be created up), optionally enslave it to a bridge."""
+
+    ifname: str
+    ifindex: int
+    master_ifindex: int | None = None
+    phase: ClassVar[Phase] = Phase.LINK_CONFIG
+
+    def describe(self) -> str:
+        master = f", port of ifindex {self.master_ifindex}" if self.master_ifindex else ""
+        return f"{self.ifname} up{master}"
+
+
+@dataclass(frozen=True)
+class AddAddress(Step):
+    """An address on an interface (IPv6 without DAD, so it is usable at once)."""
+
+    ifname: str
+    ifindex: int
+    address: IPInterface
+    phase: ClassVar[Phase] = Phase.LINK_CONFIG
+
+    def describe(self) -> str:
+        return f"address {self.address} on {self.ifname}"
+
+
+@dataclass(frozen=True)
+class AddRoute(Step):
+    """A route in the main table."""
+
+    to: IPNetwork
+    type: Literal["unicast", "blackhole", "unreachable", "prohibit"] = "unicast"
+    via: IPAddress | None = None
+    dev: str | None = None
+    dev_ifindex: int | None = None
+    metric: int | None = None
+    phase: ClassVar[Phase] = Phase.ROUTES
+
+    def describe(self) -> str:
+        to = "default" if self.to.prefixlen == 0 else str(self.to)
+        parts = [f"route {to}" if self.type == "unicast" else f"route {self.type} {to}"]
+        if self.via:
+            parts.append(f"via {self.via}")
+        if self.dev:
+            parts.append(f"dev {self.dev}")
+        if self.metric is not None:
+            parts.append(f"metric {self.metric}")
+        if self.to.version == 6 and self.to.prefixlen == 0:
+            parts[0] = parts[0].replace("default", "default (IPv6)")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class RunCommand(Step):
+    """A command run to completion inside the node (tc, ethtool, ...)."""
+
+    argv: tuple[str, ...]
+    phase: ClassVar[Phase] = Phase.COMMANDS
+
+    def describe(self) -> str:
+        import shlex
+
+        return f"run {shlex.join(self.argv)}"
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What 'usable' means for one node: these interfaces up with carrier."""
+
+    node: str
+    carrier: tuple[tuple[str, int], ...]  # (ifname, ifindex)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything needed to build one lab, in order; derived purely from a topology."""
+
+    lab: str
+    netns: dict[str, str]
+    steps: tuple[Step, ...]
+    readiness: tuple[Readiness, ...]
+    ifindex: dict[tuple[str, str], int]
+
+    def ordered(self) -> list[Step]:
+        """Steps in execution order: by phase, then node order, then as planned."""
+        nodes = list(self.netns)
+        return sorted(self.steps, key=lambda s: (s.phase, nodes.index(s.node)))
+
+    def render(self) -> str:
+        """The dry run: every step with its phase and undo."""
+        out = [f"plan for lab {self.lab}: {len(self.netns)} namespaces, {len(self.steps)} steps"]
+        for step in self.ordered():
+            ns = self.netns[step.node]
+            out.append(f"  [{step.phase.name.lower():>13}] {step.node}: {step.describe()}")
+            if isinstance(step, CreateNamespace):
+                out.append(f"  {'':>15}  undo: {step.undo(ns)}")
+        out.append("  undo of every other step: removed with its namespace")
+        return "\n".join(out)

@@ -1,0 +1,159 @@
+"""Undo from the journal: what a lab recorded is exactly what it removes.
+
+``down`` kills the processes still running inside the lab's namespaces (found by namespace
+membership, killed by PID), removes tracefs instances and helper processes the lab's tracers
+recorded, then unmounts the namespaces; the kernel deletes every veth, bridge, route and rule
+inside them. A namespace is removed only if its inode is still the one the journal recorded
+(or, when a ``kill -9`` struck between creating it and recording the inode, if it carries the
+lab's ownership mark), so a namespace someone else made under the same name is left alone.
+
+Everything here is idempotent and imports no netlink library: ``netlab down`` of a 51-node
+lab takes a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netlab.apply import journal, netns, procs
+from netlab.errors import LabStateError
+
+
+@dataclass
+class Removal:
+    """What a teardown did, for the CLI to report."""
+
+    lab: str
+    namespaces: list[str] = field(default_factory=list)
+    killed: list[int] = field(default_factory=list)
+    instances: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _owned(name: str, record: journal.Record) -> bool:
+    """Is namespace ``name`` (listed in the record) really this lab's?"""
+    current = netns.inode(name)
+    if current is None:
+        return False
+    recorded = record.netns_inodes.get(name)
+    if recorded is not None:
+        return recorded == current
+    return _has_marker(name, record.lab)
+
+
+def _has_marker(name: str, lab: str) -> bool:
+    """Does lo inside ``name`` carry the mark :class:`~netlab.plan.steps.SetLoopback` leaves?"""
+    from netlab.apply import rtnl
+    from netlab.plan.planner import marker
+
+    try:
+        with contextlib.closing(rtnl.open_route_socket(name)) as sock:
+            return rtnl.link_alias(sock, 1) == marker(lab)
+    except OSError:
+        return False
+
+
+def remove(record: journal.Record) -> Removal:
+    """Remove everything ``record`` lists that still exists and is the lab's own."""
+    result = Removal(record.lab)
+    names = [n for n in record.netns if _owned(n, record)]
+    result.skipped = [n for n in record.netns if n not in names and netns.exists(n)]
+    in_lab = netns.pids_in(names)
+    result.killed = [pid for pids in in_lab.values() for pid in pids]
+    survivors = procs.terminate(result.killed)
+    for entry in record.of("pid"):
+        if procs.alive(entry["pid"], entry.get("start")):
+            survivors += procs.terminate([entry["pid"]])
+            result.killed.append(entry["pid"])
+    for entry in record.of("tracefs"):
+        instance = Path(entry["path"])
+        with contextlib.suppress(FileNotFoundError):
+            _remove_instance(instance)
+            result.instances.append(instance.name)
+    for name in reversed(names):
+        if netns.remove(name):
+            result.namespaces.append(name)
+    if survivors:
+        raise LabStateError(f"lab '{record.lab}': processes {survivors} survived SIGKILL; namespaces kept")
+    return result
+
+
+def _remove_instance(instance: Path) -> None:
+    """rmdir a tracefs instance; tracing must be off in it first or rmdir says EBUSY."""
+    for _ in range(50):
+        try:
+            instance.rmdir()
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            with contextlib.suppress(OSError):
+                (instance / "tracing_on").write_text("0")
+            with contextlib.suppress(OSError):
+                (instance / "events" / "enable").write_text("0")
+    instance.rmdir()
+
+
+def down(lab: str, *, missing_ok: bool = False) -> Removal:
+    """Tear lab ``lab`` down; raises :class:`LabStateError` if there is no such lab."""
+    with journal.locked(lab) as held:
+        record = journal.read(lab)
+        if held is None or record is None:
+            if missing_ok:
+                return Removal(lab)
+            known = ", ".join(journal.all_labs()) or "none"
+            raise LabStateError(f"no lab named '{lab}' is up (labs: {known})", hint="netlab status lists labs")
+        result = remove(record)
+        with contextlib.suppress(FileNotFoundError):
+            journal.journal_path(lab).unlink()
+        return result
+
+
+def clean(*, everything: bool = False) -> list[Removal]:
+    """Remove labs whose builder or holder died (``everything``: all labs).
+
+    Labs that are up and healthy, and labs being built right now, are left alone.
+    """
+    removed: list[Removal] = []
+    for lab in journal.all_labs():
+        record = journal.read(lab)
+        if record is None:
+            continue
+        state = record.state
+        if state == "building" or (state == "up" and not everything):
+            continue
+        try:
+            removed.append(down(lab, missing_ok=True))
+        except LabStateError:
+            continue  # busy: someone else is tearing it down right now
+    return removed
+
+
+def leftover_instances(prefix: str = "netlab_") -> list[Path]:
+    """tracefs instances named like ours whose owning process (pid in the name) is dead."""
+    root = Path("/sys/kernel/tracing/instances")
+    found: list[Path] = []
+    if not root.is_dir():
+        return found
+    for inst in root.iterdir():
+        if not inst.name.startswith(prefix):
+            continue
+        parts = inst.name.split("_")
+        with contextlib.suppress(ValueError, IndexError):
+            pid, start = int(parts[1]), int(parts[2])
+            if not procs.alive(pid, start):
+                found.append(inst)
+    return found
+
+
+def clean_instances() -> list[str]:
+    """Remove tracefs instances of dead netlab processes."""
+    removed = []
+    for inst in leftover_instances():
+        with contextlib.suppress(OSError):
+            _remove_instance(inst)
+            removed.append(inst.name)
+    return removed
