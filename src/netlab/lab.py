@@ -126,6 +126,13 @@ class Node:
         ]
 
 
+class _NoInterface:
+    addresses: tuple[()] = ()
+
+
+_NO_IFACE = _NoInterface()
+
+
 class Lab:
     """A lab that is up."""
 
@@ -147,6 +154,22 @@ class Lab:
             raise LabStateError(
                 f"lab '{self.name}' has no node '{name}' (nodes: {', '.join(self.nodes)})"
             ) from None
+
+    def summary(self) -> dict[str, Any]:
+        """The lab as built (from its topology, which ``up`` verified), ready for JSON.
+
+        Cheaper than :func:`status`, which asks the kernel: used right after ``up``.
+        """
+        nodes = []
+        for name, node in self.nodes.items():
+            spec = self.topology.nodes[name]
+            created = [ep.ifname for link in self.topology.links for ep in link.endpoints if ep.node == name]
+            interfaces = [
+                {"name": ifname, "addresses": [str(a) for a in spec.interfaces.get(ifname, _NO_IFACE).addresses]}
+                for ifname in [*spec.bridges, *created]
+            ]
+            nodes.append({"node": name, "netns": node.netns, "interfaces": interfaces})
+        return {"lab": self.name, "state": "up", "nodes": nodes}
 
     def record(self, entry: dict[str, Any]) -> None:
         """Journal a root-level object a tool made for this lab (tracefs instance, helper pid),
@@ -198,7 +221,7 @@ def _locate(exc: NetlabError, source: Source | None) -> NetlabError:
     origin = getattr(exc, "origin", None)
     if source is None or not origin:
         return exc
-    pos = source.at(tuple(origin))
+    pos = source.at(tuple(origin), key=True)
     if pos is None:
         return exc
     exc.message = f"{pos}: {exc.message}"

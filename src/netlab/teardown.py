@@ -6,6 +6,8 @@ recorded, then unmounts the namespaces; the kernel deletes every veth, bridge, r
 inside them. A namespace is removed only if its inode is still the one the journal recorded
 (or, when a ``kill -9`` struck between creating it and recording the inode, if it carries the
 lab's ownership mark), so a namespace someone else made under the same name is left alone.
+The journal records the inode before the namespace is pinned, so a ``kill -9`` can at worst
+leave an empty placeholder file the journal announced, which is removed too.
 
 Everything here is idempotent and imports no netlink library: ``netlab down`` of a 51-node
 lab takes a few milliseconds.
@@ -59,6 +61,9 @@ def _has_marker(name: str, lab: str) -> bool:
 def remove(record: journal.Record) -> Removal:
     """Remove everything ``record`` lists that still exists and is the lab's own."""
     result = Removal(record.lab)
+    for name in record.netns:
+        if netns.is_placeholder(name):  # announced by the journal, killed before the mount
+            netns.path(name).unlink(missing_ok=True)
     names = [n for n in record.netns if _owned(n, record)]
     result.skipped = [n for n in record.netns if n not in names and netns.exists(n)]
     in_lab = netns.pids_in(names)

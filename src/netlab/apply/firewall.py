@@ -28,6 +28,20 @@ class RestoreFailed(Exception):
         self.origin = origin
 
 
+def _culprit(step: RestoreFirewall, line: int, stderr: str) -> int:
+    """The line to blame. The nf_tables backend checks some things (a jump to a chain that does
+    not exist) only at COMMIT and blames that line; then blame the rule naming the quoted
+    object instead."""
+    lines = step.text.splitlines()
+    if not 1 <= line <= len(lines) or lines[line - 1] != "COMMIT":
+        return line
+    for name in re.findall(r"'([^']+)'", stderr):
+        for i in range(line - 1, 0, -1):
+            if step.line_origins[i - 1] is not None and re.search(rf"(^|\s){re.escape(name)}(\s|$)", lines[i - 1]):
+                return i
+    return line
+
+
 def restore(netns: str, step: RestoreFirewall) -> None:
     """Load ``step``'s ruleset into ``netns`` atomically (all of it or nothing)."""
     tool = "iptables-restore" if step.family == 4 else "ip6tables-restore"
@@ -49,10 +63,10 @@ def restore(netns: str, step: RestoreFirewall) -> None:
     origin = None
     match = _LINE_RE.search(proc.stderr)
     if match:
-        n = int(match.group(1))
+        n = _culprit(step, int(match.group(1)), proc.stderr)
         if 1 <= n <= len(step.line_origins):
             origin = step.line_origins[n - 1]
-            rule = step.text.splitlines()[n - 1]
-            lines.append(f"rule: {rule}")
+            lines = [ln for ln in lines if not ln.startswith("Error occurred at line")]
+            lines.append(f"rule: {step.text.splitlines()[n - 1]}")
     message = "; ".join(_VERSION_RE.sub("", ln) for ln in lines) or f"exited {proc.returncode}"
     raise RestoreFailed(f"{tool}: {message}", origin)

@@ -22,6 +22,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import signal
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -102,9 +103,35 @@ def inode(name: str) -> int | None:
         return None
 
 
-def create(name: str) -> int:
-    """Create named namespace ``name`` and return its inode; refuses to reuse a name."""
-    with _lock:
+NSFS_MAGIC_DEV = os.stat("/proc/self/ns/net").st_dev if os.path.exists("/proc/self/ns/net") else -1
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the body is done (they are delivered right after).
+
+    Between unshare() and the setns() back, this thread is inside the new namespace; a
+    Python-level exception raised there by a signal handler must not interrupt that.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def create(name: str, identify: Callable[[int], None] | None = None) -> int:
+    """Create named namespace ``name`` and return its inode; refuses to reuse a name.
+
+    ``identify(inode)`` is called *before* the namespace is pinned by its bind mount, so a
+    journal that records the inode there never misses a namespace that exists: killed before
+    the mount, only an empty placeholder file is left (see :func:`is_placeholder`).
+    """
+    with _lock, _signals_deferred():
         _prepare_dir()
         target = path(name)
         try:
@@ -121,15 +148,27 @@ def create(name: str) -> int:
                     raise KernelFeatureError("this kernel has no network namespaces (CONFIG_NET_NS)")
                 raise err
             try:
+                ino = os.stat("/proc/thread-self/ns/net").st_ino
+                if identify is not None:
+                    identify(ino)
                 _mount("/proc/thread-self/ns/net", str(target), "none", MS_BIND)
-            except OSError:
+            except BaseException:
                 target.unlink()
                 raise
             finally:
                 _call(_libc.setns(home, CLONE_NEWNET), "return to the original namespace")
         finally:
             os.close(home)
-        return target.stat().st_ino
+        return ino
+
+
+def is_placeholder(name: str) -> bool:
+    """True when /run/netns/NAME is an empty file, not a namespace (a create cut short)."""
+    try:
+        st = path(name).stat()
+    except OSError:
+        return False
+    return st.st_dev != NSFS_MAGIC_DEV and st.st_size == 0
 
 
 def remove(name: str) -> bool:

@@ -72,13 +72,7 @@ def terminate(pids: Iterable[int], *, grace: float = 1.0) -> list[int]:
 
 
 def _still(pid: int, started: int | None) -> bool:
-    """Alive and not a zombie we could reap."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
+    """Alive and not a zombie. Never reaps: a child's exit status belongs to its Popen."""
     if not alive(pid, started):
         return False
     try:

@@ -6,7 +6,9 @@ linkwatch marks a device operationally up, it also has not swapped in the device
 and packets sent through it are dropped by the placeholder ``noop`` qdisc. Addresses need no
 wait: IPv4 is usable at once and IPv6 addresses are added with NODAD.
 
-A bridge with STP on is left out: its ports take 2 x forward_delay to forward, which is the
+A bridge without an address needs only carrier: it sends nothing itself, so its own qdisc
+does not matter, and the kernel's linkwatch, rate-limited to once a second for such events,
+may take that long to mark it UP. A bridge with STP on is left out: its ports take 2 x forward_delay to forward, which is the
 behaviour a lab with STP exists to show, not something ``up`` should hide by waiting.
 """
 
@@ -14,40 +16,52 @@ from __future__ import annotations
 
 import socket
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
-
 from netlab.errors import ReadyTimeout
 from netlab.plan.steps import Plan
 
 
-def _not_ready(plan: Plan, sockets: dict[str, socket.socket]) -> list[str]:
+def _not_ready(plan: Plan, sockets: dict[str, socket.socket], pending: set[str]) -> list[str]:
+    """What is not usable yet; nodes found ready leave ``pending`` and are not asked again."""
     from netlab.apply.rtnl import dump_links
 
     missing: list[str] = []
     for want in plan.readiness:
-        if not want.carrier:
+        if want.node not in pending:
             continue
+        before = len(missing)
         links = dump_links(sockets[want.node])
-        for ifname, index in want.carrier:
+        checks = [(i, True) for i in want.carrier] + [(i, False) for i in want.carrier_only]
+        for (ifname, index), operstate in checks:
             state = links.get(index)
             if state is None:
                 missing.append(f"{want.node}:{ifname} (gone)")
-            elif not (state.up and state.carrier and state.operstate == "UP"):
+            elif not (state.up and state.carrier and (state.operstate == "UP" or not operstate)):
                 flags = "up" if state.up else "down"
                 carrier = "carrier" if state.carrier else "no carrier"
                 missing.append(f"{want.node}:{ifname} ({flags}, {carrier}, operstate {state.operstate})")
+        if len(missing) == before:
+            pending.discard(want.node)
     return missing
 
 
 def wait_usable(plan: Plan, sockets: dict[str, socket.socket], timeout: float) -> None:
-    """Return once the lab is usable; raise :class:`ReadyTimeout` naming what is not."""
+    """Return once the lab is usable; raise :class:`ReadyTimeout` naming what is not.
+
+    Most labs are usable at the first look; tenacity (and the asyncio it imports) is loaded
+    only when we actually have to wait.
+    """
+    pending = {r.node for r in plan.readiness if r.carrier or r.carrier_only}
+    if not _not_ready(plan, sockets, pending):
+        return
+    from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
+
     retrying = Retrying(
         stop=stop_after_delay(timeout),
         wait=wait_exponential(multiplier=0.001, min=0.001, max=0.05),
         retry=retry_if_result(bool),
     )
     try:
-        retrying(_not_ready, plan, sockets)
+        retrying(_not_ready, plan, sockets, pending)
     except RetryError as exc:
         missing = exc.last_attempt.result()
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")

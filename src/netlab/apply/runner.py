@@ -99,14 +99,17 @@ class Runner:
         ns = self.plan.netns[step.node]
         if isinstance(step, CreateNamespace):
             self.journal.append({"op": "netns", "name": step.netns, "node": step.node})
+
+            def identify(ino: int, name: str = step.netns) -> None:
+                self.journal.append({"op": "netns-made", "name": name, "ino": ino})
+
             try:
-                ino = netns.create(step.netns)
+                netns.create(step.netns, identify)
             except FileExistsError:
                 raise StepError(step.node, step, "a namespace of that name already exists (not this lab's)",
                                 ) from None
             except OSError as exc:
                 raise StepError(step.node, step, exc.strerror or str(exc)) from None
-            self.journal.append({"op": "netns-made", "name": step.netns, "ino": ino})
         elif isinstance(step, WriteSysctl):
             try:
                 sysctl.write(ns, step)

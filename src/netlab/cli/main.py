@@ -53,16 +53,19 @@ def up(topology: str, instance: str | None, timeout: float, dry_run: bool, as_js
         click.echo(plan(topo, lab_name(topo.name, instance)).render())
         return
     from netlab.cli import render
-    from netlab.lab import status
     from netlab.lab import up as lab_up
 
     with render.progress(f"bringing up {topology}", enabled=not as_json) as report:
         lab = lab_up(topology, instance=instance, timeout=timeout, hold=False, progress=report)
-    labs = status(lab.name)
+    try:
+        summary = lab.summary()
+    except KeyboardInterrupt:
+        _err(f"interrupted; lab {lab.name} is up (netlab down {lab.name} removes it)")
+        sys.exit(130)
     if as_json:
-        click.echo(json.dumps(labs[0], indent=2))
+        click.echo(json.dumps(summary, indent=2))
     else:
-        render.lab_up(labs[0], lab.topology.description)
+        render.lab_up(summary, lab.topology.description)
 
 
 @cli.command()
@@ -220,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        _err("interrupted; everything the command had created was removed")
+        _err("interrupted; whatever this command had begun to build was removed")
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)

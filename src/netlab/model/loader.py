@@ -115,6 +115,12 @@ def _describe(value: object) -> str:
 def _issue_from(err: Any, source: Source) -> Issue:
     loc: PathKey = tuple(err["loc"])
     kind = err["type"]
+    if loc and loc[-1] == "[key]":  # a bad mapping key: point at the key itself
+        loc = loc[:-1]
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if kind == "literal_error":
+            message = f"'{loc[-1]}' is not one of {err.get('ctx', {}).get('expected', '')}"
+        return Issue(source.at(loc, key=True), message)
     if kind == "extra_forbidden":
         parent = _type_at(Topology, loc[:-1])
         allowed = ", ".join(parent.model_fields) if isinstance(parent, type) and issubclass(parent, BaseModel) else ""
@@ -146,7 +152,7 @@ def from_source(source: Source) -> Topology:
         raise TopologyError([_issue_from(e, source) for e in exc.errors()]) from None
     findings = validate.check(topo)
     if findings:
-        raise TopologyError([Issue(source.at(path), msg) for path, msg in findings])
+        raise TopologyError([Issue(source.at(path, key=True), msg) for path, msg in findings])
     return topo
 
 

@@ -4,7 +4,11 @@ The planner assigns interface indexes itself (``IFINDEX_BASE`` upwards in each n
 the order bridges, then link ends) and asks the kernel for exactly those. Knowing every index
 in advance means no step ever has to look an interface up, so a node's steps of one phase can
 go to the kernel in one netlink batch; it also makes a lab's ifindexes the same on every run,
-which keeps traces comparable. A fresh namespace holds only ``lo`` (1) and, on kernels with
+which keeps traces comparable.
+
+With IPv6 on, duplicate address detection is off in every node (``accept_dad=0`` before any
+interface exists): a lab's addresses are unique by validation, and DAD would otherwise keep
+link-local addresses, which neighbour discovery uses, tentative for a second or more. A fresh namespace holds only ``lo`` (1) and, on kernels with
 fallback tunnel devices, a few more low indexes, hence the base of 100.
 
 Which end of a veth pair is "created" and which is the "peer" follows one rule: if one end is
@@ -111,13 +115,17 @@ def plan(topo: Topology, lab: str) -> Plan:
     bridge_of = _bridge_of(topo)
     steps: list[Step] = []
     carrier: dict[str, list[tuple[str, int]]] = {n: [] for n in topo.nodes}
+    carrier_only: dict[str, list[tuple[str, int]]] = {n: [] for n in topo.nodes}
 
     for node_name, node in topo.nodes.items():
         base = ("nodes", node_name)
         steps.append(CreateNamespace(node_name, netns=netns[node_name], origin=base))
-        if not topo.ipv6:
-            for scope in ("all", "default"):
+        for scope in ("all", "default"):
+            if not topo.ipv6:
                 steps.append(WriteSysctl(node_name, key=f"net.ipv6.conf.{scope}.disable_ipv6", value="1",
+                                         origin=("ipv6",)))
+            else:  # link-local addresses usable at once, like the NODAD global ones
+                steps.append(WriteSysctl(node_name, key=f"net.ipv6.conf.{scope}.accept_dad", value="0",
                                          origin=("ipv6",)))
         for key, value in node.sysctls.items():
             steps.append(WriteSysctl(node_name, key=key, value=value, late=_names_interface(key),
@@ -137,7 +145,8 @@ def plan(topo: Topology, lab: str) -> Plan:
                 origin=(*base, "bridges", br_name),
             ))
             if bridge.ports and not bridge.stp:
-                carrier[node_name].append((br_name, ifindex[(node_name, br_name)]))
+                wait = carrier if settings.addresses else carrier_only
+                wait[node_name].append((br_name, ifindex[(node_name, br_name)]))
 
     for li, link in enumerate(topo.links):
         a, b = link.endpoints
@@ -171,7 +180,7 @@ def plan(topo: Topology, lab: str) -> Plan:
         for ci, command in enumerate(node.exec):
             steps.append(RunCommand(node_name, argv=tuple(shlex.split(command)), origin=(*base, "exec", ci)))
 
-    readiness = tuple(Readiness(n, tuple(c)) for n, c in carrier.items())
+    readiness = tuple(Readiness(n, tuple(carrier[n]), tuple(carrier_only[n])) for n in topo.nodes)
     return Plan(lab=lab, netns=netns, steps=tuple(steps), readiness=readiness, ifindex=ifindex)
 
 

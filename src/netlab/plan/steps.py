@@ -107,8 +107,8 @@ class RestoreFirewall(Step):
 
     def describe(self) -> str:
         tool = "iptables-restore" if self.family == 4 else "ip6tables-restore"
-        rules = sum(1 for o in self.line_origins if o is not None)
-        return f"{tool} -w ({rules} lines)"
+        rules = sum(1 for o in self.line_origins if o is not None and len(o) == 5)
+        return f"{tool} -w ({rules} rules)"
 
 
 @dataclass(frozen=True)
@@ -225,10 +225,16 @@ class RunCommand(Step):
 
 @dataclass(frozen=True)
 class Readiness:
-    """What 'usable' means for one node: these interfaces up with carrier."""
+    """What 'usable' means for one node.
+
+    ``carrier``: up with carrier and operstate UP (the kernel has swapped in the real qdisc).
+    ``carrier_only``: up with carrier; for bridges that send nothing themselves (no address),
+    whose operstate the kernel's linkwatch updates up to a second later.
+    """
 
     node: str
     carrier: tuple[tuple[str, int], ...]  # (ifname, ifindex)
+    carrier_only: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

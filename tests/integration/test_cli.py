@@ -1,0 +1,125 @@
+"""The CLI as a user meets it: one clear message, a non-zero exit, no traceback, nothing left."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from netlab.apply import journal, netns
+from tests.integration.conftest import ROOT, netlab_cli
+
+RUNTIME_BAD = sorted((ROOT / "tests" / "data" / "bad-runtime").glob("*.yaml"))
+
+
+def _expect(path: Path) -> tuple[str, str | None]:
+    text = path.read_text()
+    expect = re.search(r"^# expect: (.+)$", text, re.M)
+    at = re.search(r"^# at: (\d+:\d+)$", text, re.M)
+    assert expect
+    return expect.group(1), at.group(1) if at else None
+
+
+@pytest.mark.parametrize("path", RUNTIME_BAD, ids=[p.stem for p in RUNTIME_BAD])
+def test_kernel_refusal_is_located_and_rolled_back(path: Path) -> None:
+    expect, at = _expect(path)
+    before = netns.listed()
+    result = netlab_cli("up", str(path))
+    assert result.returncode == 6, result.stderr
+    assert "Traceback" not in result.stderr
+    assert expect in result.stderr, result.stderr
+    if at:
+        assert f"{path}:{at}:" in result.stderr, result.stderr
+    assert netns.listed() == before
+    assert journal.all_labs() == [lab for lab in journal.all_labs() if not lab.startswith(path.stem)]
+
+
+def test_static_bad_topology_via_cli_creates_nothing() -> None:
+    before = netns.listed()
+    bad = ROOT / "tests" / "data" / "bad" / "gateway_unreachable.yaml"
+    result = netlab_cli("up", str(bad))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "gateway 203.0.113.1 is unreachable" in result.stderr
+    assert netns.listed() == before
+
+
+def test_lab_already_up() -> None:
+    inst = f"dup{os.getpid()}"
+    assert netlab_cli("up", "veth-two-ns", "--instance", inst).returncode == 0
+    try:
+        again = netlab_cli("up", "veth-two-ns", "--instance", inst)
+        assert again.returncode == 5
+        assert f"lab 'veth-two-ns-{inst}' is already up" in again.stderr
+        assert "Traceback" not in again.stderr
+    finally:
+        assert netlab_cli("down", f"veth-two-ns-{inst}").returncode == 0
+
+
+@pytest.mark.parametrize("command", [["down", "nosuchlab"], ["status", "nosuchlab"], ["exec", "nosuchlab", "a", "--", "true"]])
+def test_unknown_lab_creates_nothing(command: list[str]) -> None:
+    before = netns.listed()
+    result = netlab_cli(*command)
+    assert result.returncode == 5
+    assert "no lab named 'nosuchlab' is up" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert netns.listed() == before
+
+
+def test_down_missing_ok_is_idempotent() -> None:
+    assert netlab_cli("down", "--missing-ok", "nosuchlab").returncode == 0
+
+
+def test_not_root_is_one_message() -> None:
+    result = netlab_cli_as_nobody("up", "bridge3")
+    assert result.returncode == 3, result.stderr
+    assert "netlab needs root" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def netlab_cli_as_nobody(*args: str) -> "os.CompletedProcess[str]":  # type: ignore[name-defined]
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "netlab", *args],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+
+def test_up_status_exec_down_roundtrip() -> None:
+    inst = f"rt{os.getpid()}"
+    lab = f"bridge3-{inst}"
+    up = netlab_cli("up", "bridge3", "--instance", inst)
+    assert up.returncode == 0, up.stderr
+    assert f"{lab}.ns-calm1" in up.stdout
+    try:
+        st = netlab_cli("status", lab, "--json")
+        assert st.returncode == 0 and '"state": "up"' in st.stdout
+        ping = netlab_cli("exec", lab, "ns-calm1", "--", "ping", "-c1", "-W1", "198.51.100.2")
+        assert ping.returncode == 0, ping.stderr
+        sysfs = netlab_cli("exec", lab, "host", "--", "ls", "/sys/class/net")
+        assert "calmbr" in sysfs.stdout.split()
+        bad_node = netlab_cli("exec", lab, "nosuchnode", "--", "true")
+        assert bad_node.returncode == 5 and "has no node 'nosuchnode'" in bad_node.stderr
+    finally:
+        down = netlab_cli("down", lab)
+    assert down.returncode == 0
+    assert not [n for n in netns.listed() if n.startswith(f"{lab}.")]
+
+
+def test_dry_run_touches_nothing() -> None:
+    before = netns.listed()
+    result = netlab_cli("up", "--dry-run", "linear50")
+    assert result.returncode == 0
+    assert "create network namespace linear50.fabric" in result.stdout
+    assert netns.listed() == before
+
+
+def test_validate_and_schema() -> None:
+    assert netlab_cli("validate", "bridge3", "linear50").returncode == 0
+    schema = netlab_cli("schema")
+    assert schema.returncode == 0 and '"$schema"' in schema.stdout

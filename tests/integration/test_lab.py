@@ -1,0 +1,131 @@
+"""Labs on the real kernel: every shipped topology builds, works and leaves nothing behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netlab.apply import journal, netns
+from netlab.lab import Lab, attach, status
+from netlab.pytest_plugin.plugin import LabFactory
+from tests import hoststate
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = sorted(p.stem for p in (ROOT / "topologies").glob("*.yaml"))
+
+
+def ping(lab: Lab, node: str, address: str) -> bool:
+    proc = lab.node(node).run(["ping", "-c1", "-W1", "-n", address], timeout=10)
+    return proc.returncode == 0
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_topology_up_and_down(netlab_up: LabFactory, name: str) -> None:
+    lab = netlab_up(name)
+    names = [node.netns for node in lab.nodes.values()]
+    assert all(netns.exists(n) for n in names)
+    for node in lab.nodes.values():
+        seen = {i.name: i for i in node.interfaces()}
+        for ifname in lab.topology.nodes[node.name].interfaces:
+            assert seen[ifname].up, f"{node.name}:{ifname} is down"
+    lab.down()
+    assert not any(netns.exists(n) for n in names)
+    assert journal.read(lab.name) is None
+
+
+def test_bridge3_forwards_only_because_of_the_forward_rule(netlab_up: LabFactory) -> None:
+    lab = netlab_up("bridge3")
+    host = lab.node("host")
+    assert host.sysctl("net.bridge.bridge-nf-call-iptables") == "1"
+    assert ping(lab, "ns-calm1", "198.51.100.2")
+    host.run(["iptables", "-w", "-D", "FORWARD", "-i", "calmbr", "-j", "ACCEPT"], check=True)
+    assert not ping(lab, "ns-calm1", "198.51.100.2")
+    host.run(["iptables", "-w", "-A", "FORWARD", "-i", "calmbr", "-j", "ACCEPT"], check=True)
+    assert ping(lab, "ns-calm1", "198.51.100.2")
+
+
+def test_routed3_reaches_server_over_ipv4_and_ipv6(netlab_up: LabFactory) -> None:
+    lab = netlab_up("routed3")
+    assert ping(lab, "client", "203.0.113.2")
+    assert ping(lab, "client", "2001:db8:3::2")
+    trace = lab.node("client").run(["ping", "-c1", "-W1", "-t", "2", "-n", "203.0.113.2"])
+    assert trace.returncode != 0  # two routers need TTL 3
+
+
+def test_veth_same_ns_and_two_ns(netlab_up: LabFactory) -> None:
+    same = netlab_up("veth-same-ns")
+    assert ping(same, "ns1", "198.51.100.2")
+    two = netlab_up("veth-two-ns")
+    assert ping(two, "ns1", "198.51.100.2")
+
+
+def test_two_instances_coexist(netlab_up: LabFactory) -> None:
+    a = netlab_up("bridge3")
+    b = netlab_up("bridge3")
+    assert a.name != b.name
+    assert ping(a, "ns-calm1", "198.51.100.2")
+    assert ping(b, "ns-calm1", "198.51.100.2")
+    a.down()
+    assert ping(b, "ns-calm1", "198.51.100.2")
+
+
+def test_root_namespace_untouched_by_up_and_down(netlab_up: LabFactory) -> None:
+    before = hoststate.snapshot()
+    lab = netlab_up("bridge3")
+    assert ping(lab, "ns-calm1", "198.51.100.2")
+    lab.down()
+    assert hoststate.diff(before, hoststate.snapshot()) == []
+
+
+def test_same_interface_names_as_host_are_fine(netlab_up: LabFactory) -> None:
+    from netlab.model.loader import load_text
+
+    topo, _ = load_text(
+        "name: hostnames\nipv6: false\nnodes:\n  a: {interfaces: {eth0: {addresses: [198.51.100.1/24]}}}\n"
+        "  b: {interfaces: {lo2: {addresses: [198.51.100.2/24]}}}\nlinks: [{endpoints: [a:eth0, b:lo2]}]\n"
+    )
+    lab = netlab_up(topo)
+    assert ping(lab, "a", "198.51.100.2")
+
+
+def test_down_kills_processes_left_in_the_lab(netlab_up: LabFactory) -> None:
+    lab = netlab_up("veth-two-ns")
+    proc = lab.node("ns2").popen(["sleep", "300"])
+    removal = lab.down()
+    assert proc.pid in removal.killed
+    assert proc.wait(timeout=5) != 0
+
+
+def test_attach_and_status(netlab_up: LabFactory) -> None:
+    lab = netlab_up("bridge3")
+    again = attach(lab.name)
+    assert again.nodes.keys() == lab.nodes.keys()
+    (entry,) = status(lab.name)
+    assert entry["state"] == "up"
+    addrs = {i["name"]: i["addresses"] for n in entry["nodes"] for i in n["interfaces"] if n["node"] == "ns-calm1"}
+    assert addrs["calmveth1"] == ["198.51.100.1/24"]
+
+
+def test_with_block_tears_down_on_error() -> None:
+    import netlab
+
+    names: list[str] = []
+    with pytest.raises(RuntimeError), netlab.up("veth-two-ns", instance="withblock") as lab:
+        names = [n.netns for n in lab.nodes.values()]
+        raise RuntimeError("test body failed")
+    assert names and not any(netns.exists(n) for n in names)
+
+
+def test_ownership_check_spares_a_foreign_namespace(netlab_up: LabFactory) -> None:
+    lab = netlab_up("veth-two-ns")
+    victim = lab.node("ns1").netns
+    # someone replaces our namespace with their own under the same name
+    netns.remove(victim)
+    netns.create(victim)
+    try:
+        removal = lab.down()
+        assert victim in removal.skipped
+        assert netns.exists(victim)
+    finally:
+        netns.remove(victim)

@@ -1,0 +1,86 @@
+"""The journal: claims a lab name once, survives truncation, knows who holds the lab."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netlab.apply import journal, procs
+from netlab.errors import LabStateError
+
+
+@pytest.fixture(autouse=True)
+def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("NETLAB_RUN_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_create_append_read() -> None:
+    j = journal.Journal.create("lab1", {"netns": {"a": "lab1.a"}})
+    j.append({"op": "netns", "name": "lab1.a"})
+    j.append({"op": "netns-made", "name": "lab1.a", "ino": 42})
+    j.close()
+    rec = journal.read("lab1")
+    assert rec is not None
+    assert rec.netns == ["lab1.a"]
+    assert rec.netns_inodes == {"lab1.a": 42}
+    assert rec.state == "building"  # not ready, and we (the builder) are alive
+
+
+def test_second_claim_is_refused() -> None:
+    journal.Journal.create("lab1", {}).append({"op": "ready"})
+    with pytest.raises(LabStateError, match="already up"):
+        journal.Journal.create("lab1", {})
+
+
+def test_truncated_last_line_is_ignored(run_dir: Path) -> None:
+    j = journal.Journal.create("lab1", {})
+    j.append({"op": "netns", "name": "lab1.a"})
+    j.close()
+    with open(run_dir / "lab1.journal", "a") as f:
+        f.write('{"op":"netns","na')
+    rec = journal.read("lab1")
+    assert rec is not None and rec.netns == ["lab1.a"]
+
+
+def test_dead_builder_means_crashed(run_dir: Path) -> None:
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(child.stdout)
+    (run_dir / "lab1.journal").write_text(
+        '{"op":"header","lab":"lab1","builder":{"pid":%d,"start":1}}\n' % dead_pid
+    )
+    rec = journal.read("lab1")
+    assert rec is not None and rec.state == "crashed"
+    with pytest.raises(LabStateError, match="half-built or orphaned"):
+        journal.Journal.create("lab1", {})
+
+
+def test_held_lab_with_dead_holder_is_crashed(run_dir: Path) -> None:
+    pid, start = procs.me()
+    (run_dir / "lab1.journal").write_text(
+        '{"op":"header","lab":"lab1","builder":{"pid":%d,"start":%d},'
+        '"holder":{"pid":%d,"start":%d}}\n{"op":"ready"}\n' % (pid, start, pid, start + 1)
+    )
+    rec = journal.read("lab1")
+    assert rec is not None and rec.state == "crashed"
+
+
+def test_pid_identity_includes_start_time() -> None:
+    pid, start = procs.me()
+    assert procs.alive(pid, start)
+    assert not procs.alive(pid, start + 1)
+
+
+def test_locked_refuses_while_builder_holds_lock() -> None:
+    j = journal.Journal.create("lab1", {})
+    try:
+        # flock is per open file description: a second open in this process conflicts too
+        with pytest.raises(LabStateError, match="busy"), journal.locked("lab1"):
+            pass
+    finally:
+        j.close()
+    with journal.locked("lab1") as held:
+        assert held is not None

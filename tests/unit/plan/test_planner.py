@@ -1,0 +1,97 @@
+"""The planner is pure: same topology, same plan; every object planned once, in order."""
+
+from __future__ import annotations
+
+from netlab.model.loader import load, load_text
+from netlab.plan import Phase, plan
+from netlab.plan.steps import (
+    AddAddress,
+    AddRoute,
+    CreateBridge,
+    CreateNamespace,
+    CreateVeth,
+    RestoreFirewall,
+    SetLink,
+    WriteSysctl,
+)
+
+
+def test_bridge3_plan() -> None:
+    topo, _ = load("bridge3")
+    p = plan(topo, "bridge3")
+    assert p.netns == {"ns-calm1": "bridge3.ns-calm1", "ns-calm2": "bridge3.ns-calm2", "host": "bridge3.host"}
+    kinds = [type(s).__name__ for s in p.ordered()]
+    assert kinds[:3] == ["CreateNamespace"] * 3
+    veths = [s for s in p.steps if isinstance(s, CreateVeth)]
+    # the bridge-port end is created (so its master is set in the same message)
+    assert {(v.node, v.ifname, v.master_ifindex) for v in veths} == {
+        ("host", "calmveth1_peer", 100),
+        ("host", "calmveth2_peer", 100),
+    }
+    assert {(s.node, s.ifname) for s in p.steps if isinstance(s, SetLink)} == {
+        ("ns-calm1", "calmveth1"),
+        ("ns-calm2", "calmveth2"),
+    }
+    fw = next(s for s in p.steps if isinstance(s, RestoreFirewall))
+    assert fw.text == "*filter\n:FORWARD DROP\n-A FORWARD -i calmbr -j ACCEPT\nCOMMIT\n"
+
+
+def test_plan_is_deterministic_and_instance_scoped() -> None:
+    topo, _ = load("routed3")
+    assert plan(topo, "a") == plan(topo, "a")
+    assert set(plan(topo, "a").netns.values()).isdisjoint(plan(topo, "b").netns.values())
+
+
+def test_ifindexes_unique_per_namespace() -> None:
+    topo, _ = load("linear50")
+    p = plan(topo, "l")
+    per_node: dict[str, list[int]] = {}
+    for (node, _ifname), idx in p.ifindex.items():
+        per_node.setdefault(node, []).append(idx)
+    for node, idxs in per_node.items():
+        assert len(idxs) == len(set(idxs)), node
+    assert len([s for s in p.steps if isinstance(s, CreateBridge)]) == 50
+    assert len([s for s in p.steps if isinstance(s, CreateVeth)]) == 99
+
+
+def test_phases_order_dependencies() -> None:
+    topo, _ = load("routed3")
+    ordered = plan(topo, "r").ordered()
+    phases = [s.phase for s in ordered]
+    assert phases == sorted(phases)
+    first_route = next(i for i, s in enumerate(ordered) if isinstance(s, AddRoute))
+    last_addr = max(i for i, s in enumerate(ordered) if isinstance(s, AddAddress))
+    assert last_addr < first_route
+
+
+def test_ipv6_off_disables_before_links_and_interface_sysctls_wait() -> None:
+    topo, _ = load_text(
+        "name: t\nipv6: false\nnodes:\n  a:\n    sysctls:\n      net.ipv4.conf.eth0.rp_filter: 1\n"
+        "      net.ipv4.ip_forward: 1\n  b: {}\nlinks: [{endpoints: [a:eth0, b:eth0]}]\n"
+    )
+    p = plan(topo, "t")
+    sysctls = {s.key: s.phase for s in p.steps if isinstance(s, WriteSysctl)}
+    assert sysctls["net.ipv6.conf.all.disable_ipv6"] == Phase.EARLY_SYSCTLS
+    assert sysctls["net.ipv4.ip_forward"] == Phase.EARLY_SYSCTLS
+    assert sysctls["net.ipv4.conf.eth0.rp_filter"] == Phase.LATE_SYSCTLS
+
+
+def test_default_route_family_follows_gateway() -> None:
+    topo, _ = load("routed3")
+    routes = [s for s in plan(topo, "r").steps if isinstance(s, AddRoute) and s.node == "client"]
+    assert sorted(str(r.to) for r in routes) == ["0.0.0.0/0", "::/0"]
+
+
+def test_render_lists_every_step_and_undo() -> None:
+    topo, _ = load("bridge3")
+    text = plan(topo, "bridge3").render()
+    assert "create network namespace bridge3.host" in text
+    assert "undo: kill processes left in bridge3.host, unmount /run/netns/bridge3.host" in text
+    assert text.count("\n") >= len(plan(topo, "bridge3").steps)
+
+
+def test_every_step_has_an_origin_in_the_file() -> None:
+    topo, _ = load("routed3")
+    for step in plan(topo, "r").steps:
+        assert step.origin, step
+    assert all(isinstance(s, CreateNamespace) for s in plan(topo, "r").ordered()[:4])
