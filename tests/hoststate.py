@@ -60,15 +60,15 @@ def snapshot() -> dict[str, object]:
 def diff(before: dict[str, object], after: dict[str, object]) -> list[str]:
     """Human-readable differences, empty when the host is unchanged."""
     changes = []
-    for key in before:
-        if before[key] == after[key]:
+    for key, old in before.items():
+        if old == after[key]:
             continue
         if key == "sysctls":
-            b, a = before[key], after[key]
+            b, a = old, after[key]
             assert isinstance(b, dict) and isinstance(a, dict)
             for k in sorted(set(b) | set(a)):
                 if b.get(k) != a.get(k):
                     changes.append(f"sysctl {k}: {b.get(k)!r} -> {a.get(k)!r}")
         else:
-            changes.append(f"{key}: {before[key]!r} -> {after[key]!r}")
+            changes.append(f"{key}: {old!r} -> {after[key]!r}")
     return changes

@@ -89,7 +89,7 @@ class ApplyError(NetlabError):
     exit_code = 6
 
 
-class ReadyTimeout(NetlabError):
+class ReadyTimeoutError(NetlabError):
     """The lab was built but did not become usable in time; it was rolled back."""
 
     exit_code = 7

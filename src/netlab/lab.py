@@ -24,7 +24,7 @@ from typing import Any
 from netlab import teardown
 from netlab.apply import journal, netns, procs
 from netlab.errors import Issue, LabStateError, NetlabError, TopologyError
-from netlab.model.names import label_problem, lab_name
+from netlab.model.names import lab_name, label_problem
 from netlab.model.topology import Topology
 from netlab.model.yamlsrc import Source
 
@@ -72,13 +72,18 @@ class Node:
         *,
         check: bool = False,
         timeout: float = 30.0,
-        input: str | None = None,  # noqa: A002 - same name as subprocess.run
+        input: str | None = None,
         sysfs: bool = True,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside the node and wait; output is captured as text."""
         return subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, input=input, check=check,
-            preexec_fn=netns.preexec(self.netns, sysfs=sysfs),  # noqa: PLW1509
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            check=check,
+            preexec_fn=netns.preexec(self.netns, sysfs=sysfs),
         )
 
     def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
@@ -151,9 +156,7 @@ class Lab:
         try:
             return self.nodes[name]
         except KeyError:
-            raise LabStateError(
-                f"lab '{self.name}' has no node '{name}' (nodes: {', '.join(self.nodes)})"
-            ) from None
+            raise LabStateError(f"lab '{self.name}' has no node '{name}' (nodes: {', '.join(self.nodes)})") from None
 
     def summary(self) -> dict[str, Any]:
         """The lab as built (from its topology, which ``up`` verified), ready for JSON.
@@ -229,7 +232,7 @@ def _locate(exc: NetlabError, source: Source | None) -> NetlabError:
     return exc
 
 
-class _Interrupted(BaseException):
+class _SigtermError(BaseException):
     """SIGTERM during ``up``: unwinds like Ctrl-C so the rollback runs."""
 
 
@@ -240,7 +243,7 @@ def _sigterm_unwinds() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise _Interrupted
+        raise _SigtermError
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
@@ -294,8 +297,9 @@ def up(
     try:
         with _sigterm_unwinds():
             try:
-                runner = Runner(the_plan, record, (lambda ph, d, t: progress(f"{ph.name.lower()} {d}/{t}"))
-                                if progress else None)
+                runner = Runner(
+                    the_plan, record, (lambda ph, d, t: progress(f"{ph.name.lower()} {d}/{t}")) if progress else None
+                )
                 runner.run()
                 if progress:
                     progress("waiting for carrier")
@@ -311,7 +315,7 @@ def up(
                     journal.journal_path(name).unlink()
                 if isinstance(exc, NetlabError):
                     raise _locate(exc, source) from None
-                if isinstance(exc, _Interrupted):
+                if isinstance(exc, _SigtermError):
                     raise KeyboardInterrupt from None
                 raise
     finally:
@@ -339,17 +343,22 @@ def status(name: str | None = None) -> list[dict[str, Any]]:
         record = journal.read(lab)
         if record is None:
             raise LabStateError(f"no lab named '{lab}' is up (labs: {', '.join(journal.all_labs()) or 'none'})")
-        entry: dict[str, Any] = {"lab": lab, "state": record.state, "source": record.header.get("source"),
-                                 "nodes": []}
+        entry: dict[str, Any] = {"lab": lab, "state": record.state, "source": record.header.get("source"), "nodes": []}
         for node, ns in record.header.get("netns", {}).items():
             item: dict[str, Any] = {"node": node, "netns": ns, "interfaces": []}
             if record.state == "up" and netns.exists(ns):
                 handle = Node(None, node, ns)  # type: ignore[arg-type]
                 for itf in handle.interfaces():
-                    item["interfaces"].append({
-                        "name": itf.name, "index": itf.index, "up": itf.up, "carrier": itf.carrier,
-                        "operstate": itf.operstate, "addresses": [str(a) for a in itf.addresses],
-                    })
+                    item["interfaces"].append(
+                        {
+                            "name": itf.name,
+                            "index": itf.index,
+                            "up": itf.up,
+                            "carrier": itf.carrier,
+                            "operstate": itf.operstate,
+                            "addresses": [str(a) for a in itf.addresses],
+                        }
+                    )
             entry["nodes"].append(item)
         out.append(entry)
     return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,7 +60,10 @@ def test_lab_already_up() -> None:
         assert netlab_cli("down", f"veth-two-ns-{inst}").returncode == 0
 
 
-@pytest.mark.parametrize("command", [["down", "nosuchlab"], ["status", "nosuchlab"], ["exec", "nosuchlab", "a", "--", "true"]])
+UNKNOWN_LAB = [["down", "nosuchlab"], ["status", "nosuchlab"], ["exec", "nosuchlab", "a", "--", "true"]]
+
+
+@pytest.mark.parametrize("command", UNKNOWN_LAB)
 def test_unknown_lab_creates_nothing(command: list[str]) -> None:
     before = netns.listed()
     result = netlab_cli(*command)
@@ -79,13 +84,14 @@ def test_not_root_is_one_message() -> None:
     assert "Traceback" not in result.stderr
 
 
-def netlab_cli_as_nobody(*args: str) -> "os.CompletedProcess[str]":  # type: ignore[name-defined]
-    import subprocess
-    import sys
-
+def netlab_cli_as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "netlab", *args],
-        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
 

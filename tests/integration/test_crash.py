@@ -22,7 +22,10 @@ def _lab_namespaces(lab: str) -> list[str]:
 def _start_up(instance: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "netlab", "up", "linear50", "--instance", instance],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
 
 

@@ -20,7 +20,7 @@ _LINE_RE = re.compile(r"(?:Error occurred at line: |line )(\d+)")
 _VERSION_RE = re.compile(r"^\S+ v[\d.]+ \([^)]*\): ")
 
 
-class RestoreFailed(Exception):
+class RestoreError(Exception):
     """iptables-restore refused the rules; ``origin`` is the model path of the bad line."""
 
     def __init__(self, message: str, origin: ModelPath | None) -> None:
@@ -53,7 +53,7 @@ def restore(netns: str, step: RestoreFirewall) -> None:
         input=step.text,
         capture_output=True,
         text=True,
-        preexec_fn=preexec(netns, sysfs=False),  # noqa: PLW1509 - single-threaded here
+        preexec_fn=preexec(netns, sysfs=False),
         timeout=30,
         check=False,
     )
@@ -69,4 +69,4 @@ def restore(netns: str, step: RestoreFirewall) -> None:
             lines = [ln for ln in lines if not ln.startswith("Error occurred at line")]
             lines.append(f"rule: {step.text.splitlines()[n - 1]}")
     message = "; ".join(_VERSION_RE.sub("", ln) for ln in lines) or f"exited {proc.returncode}"
-    raise RestoreFailed(f"{tool}: {message}", origin)
+    raise RestoreError(f"{tool}: {message}", origin)

@@ -108,8 +108,16 @@ class Journal:
         fcntl.flock(fd, fcntl.LOCK_EX)
         journal = cls(lab, fd)
         pid, start = procs.me()
-        journal.append({"op": "header", "format": FORMAT, "lab": lab, "created": time.time(),
-                        "builder": {"pid": pid, "start": start}, **header})
+        journal.append(
+            {
+                "op": "header",
+                "format": FORMAT,
+                "lab": lab,
+                "created": time.time(),
+                "builder": {"pid": pid, "start": start},
+                **header,
+            }
+        )
         return journal
 
     def append(self, entry: dict[str, Any]) -> None:

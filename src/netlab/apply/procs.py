@@ -8,6 +8,7 @@ PID?" are answered about the right process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -50,10 +51,8 @@ def terminate(pids: Iterable[int], *, grace: float = 1.0) -> list[int]:
     targets = {pid: start_time(pid) for pid in pids}
     targets = {pid: st for pid, st in targets.items() if st is not None}
     for pid in targets:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     for sig_wait, sig in ((grace, signal.SIGKILL), (1.0, None)):
         deadline = time.monotonic() + sig_wait
         while time.monotonic() < deadline:
@@ -64,10 +63,8 @@ def terminate(pids: Iterable[int], *, grace: float = 1.0) -> list[int]:
         if sig is None:
             break
         for pid in targets:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
     return list(targets)
 
 

@@ -6,9 +6,11 @@ linkwatch marks a device operationally up, it also has not swapped in the device
 and packets sent through it are dropped by the placeholder ``noop`` qdisc. Addresses need no
 wait: IPv4 is usable at once and IPv6 addresses are added with NODAD.
 
-A bridge without an address needs only carrier: it sends nothing itself, so its own qdisc
-does not matter, and the kernel's linkwatch, rate-limited to once a second for such events,
-may take that long to mark it UP. A bridge with STP on is left out: its ports take 2 x forward_delay to forward, which is the
+A bridge without an address needs only carrier: it sends nothing itself, so its own
+qdisc does not matter, and the kernel's linkwatch, rate-limited to once a second for such
+events, may take that long to mark it UP.
+
+A bridge with STP on is left out: its ports take 2 x forward_delay to forward, which is the
 behaviour a lab with STP exists to show, not something ``up`` should hide by waiting.
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import socket
 
-from netlab.errors import ReadyTimeout
+from netlab.errors import ReadyTimeoutError
 from netlab.plan.steps import Plan
 
 
@@ -45,7 +47,7 @@ def _not_ready(plan: Plan, sockets: dict[str, socket.socket], pending: set[str])
 
 
 def wait_usable(plan: Plan, sockets: dict[str, socket.socket], timeout: float) -> None:
-    """Return once the lab is usable; raise :class:`ReadyTimeout` naming what is not.
+    """Return once the lab is usable; raise :class:`ReadyTimeoutError` naming what is not.
 
     Most labs are usable at the first look; tenacity (and the asyncio it imports) is loaded
     only when we actually have to wait.
@@ -65,7 +67,7 @@ def wait_usable(plan: Plan, sockets: dict[str, socket.socket], timeout: float) -
     except RetryError as exc:
         missing = exc.last_attempt.result()
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-        raise ReadyTimeout(
+        raise ReadyTimeoutError(
             f"lab '{plan.lab}' not usable after {timeout:g}s: {shown}",
             hint="raise --timeout, or check the exec commands of the topology",
         ) from None

@@ -16,11 +16,11 @@ import errno as errno_mod
 import os
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.apply.netns import open_socket
+from netlab.apply.netns import open_fd, open_socket
 from netlab.plan.steps import AddAddress, AddRoute, CreateBridge, CreateVeth, SetLink, SetLoopback, Step
 from netlab.pyroute import ifaddrmsg, ifinfmsg, rtmsg
 
@@ -59,7 +59,7 @@ CHUNK = 32 * 1024
 TIMEOUT = 10.0
 
 
-class StepFailed(Exception):
+class NetlinkStepError(Exception):
     """The kernel refused ``step``; ``detail`` is its message."""
 
     def __init__(self, step: Step, err: int, detail: str) -> None:
@@ -99,16 +99,109 @@ def _link_attrs(ifname: str, mac: str | None, mtu: int | None) -> list[tuple[str
     return attrs
 
 
+CREATE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+CHANGE = NLM_F_REQUEST | NLM_F_ACK
+
+
+def _link(index: int, attrs: list[tuple[str, Any]], *, up: bool = True) -> Any:
+    msg = ifinfmsg()
+    msg["index"] = index
+    if up:
+        msg["flags"], msg["change"] = IFF_UP, IFF_UP
+    msg["attrs"] = attrs
+    return msg
+
+
+def _linkinfo(kind: str, data: list[tuple[str, Any]]) -> tuple[str, Any]:
+    return ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", kind), ("IFLA_INFO_DATA", {"attrs": data})]})
+
+
+def _loopback(step: SetLoopback, _netns: str, _fd: NetnsFd) -> bytes:
+    return _encode(_link(1, [("IFLA_IFALIAS", step.marker)]), RTM_NEWLINK, CHANGE)
+
+
+def _bridge(step: CreateBridge, _netns: str, _fd: NetnsFd) -> bytes:
+    options = {
+        "IFLA_BR_FORWARD_DELAY": None if step.forward_delay is None else int(step.forward_delay * 100),
+        "IFLA_BR_GROUP_FWD_MASK": step.group_fwd_mask,
+        "IFLA_BR_NF_CALL_IPTABLES": None if step.nf_call_iptables is None else int(step.nf_call_iptables),
+        "IFLA_BR_NF_CALL_IP6TABLES": None if step.nf_call_ip6tables is None else int(step.nf_call_ip6tables),
+    }
+    data = [("IFLA_BR_STP_STATE", int(step.stp))] + [(k, v) for k, v in options.items() if v is not None]
+    attrs = [*_link_attrs(step.ifname, step.mac, step.mtu), _linkinfo("bridge", data)]
+    return _encode(_link(step.ifindex, attrs), RTM_NEWLINK, CREATE)
+
+
+def _veth(step: CreateVeth, netns: str, netns_fd: NetnsFd) -> bytes:
+    peer_attrs = _link_attrs(step.peer_ifname, step.peer_mac, step.peer_mtu)
+    if step.peer_netns != netns:
+        peer_attrs.append(("IFLA_NET_NS_FD", netns_fd(step.peer_netns)))
+    attrs = _link_attrs(step.ifname, step.mac, step.mtu)
+    if step.master_ifindex:
+        attrs.append(("IFLA_MASTER", step.master_ifindex))
+    # the peer cannot be created up (the kernel answers ENOTCONN): SetLink does it later
+    peer = {"index": step.peer_ifindex, "attrs": peer_attrs}
+    attrs.append(_linkinfo("veth", [("VETH_INFO_PEER", peer)]))
+    return _encode(_link(step.ifindex, attrs), RTM_NEWLINK, CREATE)
+
+
+def _set_link(step: SetLink, _netns: str, _fd: NetnsFd) -> bytes:
+    attrs = [("IFLA_MASTER", step.master_ifindex)] if step.master_ifindex else []
+    return _encode(_link(step.ifindex, attrs), RTM_NEWLINK, CHANGE)
+
+
+def _address(step: AddAddress, _netns: str, _fd: NetnsFd) -> bytes:
+    addr = step.address
+    msg = ifaddrmsg()
+    msg["prefixlen"] = addr.network.prefixlen
+    msg["index"] = step.ifindex
+    if addr.version == 4:
+        msg["family"] = socket.AF_INET
+        msg["attrs"] = [("IFA_LOCAL", str(addr.ip)), ("IFA_ADDRESS", str(addr.ip))]
+    else:
+        msg["family"], msg["flags"] = socket.AF_INET6, IFA_F_NODAD
+        msg["attrs"] = [("IFA_ADDRESS", str(addr.ip)), ("IFA_FLAGS", IFA_F_NODAD)]
+    return _encode(msg, RTM_NEWADDR, CREATE)
+
+
+def _route(step: AddRoute, _netns: str, _fd: NetnsFd) -> bytes:
+    msg = rtmsg()
+    msg["family"] = socket.AF_INET if step.to.version == 4 else socket.AF_INET6
+    msg["dst_len"] = step.to.prefixlen
+    msg["table"] = RT_TABLE_MAIN
+    msg["proto"] = RTPROT_BOOT
+    msg["type"] = ROUTE_TYPES[step.type]
+    direct = step.type == "unicast" and step.via is None
+    msg["scope"] = RT_SCOPE_LINK if direct else RT_SCOPE_UNIVERSE
+    attrs = {
+        "RTA_DST": str(step.to.network_address) if step.to.prefixlen else None,
+        "RTA_GATEWAY": str(step.via) if step.via is not None else None,
+        "RTA_OIF": step.dev_ifindex,
+        "RTA_PRIORITY": step.metric,
+    }
+    msg["attrs"] = [(k, v) for k, v in attrs.items() if v is not None]
+    return _encode(msg, RTM_NEWROUTE, CREATE)
+
+
+NetnsFd = Callable[[str], int]
+ENCODERS: dict[type[Step], Callable[[Any, str, NetnsFd], bytes]] = {
+    SetLoopback: _loopback,
+    CreateBridge: _bridge,
+    CreateVeth: _veth,
+    SetLink: _set_link,
+    AddAddress: _address,
+    AddRoute: _route,
+}
+
+
 class Encoder:
-    """Turns a step into rtnetlink bytes; holds fds of peer namespaces for veth creation."""
+    """Turns steps into rtnetlink bytes; holds the fds of peer namespaces veths are sent to."""
 
     def __init__(self) -> None:
         self._fds: dict[str, int] = {}
 
     def _netns_fd(self, netns: str) -> int:
         if netns not in self._fds:
-            from netlab.apply.netns import open_fd
-
             self._fds[netns] = open_fd(netns)
         return self._fds[netns]
 
@@ -120,86 +213,7 @@ class Encoder:
 
     def encode(self, step: Step, netns: str) -> bytes:
         """The message for ``step``, which runs inside ``netns``."""
-        create = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
-        change = NLM_F_REQUEST | NLM_F_ACK
-        msg: Any
-        if isinstance(step, SetLoopback):
-            msg = ifinfmsg()
-            msg["index"], msg["flags"], msg["change"] = 1, IFF_UP, IFF_UP
-            msg["attrs"] = [("IFLA_IFALIAS", step.marker)]
-            return _encode(msg, RTM_NEWLINK, change)
-        if isinstance(step, CreateBridge):
-            data: list[tuple[str, Any]] = [("IFLA_BR_STP_STATE", int(step.stp))]
-            if step.forward_delay is not None:
-                data.append(("IFLA_BR_FORWARD_DELAY", int(step.forward_delay * 100)))
-            if step.group_fwd_mask is not None:
-                data.append(("IFLA_BR_GROUP_FWD_MASK", step.group_fwd_mask))
-            if step.nf_call_iptables is not None:
-                data.append(("IFLA_BR_NF_CALL_IPTABLES", int(step.nf_call_iptables)))
-            if step.nf_call_ip6tables is not None:
-                data.append(("IFLA_BR_NF_CALL_IP6TABLES", int(step.nf_call_ip6tables)))
-            msg = ifinfmsg()
-            msg["index"], msg["flags"], msg["change"] = step.ifindex, IFF_UP, IFF_UP
-            msg["attrs"] = [
-                *_link_attrs(step.ifname, step.mac, step.mtu),
-                ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge"), ("IFLA_INFO_DATA", {"attrs": data})]}),
-            ]
-            return _encode(msg, RTM_NEWLINK, create)
-        if isinstance(step, CreateVeth):
-            peer_attrs = _link_attrs(step.peer_ifname, step.peer_mac, step.peer_mtu)
-            if step.peer_netns != netns:
-                peer_attrs.append(("IFLA_NET_NS_FD", self._netns_fd(step.peer_netns)))
-            attrs = _link_attrs(step.ifname, step.mac, step.mtu)
-            if step.master_ifindex:
-                attrs.append(("IFLA_MASTER", step.master_ifindex))
-            msg = ifinfmsg()
-            msg["index"], msg["flags"], msg["change"] = step.ifindex, IFF_UP, IFF_UP
-            peer = {"index": step.peer_ifindex, "attrs": peer_attrs}
-            msg["attrs"] = [
-                *attrs,
-                ("IFLA_LINKINFO", {"attrs": [
-                    ("IFLA_INFO_KIND", "veth"),
-                    ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]}),
-                ]}),
-            ]
-            return _encode(msg, RTM_NEWLINK, create)
-        if isinstance(step, SetLink):
-            msg = ifinfmsg()
-            msg["index"], msg["flags"], msg["change"] = step.ifindex, IFF_UP, IFF_UP
-            msg["attrs"] = [("IFLA_MASTER", step.master_ifindex)] if step.master_ifindex else []
-            return _encode(msg, RTM_NEWLINK, change)
-        if isinstance(step, AddAddress):
-            addr = step.address
-            msg = ifaddrmsg()
-            msg["family"] = socket.AF_INET if addr.version == 4 else socket.AF_INET6
-            msg["prefixlen"] = addr.network.prefixlen
-            msg["index"] = step.ifindex
-            msg["flags"] = IFA_F_NODAD if addr.version == 6 else 0
-            msg["attrs"] = [("IFA_LOCAL", str(addr.ip)), ("IFA_ADDRESS", str(addr.ip))]
-            if addr.version == 6:
-                msg["attrs"] = [("IFA_ADDRESS", str(addr.ip)), ("IFA_FLAGS", IFA_F_NODAD)]
-            return _encode(msg, RTM_NEWADDR, create)
-        if isinstance(step, AddRoute):
-            msg = rtmsg()
-            msg["family"] = socket.AF_INET if step.to.version == 4 else socket.AF_INET6
-            msg["dst_len"] = step.to.prefixlen
-            msg["table"] = RT_TABLE_MAIN
-            msg["proto"] = RTPROT_BOOT
-            msg["type"] = ROUTE_TYPES[step.type]
-            direct = step.type == "unicast" and step.via is None
-            msg["scope"] = RT_SCOPE_LINK if direct else RT_SCOPE_UNIVERSE
-            attrs: list[tuple[str, Any]] = []
-            if step.to.prefixlen:
-                attrs.append(("RTA_DST", str(step.to.network_address)))
-            if step.via is not None:
-                attrs.append(("RTA_GATEWAY", str(step.via)))
-            if step.dev_ifindex is not None:
-                attrs.append(("RTA_OIF", step.dev_ifindex))
-            if step.metric is not None:
-                attrs.append(("RTA_PRIORITY", step.metric))
-            msg["attrs"] = attrs
-            return _encode(msg, RTM_NEWROUTE, create)
-        raise TypeError(f"not a netlink step: {step!r}")
+        return ENCODERS[type(step)](step, netns, self._netns_fd)
 
 
 def _parse_error(data: bytes, off: int, length: int, flags: int) -> tuple[int, str]:
@@ -230,12 +244,12 @@ def _messages(data: bytes) -> Iterator[tuple[int, int, int, int, int]]:
 
 
 def send_batch(sock: socket.socket, items: list[tuple[Step, bytes]]) -> None:
-    """Send ``items`` in as few datagrams as fit; raise :class:`StepFailed` for the first refusal.
+    """Send ``items`` in as few datagrams as fit; raise :class:`NetlinkStepError` for the first refusal.
 
     Every message is acked (even after a failure the kernel goes on with the rest, which the
     rollback then removes with the namespace), so we always read all acks before returning.
     """
-    first_error: StepFailed | None = None
+    first_error: NetlinkStepError | None = None
     seq = 0
     pos = 0
     while pos < len(items):
@@ -255,15 +269,18 @@ def send_batch(sock: socket.socket, items: list[tuple[Step, bytes]]) -> None:
                 data = sock.recv(65536)
             except TimeoutError:
                 pending = ", ".join(s.describe() for s in by_seq.values())
-                raise StepFailed(next(iter(by_seq.values())), errno_mod.ETIMEDOUT,
-                                 f"no answer from the kernel within {TIMEOUT:.0f}s for: {pending}") from None
+                raise NetlinkStepError(
+                    next(iter(by_seq.values())),
+                    errno_mod.ETIMEDOUT,
+                    f"no answer from the kernel within {TIMEOUT:.0f}s for: {pending}",
+                ) from None
             for off, length, kind, flags, mseq in _messages(data):
                 if kind != NLMSG_ERROR or mseq not in by_seq:
                     continue
                 step = by_seq.pop(mseq)
                 err, detail = _parse_error(data, off, length, flags)
                 if err and first_error is None:
-                    first_error = StepFailed(step, err, detail)
+                    first_error = NetlinkStepError(step, err, detail)
     if first_error is not None:
         raise first_error
 
@@ -330,6 +347,7 @@ def dump_links(sock: socket.socket) -> dict[int, LinkState]:
                 continue
             state = _link_state(data, off, length)
             out[state.index] = state
+
 
 def link_alias(sock: socket.socket, index: int) -> str | None:
     """The ifalias of interface ``index`` in the socket's namespace (None when unset)."""

@@ -89,7 +89,7 @@ class Runner:
                 batch = [(s, self._encoder.encode(s, ns)) for s in node_steps]
                 try:
                     rtnl.send_batch(self.socket(node), batch)
-                except rtnl.StepFailed as exc:
+                except rtnl.NetlinkStepError as exc:
                     raise StepError(node, exc.step, exc.detail) from None
             return
         for step in steps:
@@ -106,19 +106,22 @@ class Runner:
             try:
                 netns.create(step.netns, identify)
             except FileExistsError:
-                raise StepError(step.node, step, "a namespace of that name already exists (not this lab's)",
-                                ) from None
+                raise StepError(
+                    step.node,
+                    step,
+                    "a namespace of that name already exists (not this lab's)",
+                ) from None
             except OSError as exc:
                 raise StepError(step.node, step, exc.strerror or str(exc)) from None
         elif isinstance(step, WriteSysctl):
             try:
                 sysctl.write(ns, step)
-            except sysctl.SysctlFailed as exc:
+            except sysctl.SysctlError as exc:
                 raise StepError(step.node, step, str(exc)) from None
         elif isinstance(step, RestoreFirewall):
             try:
                 firewall.restore(ns, step)
-            except firewall.RestoreFailed as exc:
+            except firewall.RestoreError as exc:
                 raise StepError(step.node, step, str(exc), exc.origin) from None
         elif isinstance(step, RunCommand):
             self._command(ns, step)
@@ -131,8 +134,12 @@ class Runner:
             raise StepError(step.node, step, f"command not found: {step.argv[0]}")
         try:
             proc = subprocess.run(
-                [binary, *step.argv[1:]], capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
-                preexec_fn=netns.preexec(ns), check=False,  # noqa: PLW1509
+                [binary, *step.argv[1:]],
+                capture_output=True,
+                text=True,
+                timeout=COMMAND_TIMEOUT,
+                preexec_fn=netns.preexec(ns),
+                check=False,
             )
         except subprocess.TimeoutExpired:
             raise StepError(step.node, step, f"still running after {COMMAND_TIMEOUT:.0f}s") from None

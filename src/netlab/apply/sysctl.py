@@ -16,7 +16,7 @@ from netlab.plan.steps import WriteSysctl
 SYSCTL_ROOT = Path("/proc/sys")
 
 
-class SysctlFailed(Exception):
+class SysctlError(Exception):
     """A sysctl could not be written; the message says why in the user's terms."""
 
 
@@ -32,12 +32,12 @@ def write(netns: str, step: WriteSysctl) -> None:
         try:
             target.write_text(step.value)
         except FileNotFoundError:
-            raise SysctlFailed(
+            raise SysctlError(
                 f"sysctl {step.key} does not exist inside a network namespace (it is global to the"
                 " host, or its interface is missing)"
             ) from None
         except OSError as exc:
-            raise SysctlFailed(f"sysctl {step.key}={step.value}: {exc.strerror}") from None
+            raise SysctlError(f"sysctl {step.key}={step.value}: {exc.strerror}") from None
 
 
 def read(netns: str, key: str) -> str:

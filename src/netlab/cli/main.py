@@ -38,8 +38,13 @@ def cli() -> None:
 @cli.command()
 @click.argument("topology")
 @click.option("--instance", help="Bring up another copy under the lab name TOPOLOGY-INSTANCE.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-              help="Seconds to wait for links to be usable.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for links to be usable.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan (every step and its undo); touch nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the lab as JSON.")
 def up(topology: str, instance: str | None, timeout: float, dry_run: bool, as_json: bool) -> None:
@@ -125,7 +130,7 @@ def _exec_in(lab: str, node: str, argv: list[str]) -> None:
     enter_for_exec(ns)
     os.environ.update({"NETLAB_LAB": lab, "NETLAB_NODE": node, "NETLAB_NETNS": ns})
     try:
-        os.execvp(argv[0], argv)
+        os.execvp(argv[0], argv)  # noqa: S606 - running the user's own command is the point
     except FileNotFoundError:
         raise NetlabError(f"command not found: {argv[0]}") from None
 

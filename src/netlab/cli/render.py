@@ -84,8 +84,13 @@ def status(labs: list[dict[str, Any]]) -> None:
             first = True
             for itf in node["interfaces"]:
                 state_text = itf["operstate"].lower() if itf["up"] else "down"
-                table.add_row(node["node"] if first else "", node["netns"] if first else "", itf["name"],
-                              state_text, ", ".join(itf["addresses"]))
+                table.add_row(
+                    node["node"] if first else "",
+                    node["netns"] if first else "",
+                    itf["name"],
+                    state_text,
+                    ", ".join(itf["addresses"]),
+                )
                 first = False
             if first:
                 table.add_row(node["node"], node["netns"], "", "", "")

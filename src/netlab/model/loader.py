@@ -112,7 +112,7 @@ def _describe(value: object) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _issue_from(err: Any, source: Source) -> Issue:
+def _issue_from(err: Any, source: Source) -> Issue:  # noqa: PLR0911 - one return per error kind
     loc: PathKey = tuple(err["loc"])
     kind = err["type"]
     if loc and loc[-1] == "[key]":  # a bad mapping key: point at the key itself

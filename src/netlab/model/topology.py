@@ -142,9 +142,7 @@ IfName = Annotated[
 NodeName = Annotated[
     str, PlainValidator(_label("node")), _str_schema("node name", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 ]
-LabName = Annotated[
-    str, PlainValidator(_label("lab")), _str_schema("lab name", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-]
+LabName = Annotated[str, PlainValidator(_label("lab")), _str_schema("lab name", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
 InterfaceAddress = Annotated[
     IPInterface,
     PlainValidator(_interface_address),

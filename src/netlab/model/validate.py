@@ -102,9 +102,12 @@ def bridge_ports(topo: Topology) -> Iterator[Finding]:
             for pi, port in enumerate(bridge.ports):
                 path: PathKey = ("nodes", node_name, "bridges", br_name, "ports", pi)
                 if port not in ends[node_name]:
-                    yield path, (
-                        f"unknown bridge port '{port}' of bridge '{br_name}': node '{node_name}' has"
-                        f" no link endpoint of that name (endpoints: {_known(ends[node_name])})"
+                    yield (
+                        path,
+                        (
+                            f"unknown bridge port '{port}' of bridge '{br_name}': node '{node_name}' has"
+                            f" no link endpoint of that name (endpoints: {_known(ends[node_name])})"
+                        ),
                     )
                 elif port in owner:
                     yield path, f"interface '{port}' is already a port of bridge '{owner[port]}'"
@@ -159,7 +162,7 @@ def unique_macs(topo: Topology) -> Iterator[Finding]:
 
 def _route_family(route: Route) -> int | None:
     if route.to != "default":
-        return route.to.version  # type: ignore[union-attr]
+        return route.to.version
     return route.via.version if route.via else None
 
 
@@ -168,11 +171,7 @@ def routes(topo: Topology) -> Iterator[Finding]:
     ends = _veth_ends(topo)
     for node_name, node in topo.nodes.items():
         known = set(ends[node_name]) | set(node.bridges) | {"lo"}
-        connected = [
-            (ifname, addr.network)
-            for ifname, iface in node.interfaces.items()
-            for addr in iface.addresses
-        ]
+        connected = [(ifname, addr.network) for ifname, iface in node.interfaces.items() for addr in iface.addresses]
         seen: set[tuple[str, int | None, int | None]] = set()
         for ri, route in enumerate(node.routes):
             path: PathKey = ("nodes", node_name, "routes", ri)
@@ -188,7 +187,7 @@ def routes(topo: Topology) -> Iterator[Finding]:
             if route.via is None and route.dev is None:
                 yield path, f"route to {route.to} needs via (a gateway) or dev (an interface)"
                 continue
-            if route.to != "default" and route.via and route.to.version != route.via.version:  # type: ignore[union-attr]
+            if route.to != "default" and route.via and route.to.version != route.via.version:
                 yield (*path, "via"), f"gateway {route.via} is not of the same IP version as {route.to}"
                 continue
             if route.dev is not None and route.dev not in known:
@@ -198,9 +197,12 @@ def routes(topo: Topology) -> Iterator[Finding]:
                 on = [ifn for ifn, net in connected if route.via in net and (route.dev in (None, ifn))]
                 if not on:
                     nets = ", ".join(f"{n} ({i})" for i, n in connected) or "none"
-                    yield (*path, "via"), (
-                        f"gateway {route.via} is unreachable from node '{node_name}': it is in none of"
-                        f" the node's subnets ({nets})"
+                    yield (
+                        (*path, "via"),
+                        (
+                            f"gateway {route.via} is unreachable from node '{node_name}': it is in none of"
+                            f" the node's subnets ({nets})"
+                        ),
                     )
 
 
@@ -216,15 +218,18 @@ def sysctls(topo: Topology) -> Iterator[Finding]:
         for key in node.sysctls:
             path: PathKey = ("nodes", node_name, "sysctls", key)
             if not key.startswith("net.") or ".." in key or "/" in key:
-                yield path, (
-                    f"sysctl '{key}' is not per network namespace; a lab may only set net.* sysctls"
-                    " (anything else would change the host)"
+                yield (
+                    path,
+                    (
+                        f"sysctl '{key}' is not per network namespace; a lab may only set net.* sysctls"
+                        " (anything else would change the host)"
+                    ),
                 )
                 continue
             probe = key
             for prefix in _IFACE_SYSCTL_DIRS:
                 if key.startswith(prefix):
-                    ifname, _, leaf = key[len(prefix):].partition(".")
+                    ifname, _, leaf = key[len(prefix) :].partition(".")
                     if ifname not in known:
                         yield path, f"sysctl '{key}' names interface '{ifname}', which node '{node_name}' does not have"
                         probe = ""
@@ -250,10 +255,13 @@ def iptables(topo: Topology) -> Iterator[Finding]:
                         yield path, "one rule per list item; this one spans several lines"
                     elif text.upper() == "COMMIT" or text.startswith("*"):
                         yield path, f"'{text}': leave out '*{table}' and COMMIT, netlab adds them"
-                    elif not (text.startswith(":") or text.startswith("-")):
-                        yield path, (
-                            f"'{text}' is not an iptables-restore line: expected a policy"
-                            " (':FORWARD DROP') or a rule ('-A FORWARD -i br0 -j ACCEPT')"
+                    elif not text.startswith((":", "-")):
+                        yield (
+                            path,
+                            (
+                                f"'{text}' is not an iptables-restore line: expected a policy"
+                                " (':FORWARD DROP') or a rule ('-A FORWARD -i br0 -j ACCEPT')"
+                            ),
                         )
 
 

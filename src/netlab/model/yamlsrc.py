@@ -74,8 +74,9 @@ class _Builder:
                     continue
                 if key in out:
                     first = self.source.keys.get((*path, key))
+                    line = first.line if first else "?"
                     self.issues.append(
-                        Issue(_mark(self.file, key_node), f"duplicate key '{key}' (first at line {first.line if first else '?'})")
+                        Issue(_mark(self.file, key_node), f"duplicate key '{key}' (first at line {line})")
                     )
                     continue
                 self.source.keys[(*path, key)] = _mark(self.file, key_node)

@@ -8,8 +8,10 @@ which keeps traces comparable.
 
 With IPv6 on, duplicate address detection is off in every node (``accept_dad=0`` before any
 interface exists): a lab's addresses are unique by validation, and DAD would otherwise keep
-link-local addresses, which neighbour discovery uses, tentative for a second or more. A fresh namespace holds only ``lo`` (1) and, on kernels with
-fallback tunnel devices, a few more low indexes, hence the base of 100.
+link-local addresses, which neighbour discovery uses, tentative for a second or more.
+
+A fresh namespace holds only ``lo`` (1) and, on kernels with fallback tunnel devices, a few
+more low indexes, hence the base of 100.
 
 Which end of a veth pair is "created" and which is the "peer" follows one rule: if one end is
 a bridge port, create that end (its bridge is set in the same message); the peer cannot be
@@ -20,15 +22,18 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from netlab.model.names import netns_name
-from netlab.model.topology import Endpoint, Topology
+from netlab.model.topology import IptablesTable, Topology
 from netlab.plan.steps import (
     AddAddress,
     AddRoute,
     CreateBridge,
     CreateNamespace,
     CreateVeth,
+    IPNetwork,
     Plan,
     Readiness,
     RestoreFirewall,
@@ -48,7 +53,7 @@ def _names_interface(key: str) -> bool:
     """A sysctl under conf/IF or neigh/IF for a real interface must wait for the interface."""
     for prefix in _IFACE_SYSCTL_DIRS:
         if key.startswith(prefix):
-            ifname = key[len(prefix):].partition(".")[0]
+            ifname = key[len(prefix) :].partition(".")[0]
             return ifname not in ("all", "default", "lo")
     return False
 
@@ -85,7 +90,7 @@ def _bridge_of(topo: Topology) -> dict[tuple[str, str], str]:
     }
 
 
-def _firewall(node_name: str, family: int, tables: dict[str, list[str]]) -> RestoreFirewall | None:
+def _firewall(node_name: str, family: int, tables: Mapping[IptablesTable, list[str]]) -> RestoreFirewall | None:
     if not tables:
         return None
     key = "iptables" if family == 4 else "ip6tables"
@@ -93,7 +98,7 @@ def _firewall(node_name: str, family: int, tables: dict[str, list[str]]) -> Rest
     origins: list[tuple[str | int, ...] | None] = []
     for table, rules in tables.items():
         lines.append(f"*{table}")
-        origins.append((("nodes", node_name, key, table)))
+        origins.append(("nodes", node_name, key, table))
         for i, rule in enumerate(rules):
             lines.append(rule.strip())
             origins.append(("nodes", node_name, key, table, i))
@@ -108,98 +113,153 @@ def _firewall(node_name: str, family: int, tables: dict[str, list[str]]) -> Rest
     )
 
 
+@dataclass
+class _Context:
+    """What every part of the planning needs: the topology, names and indexes."""
+
+    topo: Topology
+    lab: str
+    netns: dict[str, str]
+    ifindex: dict[tuple[str, str], int]
+    bridge_of: dict[tuple[str, str], str]
+    carrier: dict[str, list[tuple[str, int]]]
+    carrier_only: dict[str, list[tuple[str, int]]]
+
+
 def plan(topo: Topology, lab: str) -> Plan:
     """The full, ordered build of ``topo`` as lab ``lab``; pure, touches nothing."""
-    netns = {node: netns_name(lab, node) for node in topo.nodes}
-    ifindex = _assign_ifindexes(topo)
-    bridge_of = _bridge_of(topo)
-    steps: list[Step] = []
-    carrier: dict[str, list[tuple[str, int]]] = {n: [] for n in topo.nodes}
-    carrier_only: dict[str, list[tuple[str, int]]] = {n: [] for n in topo.nodes}
-
-    for node_name, node in topo.nodes.items():
-        base = ("nodes", node_name)
-        steps.append(CreateNamespace(node_name, netns=netns[node_name], origin=base))
-        for scope in ("all", "default"):
-            if not topo.ipv6:
-                steps.append(WriteSysctl(node_name, key=f"net.ipv6.conf.{scope}.disable_ipv6", value="1",
-                                         origin=("ipv6",)))
-            else:  # link-local addresses usable at once, like the NODAD global ones
-                steps.append(WriteSysctl(node_name, key=f"net.ipv6.conf.{scope}.accept_dad", value="0",
-                                         origin=("ipv6",)))
-        for key, value in node.sysctls.items():
-            steps.append(WriteSysctl(node_name, key=key, value=value, late=_names_interface(key),
-                                     origin=(*base, "sysctls", key)))
-        steps.append(SetLoopback(node_name, marker=marker(lab), origin=base))
-        for family, tables in ((4, node.iptables), (6, node.ip6tables)):
-            fw = _firewall(node_name, family, dict(tables))
-            if fw:
-                steps.append(fw)
-        for br_name, bridge in node.bridges.items():
-            settings = topo.interface(node_name, br_name)
-            steps.append(CreateBridge(
-                node_name, ifname=br_name, ifindex=ifindex[(node_name, br_name)], stp=bridge.stp,
-                forward_delay=bridge.forward_delay, group_fwd_mask=bridge.group_fwd_mask,
-                nf_call_iptables=bridge.nf_call_iptables, nf_call_ip6tables=bridge.nf_call_ip6tables,
-                mac=bridge.mac or settings.mac, mtu=settings.mtu,
-                origin=(*base, "bridges", br_name),
-            ))
-            if bridge.ports and not bridge.stp:
-                wait = carrier if settings.addresses else carrier_only
-                wait[node_name].append((br_name, ifindex[(node_name, br_name)]))
-
-    for li, link in enumerate(topo.links):
-        a, b = link.endpoints
-        if (b.node, b.ifname) in bridge_of and (a.node, a.ifname) not in bridge_of:
-            a, b = b, a
-        steps.append(_veth(topo, link.mtu, a, b, ifindex, bridge_of, netns, ("links", li)))
-        master = bridge_of.get((b.node, b.ifname))
-        steps.append(SetLink(b.node, ifname=b.ifname, ifindex=ifindex[(b.node, b.ifname)],
-                             master_ifindex=ifindex[(b.node, master)] if master else None,
-                             origin=("links", li)))
-        for ep in (a, b):
-            carrier[ep.node].append((ep.ifname, ifindex[(ep.node, ep.ifname)]))
-
-    for node_name, node in topo.nodes.items():
-        base = ("nodes", node_name)
-        for ifname, iface in node.interfaces.items():
-            for ai, address in enumerate(iface.addresses):
-                steps.append(AddAddress(node_name, ifname=ifname, ifindex=ifindex[(node_name, ifname)],
-                                        address=address, origin=(*base, "interfaces", ifname, "addresses", ai)))
-        for ri, route in enumerate(node.routes):
-            if route.to == "default":
-                version = route.via.version if route.via else 4
-                to = ipaddress.ip_network("0.0.0.0/0" if version == 4 else "::/0")
-            else:
-                to = route.to  # type: ignore[assignment]
-            steps.append(AddRoute(
-                node_name, to=to, type=route.type, via=route.via, dev=route.dev,
-                dev_ifindex=ifindex[(node_name, route.dev)] if route.dev else None,
-                metric=route.metric, origin=(*base, "routes", ri),
-            ))
-        for ci, command in enumerate(node.exec):
-            steps.append(RunCommand(node_name, argv=tuple(shlex.split(command)), origin=(*base, "exec", ci)))
-
-    readiness = tuple(Readiness(n, tuple(carrier[n]), tuple(carrier_only[n])) for n in topo.nodes)
-    return Plan(lab=lab, netns=netns, steps=tuple(steps), readiness=readiness, ifindex=ifindex)
-
-
-def _veth(
-    topo: Topology,
-    link_mtu: int | None,
-    a: Endpoint,
-    b: Endpoint,
-    ifindex: dict[tuple[str, str], int],
-    bridge_of: dict[tuple[str, str], str],
-    netns: dict[str, str],
-    origin: tuple[str | int, ...],
-) -> CreateVeth:
-    ia, ib = topo.interface(a.node, a.ifname), topo.interface(b.node, b.ifname)
-    master = bridge_of.get((a.node, a.ifname))
-    return CreateVeth(
-        a.node, ifname=a.ifname, ifindex=ifindex[(a.node, a.ifname)],
-        peer_node=b.node, peer_netns=netns[b.node], peer_ifname=b.ifname,
-        peer_ifindex=ifindex[(b.node, b.ifname)],
-        mac=ia.mac, mtu=ia.mtu or link_mtu, master_ifindex=ifindex[(a.node, master)] if master else None,
-        peer_mac=ib.mac, peer_mtu=ib.mtu or link_mtu, origin=origin,
+    ctx = _Context(
+        topo=topo,
+        lab=lab,
+        netns={node: netns_name(lab, node) for node in topo.nodes},
+        ifindex=_assign_ifindexes(topo),
+        bridge_of=_bridge_of(topo),
+        carrier={n: [] for n in topo.nodes},
+        carrier_only={n: [] for n in topo.nodes},
     )
+    steps: list[Step] = []
+    for node_name in topo.nodes:
+        steps += _node_setup(ctx, node_name)
+    for li in range(len(topo.links)):
+        steps += _link(ctx, li)
+    for node_name in topo.nodes:
+        steps += _node_config(ctx, node_name)
+    readiness = tuple(Readiness(n, tuple(ctx.carrier[n]), tuple(ctx.carrier_only[n])) for n in topo.nodes)
+    return Plan(lab=lab, netns=ctx.netns, steps=tuple(steps), readiness=readiness, ifindex=ctx.ifindex)
+
+
+def _node_setup(ctx: _Context, node_name: str) -> list[Step]:
+    """Namespace, sysctls, loopback, firewall and bridges of one node."""
+    node = ctx.topo.nodes[node_name]
+    base = ("nodes", node_name)
+    steps: list[Step] = [CreateNamespace(node_name, netns=ctx.netns[node_name], origin=base)]
+    for scope in ("all", "default"):
+        if not ctx.topo.ipv6:
+            steps.append(WriteSysctl(node_name, key=f"net.ipv6.conf.{scope}.disable_ipv6", value="1", origin=("ipv6",)))
+        else:  # link-local addresses usable at once, like the NODAD global ones
+            steps.append(WriteSysctl(node_name, key=f"net.ipv6.conf.{scope}.accept_dad", value="0", origin=("ipv6",)))
+    for key, value in node.sysctls.items():
+        steps.append(
+            WriteSysctl(node_name, key=key, value=value, late=_names_interface(key), origin=(*base, "sysctls", key))
+        )
+    steps.append(SetLoopback(node_name, marker=marker(ctx.lab), origin=base))
+    for family, tables in ((4, node.iptables), (6, node.ip6tables)):
+        fw = _firewall(node_name, family, tables)
+        if fw:
+            steps.append(fw)
+    for br_name, bridge in node.bridges.items():
+        settings = ctx.topo.interface(node_name, br_name)
+        index = ctx.ifindex[(node_name, br_name)]
+        steps.append(
+            CreateBridge(
+                node_name,
+                ifname=br_name,
+                ifindex=index,
+                stp=bridge.stp,
+                forward_delay=bridge.forward_delay,
+                group_fwd_mask=bridge.group_fwd_mask,
+                nf_call_iptables=bridge.nf_call_iptables,
+                nf_call_ip6tables=bridge.nf_call_ip6tables,
+                mac=bridge.mac or settings.mac,
+                mtu=settings.mtu,
+                origin=(*base, "bridges", br_name),
+            )
+        )
+        if bridge.ports and not bridge.stp:
+            wait = ctx.carrier if settings.addresses else ctx.carrier_only
+            wait[node_name].append((br_name, index))
+    return steps
+
+
+def _link(ctx: _Context, li: int) -> list[Step]:
+    """A veth pair: create one end (the bridge port, if either is) and bring up the peer."""
+    link = ctx.topo.links[li]
+    a, b = link.endpoints
+    if (b.node, b.ifname) in ctx.bridge_of and (a.node, a.ifname) not in ctx.bridge_of:
+        a, b = b, a
+    ia, ib = ctx.topo.interface(a.node, a.ifname), ctx.topo.interface(b.node, b.ifname)
+    master_a, master_b = ctx.bridge_of.get((a.node, a.ifname)), ctx.bridge_of.get((b.node, b.ifname))
+    create = CreateVeth(
+        a.node,
+        ifname=a.ifname,
+        ifindex=ctx.ifindex[(a.node, a.ifname)],
+        peer_node=b.node,
+        peer_netns=ctx.netns[b.node],
+        peer_ifname=b.ifname,
+        peer_ifindex=ctx.ifindex[(b.node, b.ifname)],
+        mac=ia.mac,
+        mtu=ia.mtu or link.mtu,
+        master_ifindex=ctx.ifindex[(a.node, master_a)] if master_a else None,
+        peer_mac=ib.mac,
+        peer_mtu=ib.mtu or link.mtu,
+        origin=("links", li),
+    )
+    peer_up = SetLink(
+        b.node,
+        ifname=b.ifname,
+        ifindex=ctx.ifindex[(b.node, b.ifname)],
+        master_ifindex=ctx.ifindex[(b.node, master_b)] if master_b else None,
+        origin=("links", li),
+    )
+    for ep in (a, b):
+        ctx.carrier[ep.node].append((ep.ifname, ctx.ifindex[(ep.node, ep.ifname)]))
+    return [create, peer_up]
+
+
+def _node_config(ctx: _Context, node_name: str) -> list[Step]:
+    """Addresses, routes and commands of one node, once its interfaces exist."""
+    node = ctx.topo.nodes[node_name]
+    base = ("nodes", node_name)
+    steps: list[Step] = []
+    for ifname, iface in node.interfaces.items():
+        for ai, address in enumerate(iface.addresses):
+            steps.append(
+                AddAddress(
+                    node_name,
+                    ifname=ifname,
+                    ifindex=ctx.ifindex[(node_name, ifname)],
+                    address=address,
+                    origin=(*base, "interfaces", ifname, "addresses", ai),
+                )
+            )
+    for ri, route in enumerate(node.routes):
+        if route.to == "default":
+            version = route.via.version if route.via else 4
+            to: IPNetwork = ipaddress.ip_network("0.0.0.0/0" if version == 4 else "::/0")
+        else:
+            to = route.to
+        steps.append(
+            AddRoute(
+                node_name,
+                to=to,
+                type=route.type,
+                via=route.via,
+                dev=route.dev,
+                dev_ifindex=ctx.ifindex[(node_name, route.dev)] if route.dev else None,
+                metric=route.metric,
+                origin=(*base, "routes", ri),
+            )
+        )
+    for ci, command in enumerate(node.exec):
+        steps.append(RunCommand(node_name, argv=tuple(shlex.split(command)), origin=(*base, "exec", ci)))
+    return steps

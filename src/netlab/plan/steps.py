@@ -26,12 +26,12 @@ class Phase(enum.IntEnum):
     """Build order. Values are stable: they appear in dry-run output."""
 
     NAMESPACES = 1
-    EARLY_SYSCTLS = 2   # before interfaces exist, so 'default' settings apply to them
+    EARLY_SYSCTLS = 2  # before interfaces exist, so 'default' settings apply to them
     LOOPBACK = 3
-    FIREWALL = 4        # early: a bad rule fails before the expensive part
+    FIREWALL = 4  # early: a bad rule fails before the expensive part
     LINKS = 5
     LINK_CONFIG = 6
-    LATE_SYSCTLS = 7    # settings of interfaces created in LINKS
+    LATE_SYSCTLS = 7  # settings of interfaces created in LINKS
     ROUTES = 8
     COMMANDS = 9
 
@@ -154,7 +154,8 @@ class CreateVeth(Step):
 
     def describe(self) -> str:
         master = f", port of ifindex {self.master_ifindex}" if self.master_ifindex else ""
-        return f"veth {self.ifname} (ifindex {self.ifindex}{master}) <-> {self.peer_node}:{self.peer_ifname} (ifindex {self.peer_ifindex}), up"
+        peer = f"{self.peer_node}:{self.peer_ifname} (ifindex {self.peer_ifindex})"
+        return f"veth {self.ifname} (ifindex {self.ifindex}{master}) <-> {peer}, up"
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -47,11 +48,11 @@ def test_truncated_last_line_is_ignored(run_dir: Path) -> None:
 
 
 def test_dead_builder_means_crashed(run_dir: Path) -> None:
-    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(child.stdout)
-    (run_dir / "lab1.journal").write_text(
-        '{"op":"header","lab":"lab1","builder":{"pid":%d,"start":1}}\n' % dead_pid
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
     )
+    dead_pid = int(child.stdout)
+    (run_dir / "lab1.journal").write_text(f'{{"op":"header","lab":"lab1","builder":{{"pid":{dead_pid},"start":1}}}}\n')
     rec = journal.read("lab1")
     assert rec is not None and rec.state == "crashed"
     with pytest.raises(LabStateError, match="half-built or orphaned"):
@@ -60,10 +61,13 @@ def test_dead_builder_means_crashed(run_dir: Path) -> None:
 
 def test_held_lab_with_dead_holder_is_crashed(run_dir: Path) -> None:
     pid, start = procs.me()
-    (run_dir / "lab1.journal").write_text(
-        '{"op":"header","lab":"lab1","builder":{"pid":%d,"start":%d},'
-        '"holder":{"pid":%d,"start":%d}}\n{"op":"ready"}\n' % (pid, start, pid, start + 1)
-    )
+    header = {
+        "op": "header",
+        "lab": "lab1",
+        "builder": {"pid": pid, "start": start},
+        "holder": {"pid": pid, "start": start + 1},
+    }
+    (run_dir / "lab1.journal").write_text(json.dumps(header) + '\n{"op":"ready"}\n')
     rec = journal.read("lab1")
     assert rec is not None and rec.state == "crashed"
 

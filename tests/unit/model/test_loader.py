@@ -38,7 +38,7 @@ def test_resolve_by_name_and_by_path(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_unknown_name_lists_known_topologies() -> None:
-    with pytest.raises(TopologyError, match="no topology named 'nope'.*bridge3"):
+    with pytest.raises(TopologyError, match=r"no topology named 'nope'.*bridge3"):
         resolve("nope")
 
 
