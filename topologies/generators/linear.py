@@ -29,7 +29,12 @@ def linear(n: int) -> str:
         "nodes:",
     ]
     for i in range(1, n + 1):
-        out += [f"  h{i}:", "    interfaces:", f"      h{i}-eth0:", f"        addresses: [{hosts[i - 1]}/{NET.prefixlen}]"]
+        out += [
+            f"  h{i}:",
+            "    interfaces:",
+            f"      h{i}-eth0:",
+            f"        addresses: [{hosts[i - 1]}/{NET.prefixlen}]",
+        ]
     out += ["  fabric:", "    bridges:"]
     for i in range(1, n + 1):
         ports = [f"s{i}-eth1"]
