@@ -214,6 +214,198 @@ def topologies() -> None:
         click.echo(f"{name:<16} {path}")
 
 
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _size(text: str) -> int:
+    """'1M' -> 1048576 (binary units, as iperf and dd use)."""
+    number, unit = text.rstrip("KMGkmgBb"), text[len(text.rstrip("KMGkmgBb")) :].upper().rstrip("B")
+    try:
+        value = float(number) * _UNITS[unit]
+    except (ValueError, KeyError):
+        raise click.BadParameter(f"'{text}' is not a size like 64K, 1M or 1500") from None
+    if value <= 0:
+        raise click.BadParameter(f"size must be positive, got {text}")
+    return int(value)
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not a number (0x88b5 or 34997)") from None
+
+
+@cli.command()
+@click.argument("lab")
+@click.argument("node")
+@click.argument("interface")
+@click.argument("recipe")
+@click.argument("value", required=False)
+@click.option("--count", "-c", type=int, default=1, show_default=True, help="How many frames.")
+@click.option("--dst", help="Destination IP address (IP recipes).")
+@click.option("--dst-mac", help="Destination MAC; default: the next hop's, found from the lab.")
+@click.option("--dport", type=click.IntRange(0, 65535), default=9999, show_default=True)
+@click.option("--sport", type=click.IntRange(0, 65535), default=40000, show_default=True)
+@click.option("--ttl", type=click.IntRange(0, 255), default=64, show_default=True)
+@click.option("--tcp-flags", default="S", show_default=True, help="TCP flags for tcp-syn, e.g. SF or FPU.")
+@click.option("--payload", type=click.IntRange(0, 9000), default=0, help="Pad the payload to this many bytes.")
+@click.option(
+    "--bad", type=click.Choice(["ip-csum", "l4-csum", "ihl", "tot-len", "truncated"]), help="Send it malformed."
+)
+@click.option("--json", "as_json", is_flag=True)
+def inject(
+    lab: str,
+    node: str,
+    interface: str,
+    recipe: str,
+    value: str | None,
+    count: int,
+    dst: str | None,
+    dst_mac: str | None,
+    dport: int,
+    sport: int,
+    ttl: int,
+    tcp_flags: str,
+    payload: int,
+    bad: str | None,
+    as_json: bool,
+) -> None:
+    """Send frames of RECIPE from NODE's INTERFACE (recipes: stp, rstp, ethertype VALUE, pause,
+    udp, icmp, tcp-syn). Every frame carries a marker that identifies it in captures and traces."""
+    from netlab.apply.netns import require_root
+    from netlab.lab import attach
+    from netlab.traffic.inject import inject as do_inject
+
+    require_root()
+    options: dict[str, Any] = {
+        "dport": dport,
+        "sport": sport,
+        "ttl": ttl,
+        "tcp_flags": tcp_flags,
+        "payload": payload,
+        "bad": bad,
+    }
+    if recipe == "ethertype":
+        if value is None:
+            raise click.UsageError("ethertype needs a value, e.g. netlab inject LAB NODE IF ethertype 0x88b5")
+        options["ethertype"] = _int(value)
+    elif value is not None:
+        raise click.UsageError(f"recipe '{recipe}' takes no value (got '{value}')")
+    result = do_inject(attach(lab), node, interface, recipe, count=count, dst=dst, dst_mac=dst_mac, **options)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "node": result.node,
+                    "interface": result.ifname,
+                    "recipe": result.recipe,
+                    "sent": result.sent,
+                    "run": f"{result.run:08x}",
+                    "src_mac": result.src_mac,
+                    "dst_mac": result.dst_mac,
+                    "dst": result.dst_ip,
+                }
+            )
+        )
+        return
+    to = f" to {result.dst_ip}" if result.dst_ip else ""
+    click.echo(
+        f"sent {result.sent} {recipe} frame(s) from {lab}/{node}:{interface}{to}"
+        f" (markers {result.run:08x}:0-{result.sent - 1})"
+    )
+
+
+@cli.command()
+@click.argument("lab")
+@click.argument("node")
+@click.argument("interface")
+@click.option("-w", "--write", "pcap", type=click.Path(dir_okay=False, writable=True), help="Write a pcap file.")
+@click.option("--count", "-c", type=click.IntRange(min=1), help="Stop after this many frames.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Stop after this many seconds.")
+@click.option("--filter", "expression", help="tcpdump filter expression, e.g. 'udp port 9999'.")
+@click.option("--quiet", "-q", is_flag=True, help="Do not print a line per frame.")
+def capture(
+    lab: str,
+    node: str,
+    interface: str,
+    pcap: str | None,
+    count: int | None,
+    timeout: float | None,
+    expression: str | None,
+    quiet: bool,
+) -> None:
+    """Capture frames on NODE's INTERFACE (until --count, --timeout or Ctrl-C)."""
+    import time as _time
+    from pathlib import Path
+
+    from netlab.apply.netns import require_root
+    from netlab.lab import attach
+    from netlab.traffic.describe import summary
+    from netlab.traffic.packet import PacketSocket
+    from netlab.traffic.pcap import PcapWriter
+
+    require_root()
+    handle = attach(lab).node(node)
+    sock = PacketSocket.capture(handle.netns, interface, expression)
+    writer = PcapWriter(Path(pcap)) if pcap else None
+    _err(f"capturing on {lab}/{node}:{interface}" + (f" ({expression})" if expression else "") + ": ready")
+    seen = 0
+    deadline = _time.monotonic() + timeout if timeout is not None else None
+    try:
+        while count is None or seen < count:
+            left = None if deadline is None else deadline - _time.monotonic()
+            if left is not None and left <= 0:
+                break
+            frame = sock.receive(timeout=min(left, 0.2) if left is not None else 0.2)
+            if frame is None:
+                continue
+            seen += 1
+            if writer:
+                writer.write(frame)
+            if not quiet:
+                click.echo(summary(frame))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+        if writer:
+            writer.close()
+    _err(f"{seen} frame(s) captured" + (f", written to {pcap}" if pcap else ""))
+
+
+@cli.command()
+@click.argument("lab")
+@click.argument("src")
+@click.argument("dst")
+@click.option("--bytes", "size", default="1M", show_default=True, help="How much to send (64K, 1M, 1G).")
+@click.option("--to", "address", help="Connect to this address (default: DST's first address).")
+@click.option("--port", type=click.IntRange(1, 65535), default=5201, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def flow(
+    lab: str, src: str, dst: str, size: str, address: str | None, port: int, timeout: float, as_json: bool
+) -> None:
+    """Run a TCP flow from node SRC to node DST over real kernel sockets and verify every byte."""
+    from netlab.apply.netns import require_root
+    from netlab.lab import attach
+    from netlab.traffic.flow import tcp_flow
+
+    require_root()
+    result = tcp_flow(attach(lab), src, dst, _size(size), address=address, port=port, timeout=timeout)
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+    else:
+        state = "verified" if result.verified else "CORRUPTED"
+        click.echo(
+            f"{src} -> {dst} ({result.address}:{result.port}): {result.bytes_received} of {result.bytes_sent} bytes"
+            f" {state} in {result.seconds:.3f} s ({result.throughput_mbit:.1f} Mbit/s),"
+            f" {result.retransmissions} retransmissions, rtt {result.rtt_ms:.2f} ms"
+        )
+    if not result.verified:
+        raise NetlabError("the received stream differs from what was sent")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI, turning netlab errors into a message and an exit code."""
     try:

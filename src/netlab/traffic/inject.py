@@ -1,0 +1,105 @@
+"""Send frames from a node's interface: recipes by name, or any bytes / scapy packets."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from netlab.errors import NetlabError
+from netlab.lab import Lab
+from netlab.traffic import marker, recipes
+from netlab.traffic.packet import PacketSocket
+from netlab.traffic.resolve import interface_exists, interface_mac, next_hop_mac
+
+
+@dataclass(frozen=True)
+class Injection:
+    """What was sent: enough to find these frames again in captures and traces."""
+
+    node: str
+    ifname: str
+    recipe: str
+    run: int
+    sent: int
+    src_mac: str
+    dst_mac: str | None
+    dst_ip: str | None
+    markers: tuple[marker.Marker, ...] = field(repr=False)
+
+
+def send(lab: Lab, node: str, ifname: str, frames: Iterable[bytes | Any]) -> int:
+    """Send raw frames (bytes or scapy packets) on ``node:ifname`` over one socket."""
+    ns = lab.node(node).netns
+    if not interface_exists(ns, ifname):
+        raise NetlabError(f"node '{node}' of lab '{lab.name}' has no interface '{ifname}'")
+    with PacketSocket.sender(ns, ifname) as sock:
+        return sock.send(bytes(f) for f in frames)
+
+
+def inject(
+    lab: Lab,
+    node: str,
+    ifname: str,
+    recipe_name: str,
+    *,
+    count: int = 1,
+    dst: str | None = None,
+    dst_mac: str | None = None,
+    run: int | None = None,
+    **options: Any,
+) -> Injection:
+    """Build ``count`` frames of a recipe from ``node:ifname`` and send them.
+
+    For IP recipes the destination MAC is the next hop's, found from the lab (no ARP is sent)
+    unless ``dst_mac`` forces one (e.g. another host's MAC, to see an OTHERHOST drop).
+    """
+    if count <= 0:
+        raise NetlabError(f"count must be at least 1, got {count}")
+    the_recipe = recipes.recipe(recipe_name)
+    handle = lab.node(node)
+    if not interface_exists(handle.netns, ifname):
+        raise NetlabError(f"node '{node}' of lab '{lab.name}' has no interface '{ifname}'")
+    src_ip = None
+    if dst is not None:
+        try:
+            version = ipaddress.ip_address(dst).version
+        except ValueError:
+            raise NetlabError(f"bad address '{dst}'") from None
+        if the_recipe.needs_ip:
+            found = handle.addresses(ifname, version) or handle.addresses(None, version)
+            src_ip = found[0] if found else None
+            if dst_mac is None:
+                dst_mac, route = next_hop_mac(lab, handle, dst)
+                src_ip = route.source or src_ip
+    elif the_recipe.needs_ip:
+        raise NetlabError(f"recipe '{recipe_name}' needs --dst ADDRESS")
+    spec = recipes.FrameSpec(
+        src_mac=interface_mac(handle.netns, ifname),
+        run=run if run is not None else marker.new_run(),
+        count=count,
+        dst_mac=dst_mac,
+        src_ip=src_ip,
+        dst_ip=dst,
+        **options,
+    )
+    frames = recipes.build(recipe_name, spec)
+    with PacketSocket.sender(handle.netns, ifname) as sock:
+        sent = sock.send(frames)
+    return Injection(
+        node=node,
+        ifname=ifname,
+        recipe=recipe_name,
+        run=spec.run,
+        sent=sent,
+        src_mac=spec.src_mac,
+        dst_mac=dst_mac,
+        dst_ip=dst,
+        markers=tuple(marker.Marker(spec.run, i) for i in range(count)),
+    )
+
+
+def frames_of(injection: Injection, frames: Sequence[bytes]) -> list[bytes]:
+    """The frames among ``frames`` that carry one of the injection's markers."""
+    return [f for f in frames if (m := marker.find(f)) is not None and m.run == injection.run]

@@ -1,0 +1,94 @@
+"""Where a packet from a node should go at layer 2, found from the lab rather than the wire.
+
+To build an Ethernet frame for ``--dst 198.51.100.2`` we need the next hop's MAC. Instead of
+sending ARP or a ping (traffic that would show up in the very traces a user is reading), we
+ask the node's routing table for the next hop, find which node of the lab owns that address,
+and read that interface's MAC in its namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import socket
+import struct
+from dataclasses import dataclass
+
+from netlab.apply.netns import entered
+from netlab.errors import NetlabError
+from netlab.lab import Lab, Node
+
+SIOCGIFHWADDR = 0x8927
+
+
+def interface_mac(netns: str, ifname: str) -> str:
+    """The MAC of ``ifname`` inside ``netns``."""
+    with entered(netns), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            info = fcntl.ioctl(sock.fileno(), SIOCGIFHWADDR, struct.pack("256s", ifname.encode()[:15]))
+        except OSError:
+            raise NetlabError(f"no interface '{ifname}' in namespace {netns}") from None
+    return ":".join(f"{b:02x}" for b in info[18:24])
+
+
+def interface_exists(netns: str, ifname: str) -> bool:
+    """True when ``ifname`` exists in ``netns``."""
+    with entered(netns):
+        try:
+            socket.if_nametoindex(ifname)
+        except OSError:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Route:
+    """How a node reaches an address: out of ``ifname`` via ``next_hop`` (the address itself when direct)."""
+
+    ifname: str
+    next_hop: str
+    source: str | None
+
+
+def route_to(node: Node, address: str) -> Route:
+    """Ask the node's kernel (RTM_GETROUTE) how it reaches ``address``."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    from netlab.apply.rtnl import NETLINK_ROUTE
+
+    sock = node.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
+    with contextlib.closing(IPRoute(fileno=sock.detach())) as ipr:
+        try:
+            (answer,) = ipr.route("get", dst=address)
+        except NetlinkError as exc:
+            raise NetlabError(f"node '{node.name}' has no route to {address}: {exc.args[-1]}") from None
+        oif = answer.get_attr("RTA_OIF")
+        gateway = answer.get_attr("RTA_GATEWAY")
+        source = answer.get_attr("RTA_PREFSRC")
+        (link,) = ipr.link("get", index=oif)
+        return Route(ifname=link.get_attr("IFLA_IFNAME"), next_hop=gateway or address, source=source)
+
+
+def owner_of(lab: Lab, address: str) -> tuple[str, str] | None:
+    """The (node, ifname) of the lab that has ``address`` configured."""
+    ip = ipaddress.ip_address(address)
+    for node_name, node in lab.topology.nodes.items():
+        for ifname, iface in node.interfaces.items():
+            if any(a.ip == ip for a in iface.addresses):
+                return node_name, ifname
+    return None
+
+
+def next_hop_mac(lab: Lab, node: Node, address: str) -> tuple[str, Route]:
+    """The MAC a frame from ``node`` to ``address`` must carry, and the route it follows."""
+    route = route_to(node, address)
+    owner = owner_of(lab, route.next_hop)
+    if owner is None:
+        raise NetlabError(
+            f"cannot find the MAC of next hop {route.next_hop}: no node of lab '{lab.name}' has that address",
+            hint="pass --dst-mac",
+        )
+    owner_node, owner_if = owner
+    return interface_mac(lab.node(owner_node).netns, owner_if), route
