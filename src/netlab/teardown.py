@@ -76,7 +76,7 @@ def remove(record: journal.Record) -> Removal:
     for entry in record.of("tracefs"):
         instance = Path(entry["path"])
         with contextlib.suppress(FileNotFoundError):
-            _remove_instance(instance)
+            remove_instance(instance)
             result.instances.append(instance.name)
     for name in reversed(names):
         if netns.remove(name):
@@ -86,7 +86,7 @@ def remove(record: journal.Record) -> Removal:
     return result
 
 
-def _remove_instance(instance: Path) -> None:
+def remove_instance(instance: Path) -> None:
     """rmdir a tracefs instance; tracing must be off in it first or rmdir says EBUSY."""
     for _ in range(50):
         try:
@@ -159,6 +159,6 @@ def clean_instances() -> list[str]:
     removed = []
     for inst in leftover_instances():
         with contextlib.suppress(OSError):
-            _remove_instance(inst)
+            remove_instance(inst)
             removed.append(inst.name)
     return removed

@@ -1,0 +1,154 @@
+"""Which node and device of a lab a drop belongs to, when the kernel only says device *names*.
+
+Path tracepoints (``net_dev_start_xmit``, ``netif_rx``, ``netif_receive_skb``) name the
+device but not its namespace, and names repeat: every node of ``routed3`` has an ``eth0``,
+and two instances of one topology share all their names. So a packet's sequence of (event,
+device name) is *decoded* against the lab's link graph: consecutive hops must be in the same
+node, or a transmit on one veth end followed by a receive on its peer. Usually exactly one
+assignment of nodes fits; when several fit and disagree on where the packet died, the drop is
+counted as ambiguous rather than guessed.
+
+Between labs, a path that another lab that is up could explain equally well is only taken
+when the process context says it is ours (the softirq ran in the tracing process, a process
+it started, or a process inside the lab's namespaces); see :func:`claims`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from netlab.model.topology import Topology
+
+Iface = tuple[str, str]  # (node, ifname)
+XMIT_EVENTS = frozenset({"net_dev_start_xmit", "net_dev_queue", "net_dev_xmit"})
+RX_EVENTS = frozenset({"netif_rx", "netif_receive_skb", "napi_gro_receive_entry", "netif_receive_skb_entry"})
+
+
+@dataclass
+class LabMap:
+    """A lab's interfaces by name, its veth pairs and its bridges."""
+
+    lab: str
+    by_name: dict[str, list[Iface]] = field(default_factory=dict)
+    peer: dict[Iface, Iface] = field(default_factory=dict)
+    bridge_of: dict[Iface, str] = field(default_factory=dict)
+    netns_inodes: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, lab: str, topo: Topology, inodes: dict[int, str] | None = None) -> LabMap:
+        """Build the map of ``topo`` brought up as ``lab``."""
+        m = cls(lab, netns_inodes=dict(inodes or {}))
+        for link in topo.links:
+            a, b = ((e.node, e.ifname) for e in link.endpoints)
+            m.peer[a], m.peer[b] = b, a
+            for end in (a, b):
+                m.by_name.setdefault(end[1], []).append(end)
+        for node_name, node in topo.nodes.items():
+            for br, bridge in node.bridges.items():
+                m.by_name.setdefault(br, []).append((node_name, br))
+                for port in bridge.ports:
+                    m.bridge_of[(node_name, port)] = br
+            m.by_name.setdefault("lo", []).append((node_name, "lo"))
+        return m
+
+    def knows(self, name: str) -> bool:
+        """True when some node of the lab has an interface called ``name``."""
+        return name in self.by_name
+
+
+def _step_ok(m: LabMap, a: Iface, ev_a: str, b: Iface, ev_b: str) -> bool:
+    if a[0] == b[0]:
+        return True
+    return ev_a in XMIT_EVENTS and ev_b in RX_EVENTS and m.peer.get(a) == b
+
+
+def decode(m: LabMap, hops: Sequence[tuple[str, str]]) -> list[list[Iface]]:
+    """Every assignment of (node, ifname) to ``hops`` [(event, device name)] the lab allows.
+
+    Returns at most a handful of assignments (the search stops at 8): more means the path
+    says little about where it was.
+    """
+    paths: list[list[Iface]] = [[c] for c in m.by_name.get(hops[0][1], [])] if hops else []
+    for i in range(1, len(hops)):
+        ev_prev, ev = hops[i - 1][0], hops[i][0]
+        nxt = []
+        for path in paths:
+            for cand in m.by_name.get(hops[i][1], []):
+                if _step_ok(m, path[-1], ev_prev, cand, ev):
+                    nxt.append([*path, cand])
+                    if len(nxt) >= 8:
+                        break
+        paths = nxt
+        if not paths:
+            break
+    return paths
+
+
+def last_hop(m: LabMap, hops: Sequence[tuple[str, str]]) -> Iface | None | str:
+    """Where the packet was last seen: an Iface, None if the lab cannot explain the path,
+    or ``"ambiguous"`` when explanations disagree."""
+    if not hops:
+        return None
+    found = decode(m, hops)
+    ends = {p[-1] for p in found}
+    if not ends:
+        return None
+    if len(ends) > 1:
+        return "ambiguous"
+    return ends.pop()
+
+
+def pid_netns(pid: int) -> int | None:
+    """The network-namespace inode of ``pid`` (None if it is gone)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def _ancestors(pid: int) -> set[int]:
+    seen: set[int] = set()
+    while pid > 1 and pid not in seen:
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                raw = f.read()
+            pid = int(raw[raw.rindex(b")") + 2 :].split()[1])
+        except (OSError, ValueError):
+            break
+    return seen
+
+
+def context_of(pid: int, me: int | None = None) -> tuple[int | None, bool]:
+    """(network-namespace inode, descends from process ``me``) of ``pid``, now."""
+    if pid <= 0:
+        return None, False
+    return pid_netns(pid), (me or os.getpid()) in _ancestors(pid)
+
+
+class ContextCache:
+    """Process contexts looked up once per pid while a trace is being read."""
+
+    def __init__(self) -> None:
+        self._me = os.getpid()
+        self._seen: dict[int, tuple[int | None, bool]] = {}
+
+    def get(self, pid: int) -> tuple[int | None, bool]:
+        """The context of ``pid`` (cached: pids are not reused within one short trace)."""
+        if pid not in self._seen:
+            self._seen[pid] = context_of(pid, self._me)
+        return self._seen[pid]
+
+
+def claims(m: LabMap, context: tuple[int | None, bool] | None) -> bool:
+    """Does the process context of an event say it is this lab's?
+
+    True when the event ran in the tracing process (or a descendant of it) or in a process
+    whose network namespace is one of the lab's.
+    """
+    if context is None:
+        return False
+    inode, mine = context
+    return mine or (inode is not None and inode in m.netns_inodes)

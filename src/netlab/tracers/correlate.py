@@ -1,0 +1,117 @@
+"""From time-ordered records to attributed drops and per-packet paths.
+
+A packet is followed by its skb address: path events append hops, ``consume_skb`` ends a
+delivered packet's path, ``kfree_skb`` ends it with a drop. The hops' device names are decoded
+against the lab's link graph (:mod:`netlab.tracers.attribution`); where a packet left a
+bridge port after arriving on another port of the same bridge, the bridge is inserted as an
+inferred hop (no tracepoint fires for bridge forwarding itself).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from netlab.tracers.attribution import LabMap, claims, decode, last_hop
+from netlab.tracers.events import DropEvent, Hop, Location, Packet
+from netlab.tracers.records import Record
+
+PATH_EVENTS = frozenset({"net_dev_start_xmit", "netif_rx", "netif_receive_skb", "net_dev_queue"})
+MAX_OPEN = 200_000
+
+
+class Correlator:
+    """Feeds on records of one lab's trace; collects its drops and completed paths."""
+
+    def __init__(self, mine: LabMap, others: Iterable[LabMap], tracer: str) -> None:
+        self.mine = mine
+        self.others = list(others)
+        self.tracer = tracer
+        self.open: OrderedDict[str, list[tuple[float, str, str]]] = OrderedDict()
+        self.drops: list[DropEvent] = []
+        self.paths: list[tuple[Hop, ...]] = []
+        self.unattributed = 0
+        self.ambiguous = 0
+        self.ambiguous_paths: list[list[tuple[str, str]]] = []
+
+    def feed(self, records: Iterable[Record]) -> list[DropEvent]:
+        """Consume records (time-ordered); returns the drops they completed."""
+        new: list[DropEvent] = []
+        for rec in records:
+            addr = rec.skbaddr
+            if addr is None:
+                continue
+            if rec.event in PATH_EVENTS and rec.device:
+                hops = self.open.pop(addr, [])
+                hops.append((rec.time, rec.event, rec.device))
+                self.open[addr] = hops
+                if len(self.open) > MAX_OPEN:
+                    self.open.popitem(last=False)
+            elif rec.event == "consume_skb":
+                hops = self.open.pop(addr, [])
+                if hops:
+                    path = self._decoded(hops)
+                    if path:
+                        self.paths.append(path)
+            elif rec.event == "kfree_skb":
+                drop = self._drop(rec, self.open.pop(addr, []))
+                if drop is not None:
+                    self.drops.append(drop)
+                    new.append(drop)
+        return new
+
+    def _decoded(self, hops: list[tuple[float, str, str]]) -> tuple[Hop, ...] | None:
+        names = [(ev, dev) for _t, ev, dev in hops]
+        found = decode(self.mine, names)
+        if not found:
+            return None
+        nodes = found[0] if len(found) == 1 else None
+        out: list[Hop] = []
+        for i, (t, ev, dev) in enumerate(hops):
+            here = nodes[i] if nodes else None
+            if nodes and i > 0 and ev in ("net_dev_start_xmit", "net_dev_queue"):
+                prev = nodes[i - 1]
+                bridge = self.mine.bridge_of.get(prev)
+                if bridge and prev[0] == nodes[i][0] and self.mine.bridge_of.get(nodes[i]) == bridge:
+                    out.append(Hop(t, "bridge", bridge, prev[0], inferred=True))
+            out.append(Hop(t, ev, dev, here[0] if here else None))
+        return tuple(out)
+
+    def _drop(self, rec: Record, hops: list[tuple[float, str, str]]) -> DropEvent | None:
+        names = [(ev, dev) for _t, ev, dev in hops]
+        node: str | None = None
+        device: str | None = None
+        if names:
+            where = last_hop(self.mine, names)
+            if where is None:
+                self.unattributed += 1
+                return None
+            if where == "ambiguous":
+                self.ambiguous += 1
+                self.ambiguous_paths.append(names)
+                return None
+            elsewhere = any(isinstance(last_hop(o, names), tuple) for o in self.others)
+            if elsewhere and not claims(self.mine, rec.context):
+                self.ambiguous += 1
+                return None
+            node, device = where  # type: ignore[misc]
+        else:
+            inode = rec.context[0] if rec.context else None
+            if inode is None or inode not in self.mine.netns_inodes:
+                self.unattributed += 1
+                return None
+            node = self.mine.netns_inodes[inode]
+        path = self._decoded(hops) or ()
+        protocol = int(rec.fields["protocol"]) if rec.fields.get("protocol", "").isdigit() else None
+        return DropEvent(
+            time=rec.time,
+            location=Location.parse(rec.fields.get("location", "?")),
+            reason=rec.fields.get("reason", "NOT_SPECIFIED"),
+            node=node,
+            device=device,
+            packet=Packet(protocol=protocol),
+            stack=tuple(rec.stack[2:] if rec.stack[:1] == ["trace_event_raw_event_kfree_skb"] else rec.stack),
+            path=path,
+            pid=rec.pid,
+            tracer=self.tracer,
+        )

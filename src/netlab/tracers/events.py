@@ -1,0 +1,150 @@
+"""Trace results as data: drops, packet paths, and what could not be seen.
+
+Everything here is JSON-ready (``as_dict``) so the CLI, the pytest report and the workshop
+material all speak the same shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+_SUFFIX = re.compile(r"(\.(constprop|isra|part|cold|llvm|lto_priv|localalias)(\.\d+)?)+$")
+
+
+def base_function(name: str) -> str:
+    """``__netif_receive_skb_core.constprop.0`` -> ``__netif_receive_skb_core``.
+
+    GCC and LLVM clone and split functions and name the copies with suffixes; a scenario that
+    expects a drop in ``__netif_receive_skb_core`` must match every such copy.
+    """
+    return _SUFFIX.sub("", name)
+
+
+@dataclass(frozen=True)
+class Location:
+    """A kernel code location as ``function+offset``, in the kernel's own spelling."""
+
+    function: str
+    offset: int = 0
+    size: int | None = None
+
+    @property
+    def base(self) -> str:
+        """The function name without compiler suffixes."""
+        return base_function(self.function)
+
+    def __str__(self) -> str:
+        return f"{self.function}+{self.offset:#x}"
+
+    @classmethod
+    def parse(cls, text: str) -> Location:
+        """``ip_rcv_finish_core+0x25b/0x470`` (or without offset/size) -> Location."""
+        name, _, rest = text.partition("+")
+        offset, _, size = rest.partition("/")
+        return cls(name, int(offset, 16) if offset else 0, int(size, 16) if size else None)
+
+
+@dataclass(frozen=True)
+class Packet:
+    """What is known about a dropped packet's headers (any field may be unknown)."""
+
+    protocol: int | None = None
+    src: str | None = None
+    dst: str | None = None
+    sport: int | None = None
+    dport: int | None = None
+    l4: str | None = None
+    marker: str | None = None
+
+    def __str__(self) -> str:
+        if self.src is None:
+            return f"proto {self.protocol:#06x}" if self.protocol is not None else "?"
+        ports = f":{self.sport}" if self.sport is not None else ""
+        dports = f":{self.dport}" if self.dport is not None else ""
+        return f"{self.l4 or ''} {self.src}{ports} > {self.dst}{dports}".strip()
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One step of a packet's path: an event on a device (or a bridge inferred from the topology)."""
+
+    time: float
+    event: str
+    device: str
+    node: str | None = None
+    inferred: bool = False
+
+
+@dataclass(frozen=True)
+class DropEvent:
+    """One packet dropped by the kernel."""
+
+    time: float
+    location: Location
+    reason: str
+    node: str | None
+    device: str | None
+    packet: Packet = field(default_factory=Packet)
+    stack: tuple[str, ...] = ()
+    path: tuple[Hop, ...] = ()
+    pid: int | None = None
+    tracer: str = ""
+
+    @property
+    def function(self) -> str:
+        """The dropping function as the kernel spells it."""
+        return self.location.function
+
+    @property
+    def base(self) -> str:
+        """The dropping function without compiler suffixes."""
+        return self.location.base
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        out = asdict(self)
+        out["location"] = str(self.location)
+        out["function"] = self.function
+        out["function_base"] = self.base
+        out["packet"] = {k: v for k, v in asdict(self.packet).items() if v is not None}
+        out["path"] = [asdict(h) for h in self.path]
+        return out
+
+
+@dataclass
+class TraceResult:
+    """What one trace session saw of one lab."""
+
+    tracer: str
+    lab: str
+    drops: list[DropEvent] = field(default_factory=list)
+    paths: list[tuple[Hop, ...]] = field(default_factory=list)
+    lost: int = 0
+    unattributed: int = 0
+    ambiguous: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> list[tuple[str | None, str | None, str, str, int]]:
+        """(node, device, function, reason, count), most frequent first."""
+        counts = Counter((d.node, d.device, d.base, d.reason) for d in self.drops)
+        return [(*key, n) for key, n in counts.most_common()]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "tracer": self.tracer,
+            "lab": self.lab,
+            "seconds": round(self.seconds, 3),
+            "lost": self.lost,
+            "unattributed": self.unattributed,
+            "ambiguous": self.ambiguous,
+            "notes": self.notes,
+            "summary": [
+                {"node": n, "device": d, "function": f, "reason": r, "count": c} for n, d, f, r, c in self.summary()
+            ],
+            "drops": [d.as_dict() for d in self.drops],
+        }

@@ -1,0 +1,250 @@
+"""The default tracer: tracepoints through a private tracefs instance. No extra dependency.
+
+Each session makes its own instance (``instances/netlab_<pid>_<start>_<n>``), so sessions of
+several labs, or of several pytest workers, never share a buffer or a setting, and the global
+buffer other tools use is left alone. The instance is journaled in the lab before it is made,
+so ``netlab down`` / ``netlab clean`` remove it if the tracing process dies.
+
+It enables ``skb:kfree_skb`` (location and drop reason; the reason names come from the
+running kernel, see :mod:`netlab.tracers.reasons`), optionally with the ``stacktrace``
+trigger, and the path events ``net:net_dev_start_xmit``, ``net:netif_rx``,
+``net:netif_receive_skb`` and ``skb:consume_skb``, filtered in the kernel to the lab's device
+names. One reader thread per CPU drains ``per_cpu/cpuN/trace_pipe`` (keeping each CPU's
+order, so a stack stays with its event). Events the ring buffer had to drop are read from the
+per-CPU ``stats`` and reported as ``lost``, never silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import os
+import select
+import threading
+import time
+from pathlib import Path
+
+from netlab.apply import journal, procs
+from netlab.errors import KernelFeatureError, NetlabError
+from netlab.lab import Lab
+from netlab.model.topology import Topology
+from netlab.tracers.attribution import ContextCache, LabMap
+from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
+from netlab.tracers.correlate import Correlator
+from netlab.tracers.events import DropEvent, TraceResult
+from netlab.tracers.records import Record, StreamParser
+
+TRACEFS = Path("/sys/kernel/tracing")
+EVENTS = ("skb/kfree_skb", "skb/consume_skb", "net/net_dev_start_xmit", "net/netif_rx", "net/netif_receive_skb")
+PATH_EVENTS = ("net/net_dev_start_xmit", "net/netif_rx", "net/netif_receive_skb")
+INSTANCE_PREFIX = "netlab_"
+MAX_FILTER = 3500
+_counter = itertools.count()
+
+
+def mounted() -> bool:
+    """True when tracefs is mounted where we look for it."""
+    return (TRACEFS / "instances").is_dir()
+
+
+def lab_map(lab: Lab) -> LabMap:
+    """The lab's devices and namespaces, for attribution."""
+    inodes = {}
+    for node in lab.nodes.values():
+        with contextlib.suppress(OSError):
+            inodes[os.stat(f"/run/netns/{node.netns}").st_ino] = node.name
+    return LabMap.of(lab.name, lab.topology, inodes)
+
+
+def other_lab_maps(lab: Lab) -> list[LabMap]:
+    """Maps of every other lab that is up: the ones whose device names could be confused with ours."""
+    maps = []
+    for name in journal.all_labs():
+        if name == lab.name:
+            continue
+        record = journal.read(name)
+        if record is None or "topology" not in record.header:
+            continue
+        with contextlib.suppress(Exception):
+            maps.append(LabMap.of(name, Topology.model_validate(record.header["topology"], strict=False)))
+    return maps
+
+
+class TracefsTracer(Tracer):
+    """Tracepoints via tracefs."""
+
+    name = "tracefs"
+    summary = "skb:kfree_skb with reasons, stacks and per-packet device paths (tracefs instance)"
+
+    def probe(self) -> Probe:
+        if os.geteuid() != 0:
+            return Probe(False, "tracefs needs root")
+        if not mounted():
+            return Probe(False, f"tracefs is not mounted at {TRACEFS}: mount -t tracefs nodev {TRACEFS}")
+        missing = [e for e in EVENTS if not (TRACEFS / "events" / e).is_dir()]
+        if missing:
+            return Probe(False, f"this kernel lacks the tracepoints {', '.join(missing)}")
+        from netlab.tracers.reasons import reasons
+
+        try:
+            count = len(reasons())
+        except KernelFeatureError as exc:
+            return Probe(False, exc.message)
+        return Probe(True, f"{len(EVENTS)} tracepoints, {count} drop reasons from the running kernel")
+
+    def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
+        self.require()
+        return TracefsSession(lab, options or TraceOptions())
+
+
+def _write(path: Path, value: str) -> None:
+    try:
+        path.write_text(value)
+    except OSError as exc:
+        raise KernelFeatureError(f"cannot write '{value.strip()}' to {path}: {exc.strerror}") from None
+
+
+def _name_filter(names: set[str]) -> str | None:
+    text = " || ".join(f'name == "{n}"' for n in sorted(names))
+    return text if 0 < len(text) <= MAX_FILTER else None
+
+
+class TracefsSession(Session):
+    """One lab traced through one private instance."""
+
+    def __init__(self, lab: Lab, options: TraceOptions) -> None:
+        self.lab = lab
+        self.options = options
+        pid, start = procs.me()
+        self.name = f"{INSTANCE_PREFIX}{pid}_{start}_{next(_counter)}"
+        self.path = TRACEFS / "instances" / self.name
+        self.started = time.monotonic()
+        mine = lab_map(lab)
+        self.correlator = Correlator(mine, other_lab_maps(lab), "tracefs")
+        self._pending: list[list[Record]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._stopped: TraceResult | None = None
+        lab.record({"op": "tracefs", "key": self.name, "path": str(self.path)})
+        try:
+            self.path.mkdir()
+            self._configure(mine)
+        except BaseException:
+            self._remove()
+            raise
+        for cpu_dir in sorted((self.path / "per_cpu").iterdir()):
+            t = threading.Thread(target=self._reader, args=(cpu_dir / "trace_pipe",), daemon=True,
+                                 name=f"tracefs {cpu_dir.name}")
+            t.start()
+            self._threads.append(t)
+
+    def _configure(self, mine: LabMap) -> None:
+        _write(self.path / "buffer_size_kb", str(self.options.buffer_kb))
+        _write(self.path / "options" / "overwrite", "0")  # when full, drop new events and count them
+        with contextlib.suppress(KernelFeatureError):  # poll() wakes at the first event, not at 50 %
+            _write(self.path / "buffer_percent", "0")
+        flt = _name_filter(set(mine.by_name))
+        for event in EVENTS:
+            if flt and event in PATH_EVENTS:
+                _write(self.path / "events" / event / "filter", flt)
+            _write(self.path / "events" / event / "enable", "1")
+        if self.options.stack:
+            _write(self.path / "events" / "skb" / "kfree_skb" / "trigger", "stacktrace")
+        _write(self.path / "tracing_on", "1")
+
+    def _reader(self, pipe: Path) -> None:
+        fd = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+        parser = StreamParser()
+        contexts = ContextCache()
+        buffered = b""
+        try:
+            while True:
+                stopping = self._stop.is_set()
+                select.select([fd], [], [], 0.05)
+                try:
+                    chunk = os.read(fd, 1 << 20)
+                except OSError as exc:
+                    if exc.errno != errno.EAGAIN:
+                        raise
+                    chunk = b""
+                if chunk:
+                    buffered += chunk
+                    text, _, buffered = buffered.rpartition(b"\n")
+                    records = parser.feed(text.decode(errors="replace").splitlines())
+                    for rec in records:
+                        rec.context = contexts.get(rec.pid)
+                    if records:
+                        with self._lock:
+                            self._pending.append(records)
+                elif stopping:
+                    rest = parser.flush()
+                    for rec in rest:
+                        rec.context = contexts.get(rec.pid)
+                    with self._lock:
+                        self._pending.append(rest)
+                    break
+        finally:
+            os.close(fd)
+
+    def _drain(self) -> list[DropEvent]:
+        with self._lock:
+            batches, self._pending = self._pending, []
+        records = sorted((r for b in batches for r in b), key=lambda r: r.time)
+        return self.correlator.feed(records)
+
+    def poll(self) -> list[DropEvent]:
+        return self._drain()
+
+    def _lost(self) -> int:
+        lost = 0
+        for stats in (self.path / "per_cpu").glob("cpu*/stats"):
+            with contextlib.suppress(OSError):
+                for line in stats.read_text().splitlines():
+                    key, _, value = line.partition(":")
+                    if key.strip() in ("overrun", "dropped events"):
+                        lost += int(value.strip() or 0)
+        return lost
+
+    def stop(self) -> TraceResult:
+        if self._stopped is not None:
+            return self._stopped
+        try:
+            with contextlib.suppress(OSError):
+                (self.path / "tracing_on").write_text("0")
+            self._stop.set()
+            for t in self._threads:
+                t.join(timeout=10)
+            self._drain()
+            lost = self._lost()
+        finally:
+            self._remove()
+        c = self.correlator
+        result = TraceResult("tracefs", self.lab.name, drops=list(c.drops), paths=list(c.paths), lost=lost,
+                             unattributed=c.unattributed, ambiguous=c.ambiguous,
+                             seconds=time.monotonic() - self.started)
+        if lost:
+            result.notes.append(f"{lost} events lost: the ring buffer filled faster than it was read")
+        if c.ambiguous:
+            result.notes.append(f"{c.ambiguous} drops could belong to another lab with the same device names;"
+                                " the bpftrace tracer attributes by namespace exactly")
+        self._stopped = result
+        return result
+
+    def _remove(self) -> None:
+        if self.path.exists():
+            with contextlib.suppress(OSError):
+                (self.path / "tracing_on").write_text("0")
+            with contextlib.suppress(OSError):
+                (self.path / "events" / "skb" / "kfree_skb" / "trigger").write_text("!stacktrace")
+            with contextlib.suppress(OSError):
+                (self.path / "events" / "enable").write_text("0")
+            from netlab.teardown import remove_instance
+
+            try:
+                remove_instance(self.path)
+            except OSError as exc:
+                raise NetlabError(f"cannot remove tracefs instance {self.path}: {exc.strerror}") from None
+        with contextlib.suppress(Exception):
+            self.lab.record({"op": "tracefs-done", "key": self.name})
