@@ -406,6 +406,72 @@ def flow(
         raise NetlabError("the received stream differs from what was sent")
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def doctor(as_json: bool) -> None:
+    """Say, for every tracer, whether it can run on this machine and exactly why not."""
+    from netlab.tracers.registry import doctor as check
+
+    rows = check()
+    if as_json:
+        click.echo(json.dumps([{"tracer": n, "usable": p.usable, "detail": p.detail, "summary": s}
+                               for n, s, p in rows], indent=2))
+        return
+    from netlab.cli import render
+
+    render.table(("tracer", "usable", "detail"), [(n, "yes" if p.usable else "no", p.detail) for n, _s, p in rows])
+
+
+@cli.command()
+@click.argument("lab")
+@click.option("--tracer", "tracer_name", default="tracefs", show_default=True, help="See netlab doctor.")
+@click.option("--stack", is_flag=True, help="Record the kernel stack of each drop.")
+@click.option("--duration", type=click.FloatRange(min=0.1), help="Stop after this many seconds (default: Ctrl-C).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON at the end.")
+def trace(lab: str, tracer_name: str, stack: bool, duration: float | None, as_json: bool) -> None:
+    """Trace drops in LAB: node, device, kernel location, reason, count (live table until Ctrl-C)."""
+    import time as _time
+
+    from netlab.cli import render
+    from netlab.lab import attach
+    from netlab.tracers.base import TraceOptions
+    from netlab.tracers.registry import get
+
+    tracer = get(tracer_name)
+    tracer.require()
+    handle = attach(lab)
+    session = tracer.start(handle, TraceOptions(stack=stack))
+    _err(f"tracing {lab} with {tracer_name}" + (f" for {duration:g}s" if duration else "; Ctrl-C stops") + ": ready")
+    deadline = _time.monotonic() + duration if duration else None
+    try:
+        with render.live_drops(enabled=not as_json) as show:
+            while deadline is None or _time.monotonic() < deadline:
+                show(session.poll())
+                _time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        result = session.stop()
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        render.trace_result(result)
+
+
+@cli.command()
+@click.argument("addresses", nargs=-1, required=True)
+def symbolize(addresses: Sequence[str]) -> None:
+    """Turn kernel addresses (0xffffffff81586d82) into function+offset from /proc/kallsyms."""
+    from netlab.tracers.symbols import symbolize as lookup
+
+    for address in addresses:
+        try:
+            value = int(address, 16)
+        except ValueError:
+            raise click.BadParameter(f"'{address}' is not a hex address") from None
+        click.echo(f"{address} {lookup(value)}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI, turning netlab errors into a message and an exit code."""
     try:

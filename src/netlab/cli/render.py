@@ -103,3 +103,56 @@ def status(labs: list[dict[str, Any]]) -> None:
                 rows.append((node["node"], node["netns"], "", "", ""))
         title = f"{lab['lab']} {lab['state']}  {lab.get('source') or ''}".rstrip()
         table(("node", "namespace", "interface", "state", "addresses"), rows, title=title)
+
+
+@contextlib.contextmanager
+def live_drops(*, enabled: bool = True) -> Iterator[Callable[[Sequence[Any]], None]]:
+    """Show drops as they come: a live table on a terminal, one line per drop otherwise."""
+    from collections import Counter
+
+    counts: Counter[tuple[str, str, str, str]] = Counter()
+    if not enabled:
+        yield lambda _drops: None
+        return
+    if not _tty(sys.stdout):
+
+        def plain(drops: Sequence[Any]) -> None:
+            for d in drops:
+                print(f"{d.node or '?'} {d.device or '-'} {d.location} {d.reason} {d.packet}", flush=True)
+
+        yield plain
+        return
+    from rich.live import Live
+    from rich.table import Table
+
+    def render() -> Table:
+        grid = Table(title="drops (Ctrl-C stops)", title_justify="left")
+        for col in ("node", "device", "location", "reason", "count"):
+            grid.add_column(col)
+        for (node, device, location, reason), n in counts.most_common(30):
+            grid.add_row(node, device, location, reason, str(n))
+        return grid
+
+    with Live(render(), refresh_per_second=4, transient=True) as live:
+
+        def update(drops: Sequence[Any]) -> None:
+            for d in drops:
+                counts[(d.node or "?", d.device or "-", d.base, d.reason)] += 1
+            if drops:
+                live.update(render())
+
+        yield update
+
+
+def trace_result(result: Any) -> None:
+    """The end-of-trace summary; points to ``netlab explain`` for each reason."""
+    rows = [(n or "?", d or "-", f, r, str(c)) for n, d, f, r, c in result.summary()]
+    title = f"{result.lab}: {result.total_drops} drops in {result.seconds:.1f}s ({result.tracer})"
+    table(("node", "device", "function", "reason", "count"), rows, title=title)
+    for note in result.notes:
+        print(f"note: {note}")
+    if result.lost:
+        print(f"lost: {result.lost} events were not recorded")
+    reasons = sorted({r for _n, _d, _f, r, _c in result.summary()})
+    if reasons:
+        print(f"why: netlab explain {' '.join(reasons)}")

@@ -16,8 +16,18 @@ from netlab.tracers.attribution import LabMap, claims, decode, last_hop
 from netlab.tracers.events import DropEvent, Hop, Location, Packet
 from netlab.tracers.records import Record
 
+DROP_PLUMBING = frozenset({"trace_event_raw_event_kfree_skb", "sk_skb_reason_drop", "kfree_skb_reason",
+                           "kfree_skb_list_reason", "__kfree_skb_reason", "kfree_skb"})
 PATH_EVENTS = frozenset({"net_dev_start_xmit", "netif_rx", "netif_receive_skb", "net_dev_queue"})
 MAX_OPEN = 200_000
+
+
+def trim_stack(stack: list[str]) -> tuple[str, ...]:
+    """The stack from the function that dropped, without the tracing and freeing frames above it."""
+    i = 0
+    while i < len(stack) and stack[i] in DROP_PLUMBING:
+        i += 1
+    return tuple(stack[i:])
 
 
 class Correlator:
@@ -110,7 +120,7 @@ class Correlator:
             node=node,
             device=device,
             packet=Packet(protocol=protocol),
-            stack=tuple(rec.stack[2:] if rec.stack[:1] == ["trace_event_raw_event_kfree_skb"] else rec.stack),
+            stack=trim_stack(rec.stack),
             path=path,
             pid=rec.pid,
             tracer=self.tracer,

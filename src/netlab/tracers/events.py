@@ -114,6 +114,38 @@ class DropEvent:
         return out
 
 
+@dataclass(frozen=True)
+class CounterDelta:
+    """How much a counter of a node moved during a trace."""
+
+    node: str
+    scope: str  # "dev:calmveth2", "snmp:Udp", "netstat:TcpExt", "iptables:filter/FORWARD"
+    name: str
+    delta: int
+
+
+@dataclass(frozen=True)
+class Call:
+    """One function entry seen by the function tracers (ftrace)."""
+
+    time: float
+    cpu: int
+    pid: int
+    function: str
+    parent: str | None = None
+    depth: int = 0
+    duration_us: float | None = None
+
+
+def devices(path: tuple[Hop, ...]) -> list[str]:
+    """The devices a path crossed, in order, each once per visit."""
+    out: list[str] = []
+    for hop in path:
+        if not out or out[-1] != hop.device:
+            out.append(hop.device)
+    return out
+
+
 @dataclass
 class TraceResult:
     """What one trace session saw of one lab."""
@@ -127,10 +159,25 @@ class TraceResult:
     ambiguous: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    counters: list[CounterDelta] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    #: drops counted in the kernel without per-packet events: (node, function, reason) -> count
+    totals: dict[tuple[str | None, str, str], int] = field(default_factory=dict)
+
+    @property
+    def total_drops(self) -> int:
+        """Every drop seen, per packet or counted."""
+        return len(self.drops) + sum(self.totals.values())
+
+    def counter(self, node: str, name: str, scope: str | None = None) -> int:
+        """The total delta of counter ``name`` in ``node`` (optionally one scope)."""
+        return sum(c.delta for c in self.counters if c.node == node and c.name == name and scope in (None, c.scope))
 
     def summary(self) -> list[tuple[str | None, str | None, str, str, int]]:
         """(node, device, function, reason, count), most frequent first."""
         counts = Counter((d.node, d.device, d.base, d.reason) for d in self.drops)
+        for (node, function, reason), n in self.totals.items():
+            counts[(node, None, function, reason)] += n
         return [(*key, n) for key, n in counts.most_common()]
 
     def as_dict(self) -> dict[str, Any]:
@@ -147,4 +194,6 @@ class TraceResult:
                 {"node": n, "device": d, "function": f, "reason": r, "count": c} for n, d, f, r, c in self.summary()
             ],
             "drops": [d.as_dict() for d in self.drops],
+            "counters": [asdict(c) for c in self.counters],
+            "calls": [asdict(c) for c in self.calls],
         }

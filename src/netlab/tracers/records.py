@@ -18,8 +18,12 @@ _LINE = re.compile(
 )
 _FIELD = re.compile(r"(\w+)=(\S+)")
 _REASON = re.compile(r"reason: (\w+)")
+# perf script: "comm pid [cpu] ts: group:event: body"
+_PERF_LINE = re.compile(
+    r"^\s*(?P<comm>\S.*?)\s+(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+(?P<ts>\d+\.\d+):\s+\w+:(?P<event>\w+):\s?(?P<body>.*)$"
+)
 _STACK = re.compile(r"^\s*=> (\S+)")
-_PERF_STACK = re.compile(r"^\s+([0-9a-f]+)\s+(\S+?)(?:\+0x[0-9a-f]+)?\s+\(")
+_PERF_STACK = re.compile(r"^\s+[0-9a-f]{8,}\s+(\S+?)(?:\+0x[0-9a-f]+)?(?:\s+\(.*\))?\s*$")
 
 
 @dataclass
@@ -50,7 +54,7 @@ class Record:
 
 def parse_line(line: str) -> Record | None:
     """One event line, or None for stack lines, comments and other events' noise."""
-    m = _LINE.match(line)
+    m = _LINE.match(line) or _PERF_LINE.match(line)
     if m is None:
         return None
     body = m.group("body")
@@ -71,7 +75,7 @@ def parse_stream(lines: Iterable[str]) -> Iterator[Record]:
         stack = _STACK.match(line) or _PERF_STACK.match(line)
         if stack:
             if last is not None:
-                last.stack.append(stack.group(stack.lastindex or 1))
+                last.stack.append(stack.group(1))
             continue
         record = parse_line(line)
         if record is None:
