@@ -59,9 +59,11 @@ class LabMap:
 
 
 def _step_ok(m: LabMap, a: Iface, ev_a: str, b: Iface, ev_b: str) -> bool:
-    if a[0] == b[0]:
-        return True
-    return ev_a in XMIT_EVENTS and ev_b in RX_EVENTS and m.peer.get(a) == b
+    """A frame transmitted on a veth end is next received on its peer; any other step stays
+    inside one node (bridge forwarding, routing, local delivery)."""
+    if ev_a in XMIT_EVENTS and ev_b in RX_EVENTS and a in m.peer:
+        return m.peer[a] == b
+    return a[0] == b[0]
 
 
 def decode(m: LabMap, hops: Sequence[tuple[str, str]]) -> list[list[Iface]]:

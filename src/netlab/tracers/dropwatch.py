@@ -103,7 +103,7 @@ class DropwatchSession(Session):
         self.helper.proc.stdin.write("start\n")
         self.helper.proc.stdin.flush()
         deadline = time.monotonic() + 10
-        while "Waiting for" not in self.helper.stdout():
+        while "monitoring activated" not in self.helper.stdout():
             if not self.helper.alive() or time.monotonic() > deadline:
                 raise NetlabError(f"dropwatch did not start: {self.helper.stderr().strip()}")
             time.sleep(0.02)

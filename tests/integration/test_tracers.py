@@ -1,0 +1,247 @@
+"""Tracers on the real kernel: where each packet died and why, attributed to the right lab."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from netlab.errors import KernelFeatureError
+from netlab.lab import Lab
+from netlab.pytest_plugin.plugin import LabFactory
+from netlab.tracers.base import TraceOptions
+from netlab.tracers.events import TraceResult, devices
+from netlab.tracers.registry import get
+from netlab.traffic.inject import inject
+from tests.integration.conftest import ROOT, netlab_cli
+
+DROP_TRACERS = ["tracefs", "perf", "bpftrace"]
+
+
+def tracer_or_skip(name: str) -> None:
+    found = get(name).probe()
+    if not found.usable:
+        pytest.skip(f"tracer {name} cannot run here: {found.detail}")
+
+
+def traced(lab: Lab, tracer: str, action: object, *, stack: bool = False, settle: float = 0.3) -> TraceResult:
+    session = get(tracer).start(lab, TraceOptions(stack=stack))
+    try:
+        action()  # type: ignore[operator]
+        time.sleep(settle)
+    finally:
+        result = session.stop()
+    return result
+
+
+def drops_at(result: TraceResult, function: str, reason: str, node: str | None = None) -> int:
+    return sum(1 for d in result.drops if d.base == function and d.reason == reason and node in (None, d.node))
+
+
+@pytest.mark.parametrize("tracer", DROP_TRACERS)
+def test_udp_to_closed_port_is_no_socket_in_udp4_lib_rcv(netlab_up: LabFactory, tracer: str) -> None:
+    tracer_or_skip(tracer)
+    lab = netlab_up("bridge3")
+    result = traced(lab, tracer, lambda: inject(lab, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=3),
+                    stack=True)
+    assert drops_at(result, "__udp4_lib_rcv", "NO_SOCKET", "ns-calm2") == 3, result.summary()
+    if tracer != "bpftrace":
+        drop = next(d for d in result.drops if d.base == "__udp4_lib_rcv")
+        assert drop.stack and drop.stack[0].startswith("__udp4_lib_rcv")
+        assert devices(drop.path)[:2] == ["calmveth1", "calmveth1_peer"]
+    else:
+        drop = next(d for d in result.drops if d.base == "__udp4_lib_rcv")
+        assert (drop.packet.dst, drop.packet.dport, drop.device) == ("198.51.100.2", 9999, "calmveth2")
+        assert drop.packet.marker is not None
+
+
+@pytest.mark.parametrize("tracer", DROP_TRACERS)
+def test_tcp_to_closed_port_is_no_socket_in_tcp_v4_rcv(netlab_up: LabFactory, tracer: str) -> None:
+    tracer_or_skip(tracer)
+    lab = netlab_up("bridge3")
+    result = traced(lab, tracer, lambda: inject(lab, "ns-calm1", "calmveth1", "tcp-syn", dst="198.51.100.2",
+                                                dport=7, count=2))
+    assert drops_at(result, "tcp_v4_rcv", "NO_SOCKET", "ns-calm2") == 2, result.summary()
+
+
+def test_bridge3_without_forward_accept_is_netfilter_drop_on_host(netlab_up: LabFactory) -> None:
+    lab = netlab_up("bridge3")
+    lab.node("host").run(["iptables", "-w", "-D", "FORWARD", "-i", "calmbr", "-j", "ACCEPT"], check=True)
+    result = traced(lab, "tracefs", lambda: inject(lab, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=2))
+    assert drops_at(result, "nft_do_chain", "NETFILTER_DROP", "host") == 2, result.summary()
+
+
+def test_stp_bpdus_die_in_stp_pdu_rcv(netlab_up: LabFactory) -> None:
+    lab = netlab_up("bridge3")
+    result = traced(lab, "tracefs", lambda: inject(lab, "ns-calm1", "calmveth1", "stp", count=4))
+    assert drops_at(result, "stp_pdu_rcv", "NOT_SPECIFIED", "ns-calm2") == 4, result.summary()
+
+
+def test_unknown_ethertype_is_unhandled_proto_in_netif_receive_skb_core(netlab_up: LabFactory) -> None:
+    lab = netlab_up("veth-two-ns")
+    result = traced(lab, "tracefs", lambda: inject(lab, "ns1", "veth1", "ethertype", ethertype=0x88B5, count=3))
+    drops = [d for d in result.drops if d.reason == "UNHANDLED_PROTO"]
+    assert len(drops) == 3 and {d.node for d in drops} == {"ns2"}
+    assert drops[0].base == "__netif_receive_skb_core"  # the kernel may name a .constprop.N copy
+    assert drops[0].function.startswith("__netif_receive_skb_core")
+
+
+def test_ping_path_across_bridge3(netlab_up: LabFactory) -> None:
+    lab = netlab_up("bridge3")
+    result = traced(lab, "tracefs", lambda: lab.node("ns-calm1").run(["ping", "-c1", "-W1", "198.51.100.2"],
+                                                                      check=True))
+    wanted = ["calmveth1", "calmveth1_peer", "calmbr", "calmveth2_peer", "calmveth2"]
+    seen = [devices(p) for p in result.paths]
+    assert wanted in seen, seen
+    path = next(p for p in result.paths if devices(p) == wanted)
+    assert [h.node for h in path if h.device == "calmbr"] == ["host"]
+    assert all(h.inferred for h in path if h.device == "calmbr")
+
+
+def test_two_labs_traced_at_once_see_only_their_own_drops(netlab_up: LabFactory) -> None:
+    a = netlab_up("bridge3")
+    b = netlab_up("veth-two-ns")
+    sa, sb = get("tracefs").start(a), get("tracefs").start(b)
+    try:
+        inject(a, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=3)
+        inject(b, "ns1", "veth1", "tcp-syn", dst="198.51.100.2", dport=7, count=2)
+        time.sleep(0.3)
+    finally:
+        ra, rb = sa.stop(), sb.stop()
+    assert drops_at(ra, "__udp4_lib_rcv", "NO_SOCKET") == 3 and drops_at(ra, "tcp_v4_rcv", "NO_SOCKET") == 0
+    # each SYN dies in ns2, and the RST it provokes dies in ns1 (no socket sent the SYN)
+    assert drops_at(rb, "tcp_v4_rcv", "NO_SOCKET", "ns2") == 2 and drops_at(rb, "tcp_v4_rcv", "NO_SOCKET", "ns1") == 2
+    assert drops_at(rb, "__udp4_lib_rcv", "NO_SOCKET") == 0
+
+
+def test_same_named_lab_driven_by_another_process_is_not_ours(netlab_up: LabFactory) -> None:
+    """Two instances of bridge3 share every device name; tracefs separates them by the process
+    that drove the packets (as two pytest workers are), and says how many it could not place."""
+    a = netlab_up("bridge3")
+    b = netlab_up("bridge3")
+    session = get("tracefs").start(a)
+    done = Path(f"/tmp/netlab-test-{os.getpid()}-done")
+    try:
+        # a process that is not ours: `setsid -f` forks and its parent exits, so it is reparented
+        command = (f"{sys.executable} -m netlab inject {b.name} ns-calm1 calmveth1 udp --dst 198.51.100.2"
+                   f" --count 4 && touch {done}")
+        subprocess.run(["setsid", "-f", "sh", "-c", command], cwd=ROOT, check=True)
+        deadline = time.monotonic() + 30
+        while not done.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert done.exists()
+        inject(a, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=2)
+        time.sleep(0.3)
+    finally:
+        result = session.stop()
+    done.unlink()
+    assert drops_at(result, "__udp4_lib_rcv", "NO_SOCKET") == 2
+    assert result.ambiguous >= 4
+
+
+def test_bpftrace_attributes_by_namespace_across_instances(netlab_up: LabFactory) -> None:
+    tracer_or_skip("bpftrace")
+    a = netlab_up("bridge3")
+    b = netlab_up("bridge3")
+    session = get("bpftrace").start(a)
+    try:
+        inject(b, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=5)  # the other lab
+        inject(a, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=2)
+        time.sleep(0.5)
+    finally:
+        result = session.stop()
+    assert drops_at(result, "__udp4_lib_rcv", "NO_SOCKET") == 2
+
+
+def test_lost_events_are_counted_not_hidden(netlab_up: LabFactory) -> None:
+    lab = netlab_up("veth-two-ns")
+    session = get("tracefs").start(lab, TraceOptions(buffer_kb=4))
+    try:
+        inject(lab, "ns1", "veth1", "ethertype", ethertype=0x88B5, count=20000)
+    finally:
+        result = session.stop()
+    assert result.lost > 0
+    assert any("lost" in note for note in result.notes)
+
+
+def test_counters_see_rx_dropped(netlab_up: LabFactory) -> None:
+    lab = netlab_up("veth-two-ns")
+    result = traced(lab, "counters", lambda: inject(lab, "ns1", "veth1", "ethertype", ethertype=0x88B5, count=4))
+    assert result.counter("ns2", "rx_dropped", "dev:veth2") == 4
+    assert result.counter("ns1", "tx_packets", "dev:veth1") >= 4
+
+
+@pytest.mark.parametrize("tracer", ["dropwatch", "ftrace"])
+def test_tracers_this_kernel_refuses_say_why(tracer: str, netlab_up: LabFactory) -> None:
+    found = get(tracer).probe()
+    if found.usable:
+        pytest.skip(f"{tracer} can run on this kernel")
+    assert found.detail
+    with pytest.raises(KernelFeatureError, match=f"tracer '{tracer}' cannot run here"):
+        get(tracer).start(netlab_up("veth-two-ns"))
+
+
+def test_trace_cli_and_ctrl_c_removes_the_instance(netlab_up: LabFactory) -> None:
+    lab = netlab_up("bridge3")
+    before = set(os.listdir("/sys/kernel/tracing/instances"))
+    proc = subprocess.Popen([sys.executable, "-m", "netlab", "trace", lab.name, "--json"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    assert "ready" in proc.stderr.readline()
+    assert len(set(os.listdir("/sys/kernel/tracing/instances")) - before) == 1
+    inject(lab, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=2)
+    time.sleep(0.4)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert '"reason": "NO_SOCKET"' in out
+    assert set(os.listdir("/sys/kernel/tracing/instances")) == before
+
+
+def test_killed_tracer_instance_is_removed_by_down(netlab_up: LabFactory) -> None:
+    lab = netlab_up("veth-two-ns")
+    before = set(os.listdir("/sys/kernel/tracing/instances"))
+    proc = subprocess.Popen([sys.executable, "-m", "netlab", "trace", lab.name], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None and "ready" in proc.stderr.readline()
+    proc.kill()
+    proc.wait(timeout=10)
+    assert len(set(os.listdir("/sys/kernel/tracing/instances")) - before) == 1
+    lab.down()
+    assert set(os.listdir("/sys/kernel/tracing/instances")) == before
+
+
+BAD_TRACE = [
+    (["trace", "nosuchlab"], "no lab named 'nosuchlab' is up"),
+    (["trace", "{lab}", "--tracer", "nosuch"], "unknown tracer 'nosuch' (known: tracefs, perf"),
+    (["trace", "{lab}", "--tracer", "dropwatch"], "tracer 'dropwatch' cannot run here"),
+    (["symbolize", "zz"], "is not a hex address"),
+]
+
+
+def test_bad_trace_input_gives_one_message(netlab_up: LabFactory) -> None:
+    lab = netlab_up("veth-two-ns")
+    for argv, message in BAD_TRACE:
+        if "dropwatch" in argv and get("dropwatch").probe().usable:
+            continue
+        result = netlab_cli(*[a.format(lab=lab.name) for a in argv])
+        assert result.returncode != 0, argv
+        assert message in result.stderr, (argv, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_doctor_json() -> None:
+    import json
+
+    result = netlab_cli("doctor", "--json")
+    assert result.returncode == 0
+    names = {row["tracer"]: row for row in json.loads(result.stdout)}
+    assert {"tracefs", "perf", "bpftrace", "dropwatch", "ftrace", "counters"} <= set(names)
+    assert all(row["detail"] for row in names.values())
+
+

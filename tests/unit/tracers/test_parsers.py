@@ -1,0 +1,153 @@
+"""Tracer output parsing, on recorded output: works where the tool cannot run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from netlab.model.loader import load
+from netlab.tracers import bpftrace, dropwatch, ftrace, perf
+from netlab.tracers.attribution import LabMap, decode, last_hop
+from netlab.tracers.correlate import Correlator
+from netlab.tracers.counters import parse_dev, parse_iptables, parse_snmp
+from netlab.tracers.events import Location, base_function, devices
+from netlab.tracers.reasons import parse_format
+from netlab.tracers.records import StreamParser, parse_line, parse_stream
+from netlab.tracers.symbols import parse as parse_kallsyms
+from netlab.tracers.symbols import symbolize
+
+RECORDED = Path(__file__).resolve().parents[2] / "data" / "recorded"
+
+
+def test_reasons_come_from_the_format_file() -> None:
+    table = parse_format((RECORDED / "kfree_skb.format").read_text())
+    assert table[2] == "NOT_SPECIFIED"
+    assert {"NO_SOCKET", "NETFILTER_DROP", "UNHANDLED_PROTO", "OTHERHOST"} <= set(table.values())
+    assert parse_format("print fmt: \"skbaddr=%p\", REC->skbaddr") == {}
+
+
+def test_base_function_strips_compiler_suffixes() -> None:
+    assert base_function("__netif_receive_skb_core.constprop.0") == "__netif_receive_skb_core"
+    assert base_function("tcp_v4_rcv") == "tcp_v4_rcv"
+    assert base_function("foo.isra.0.cold") == "foo"
+    loc = Location.parse("__netif_receive_skb_core.constprop.0+0x7e6/0x1040")
+    assert (loc.function, loc.offset, loc.size, loc.base) == (
+        "__netif_receive_skb_core.constprop.0", 0x7E6, 0x1040, "__netif_receive_skb_core")
+
+
+def test_kallsyms_symbolize() -> None:
+    syms = parse_kallsyms("ffffffff81000000 T _stext\nffffffff81586000 t __netif_receive_skb_core.constprop.0\n"
+                          "ffffffff81587040 T netif_rx\nffffffff81600000 d some_data\n")
+    assert symbolize(0xFFFFFFFF81586D82, syms) == "__netif_receive_skb_core.constprop.0+0xd82/0x1040"
+
+
+def test_tracefs_line_and_stack() -> None:
+    text = (RECORDED / "tracefs-bridge3.txt").read_text()
+    records = list(parse_stream(text.splitlines()))
+    assert {r.event for r in records} >= {"kfree_skb", "netif_rx", "net_dev_start_xmit", "netif_receive_skb"}
+    drops = [r for r in records if r.event == "kfree_skb"]
+    assert drops and all(r.fields["reason"] for r in drops)
+    assert any(r.stack for r in drops)
+
+
+def test_stream_parser_keeps_a_stack_across_chunks() -> None:
+    lines = [
+        "  x-1 [000] ..s.. 10.000001: kfree_skb: skbaddr=0000000000000001 rx_sk=0 protocol=2048 "
+        "location=tcp_v4_rcv+0x1/0x10 reason: NO_SOCKET",
+        "  x-1 [000] ..s.. 10.000002: <stack trace>",
+    ]
+    parser = StreamParser()
+    assert parser.feed(lines) == []
+    rest = parser.feed([" => tcp_v4_rcv", " => ip_protocol_deliver_rcu"]) + parser.flush()
+    assert rest[0].stack == ["tcp_v4_rcv", "ip_protocol_deliver_rcu"]
+
+
+def test_perf_script() -> None:
+    records = perf.parse_script((RECORDED / "perf-script.txt").read_text())
+    assert records and records[0].event == "kfree_skb"
+    assert records[0].stack[:2] == ["sk_skb_reason_drop", "ping_rcv"]
+    assert perf.parse_namespace_events(
+        "ping 100/100: PERF_RECORD_NAMESPACES 100/100 - nr: 7 [net: 4/0xeffffffc, uts: ...]") == {100: 0xEFFFFFFC}
+
+
+def test_dropwatch_output() -> None:
+    drops = dropwatch.parse((RECORDED / "dropwatch.txt").read_text())
+    assert len(drops) == 4
+    assert (drops[0].function, drops[0].location.offset) == ("__netif_receive_skb_core", 0x4A0)
+    assert {d.base for d in drops[1:3]} == {"ip_rcv_finish_core"}
+
+
+def test_function_and_graph_output() -> None:
+    calls = ftrace.parse_function((RECORDED / "function.txt").read_text())
+    assert [c.function for c in calls] == ["tcp_sendmsg", "netif_receive_skb", "tcp_recvmsg", "tcp_retransmit_skb"]
+    assert calls[0].parent == "inet_sendmsg" and calls[3].pid == 19
+    graph = ftrace.parse_graph((RECORDED / "function_graph.txt").read_text())
+    assert [c.function for c in graph][:4] == ["net_rx_action", "__napi_poll", "process_backlog",
+                                               "__netif_receive_skb_core.constprop.0"]
+    leaf = graph[4]
+    assert (leaf.function, leaf.depth, leaf.duration_us) == ("br_handle_frame", 4, 0.345)
+
+
+def test_bpftrace_event_lines_and_headers() -> None:
+    frame = (b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
+             b"\x45\x00\x00\x28\x00\x01\x00\x00\x40\x11\x00\x00\xc6\x33\x64\x01\xc6\x33\x64\x02"
+             b"\x9c\x40\x27\x0f\x00\x14\x00\x00NLMK\x00\x00\x12\x34\x00\x00\x00\x05")
+    escaped = "".join(f"\\x{b:02x}" for b in frame)
+    line = f"D 123000000000 4026532246 100 calmveth2 3 ffffffff81ff5a1b 2048 42 netlab {escaped}"
+    pkt = bpftrace.packet_of(bpftrace.unescape(escaped), 2048)
+    assert (pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.l4, pkt.marker) == (
+        "198.51.100.1", "198.51.100.2", 40000, 9999, "udp", "00001234:5")
+    assert bpftrace._EVENT.match(line)
+    prog = bpftrace.program([11, 22], "events")
+    assert "$ns == 11 || $ns == 22" in prog and bpftrace.READY in prog
+    assert "count()" in bpftrace.program([11], "count")
+
+
+def test_counters_parsers() -> None:
+    dev = parse_dev("Inter-| Receive\n face |bytes packets errs drop\n  eth0: 10 2 0 1 0 0 0 0 20 3 0 0 0 0 0 0\n")
+    assert dev[("dev:eth0", "rx_dropped")] == 1 and dev[("dev:eth0", "tx_packets")] == 3
+    snmp = parse_snmp("Udp: InDatagrams NoPorts\nUdp: 5 2\n", "snmp")
+    assert snmp[("snmp:Udp", "NoPorts")] == 2
+    ipt = parse_iptables("*filter\n:FORWARD DROP [7:420]\n[3:180] -A FORWARD -i calmbr -j ACCEPT\nCOMMIT\n")
+    assert ipt[("iptables:filter/FORWARD", "policy DROP")] == 7
+    assert ipt[("iptables:filter/FORWARD", "-i calmbr -j ACCEPT")] == 3
+
+
+def test_path_decoding_resolves_repeated_names_in_routed3() -> None:
+    topo, _ = load("routed3")
+    m = LabMap.of("routed3", topo)
+    hops = [("net_dev_start_xmit", "eth0"), ("netif_rx", "eth0"), ("netif_receive_skb", "eth0"),
+            ("net_dev_start_xmit", "eth1"), ("netif_rx", "eth0"), ("netif_receive_skb", "eth0")]
+    (only,) = decode(m, hops)
+    assert only[0] == ("client", "eth0") and only[-1] == ("r2", "eth0")
+    assert last_hop(m, hops[:1]) == "ambiguous"  # eth0 alone could be any node
+
+
+def test_correlator_infers_the_bridge_and_attributes_drops() -> None:
+    topo, _ = load("bridge3")
+    records = sorted(parse_stream((RECORDED / "tracefs-bridge3.txt").read_text().splitlines()), key=lambda r: r.time)
+    c = Correlator(LabMap.of("bridge3", topo), [], "tracefs")
+    c.feed(records)
+    assert any(devices(p) == ["calmveth1", "calmveth1_peer", "calmbr", "calmveth2_peer", "calmveth2"] for p in c.paths)
+    udp = [d for d in c.drops if d.base == "__udp4_lib_rcv"]
+    assert udp and udp[0].node == "ns-calm2" and udp[0].reason == "NO_SOCKET"
+    assert udp[0].stack[0] == "__udp4_lib_rcv"
+
+
+def test_a_path_another_lab_explains_needs_our_process_context() -> None:
+    topo, _ = load("bridge3")
+    records = sorted(parse_stream((RECORDED / "tracefs-bridge3.txt").read_text().splitlines()), key=lambda r: r.time)
+    for r in records:
+        r.context = (None, False)  # not our process, not in our namespaces
+    c = Correlator(LabMap.of("bridge3", topo), [LabMap.of("bridge3-other", topo)], "tracefs")
+    c.feed(records)
+    assert c.drops == [] and c.ambiguous > 0
+    for r in records:
+        r.context = (None, True)  # the tracing process drove the traffic
+    c2 = Correlator(LabMap.of("bridge3", topo), [LabMap.of("bridge3-other", topo)], "tracefs")
+    c2.feed(records)
+    assert c2.drops and c2.ambiguous == 0
+
+
+def test_line_regex_ignores_noise() -> None:
+    assert parse_line("# tracer: nop") is None
+    assert parse_line("garbage") is None
