@@ -47,8 +47,9 @@ def drops_at(result: TraceResult, function: str, reason: str, node: str | None =
 def test_udp_to_closed_port_is_no_socket_in_udp4_lib_rcv(netlab_up: LabFactory, tracer: str) -> None:
     tracer_or_skip(tracer)
     lab = netlab_up("bridge3")
-    result = traced(lab, tracer, lambda: inject(lab, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=3),
-                    stack=True)
+    result = traced(
+        lab, tracer, lambda: inject(lab, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=3), stack=True
+    )
     assert drops_at(result, "__udp4_lib_rcv", "NO_SOCKET", "ns-calm2") == 3, result.summary()
     if tracer != "bpftrace":
         drop = next(d for d in result.drops if d.base == "__udp4_lib_rcv")
@@ -64,8 +65,9 @@ def test_udp_to_closed_port_is_no_socket_in_udp4_lib_rcv(netlab_up: LabFactory, 
 def test_tcp_to_closed_port_is_no_socket_in_tcp_v4_rcv(netlab_up: LabFactory, tracer: str) -> None:
     tracer_or_skip(tracer)
     lab = netlab_up("bridge3")
-    result = traced(lab, tracer, lambda: inject(lab, "ns-calm1", "calmveth1", "tcp-syn", dst="198.51.100.2",
-                                                dport=7, count=2))
+    result = traced(
+        lab, tracer, lambda: inject(lab, "ns-calm1", "calmveth1", "tcp-syn", dst="198.51.100.2", dport=7, count=2)
+    )
     assert drops_at(result, "tcp_v4_rcv", "NO_SOCKET", "ns-calm2") == 2, result.summary()
 
 
@@ -93,8 +95,9 @@ def test_unknown_ethertype_is_unhandled_proto_in_netif_receive_skb_core(netlab_u
 
 def test_ping_path_across_bridge3(netlab_up: LabFactory) -> None:
     lab = netlab_up("bridge3")
-    result = traced(lab, "tracefs", lambda: lab.node("ns-calm1").run(["ping", "-c1", "-W1", "198.51.100.2"],
-                                                                      check=True))
+    result = traced(
+        lab, "tracefs", lambda: lab.node("ns-calm1").run(["ping", "-c1", "-W1", "198.51.100.2"], check=True)
+    )
     wanted = ["calmveth1", "calmveth1_peer", "calmbr", "calmveth2_peer", "calmveth2"]
     seen = [devices(p) for p in result.paths]
     assert wanted in seen, seen
@@ -128,8 +131,10 @@ def test_same_named_lab_driven_by_another_process_is_not_ours(netlab_up: LabFact
     done = Path(f"/tmp/netlab-test-{os.getpid()}-done")
     try:
         # a process that is not ours: `setsid -f` forks and its parent exits, so it is reparented
-        command = (f"{sys.executable} -m netlab inject {b.name} ns-calm1 calmveth1 udp --dst 198.51.100.2"
-                   f" --count 4 && touch {done}")
+        command = (
+            f"{sys.executable} -m netlab inject {b.name} ns-calm1 calmveth1 udp --dst 198.51.100.2"
+            f" --count 4 && touch {done}"
+        )
         subprocess.run(["setsid", "-f", "sh", "-c", command], cwd=ROOT, check=True)
         deadline = time.monotonic() + 30
         while not done.exists() and time.monotonic() < deadline:
@@ -189,8 +194,13 @@ def test_tracers_this_kernel_refuses_say_why(tracer: str, netlab_up: LabFactory)
 def test_trace_cli_and_ctrl_c_removes_the_instance(netlab_up: LabFactory) -> None:
     lab = netlab_up("bridge3")
     before = set(os.listdir("/sys/kernel/tracing/instances"))
-    proc = subprocess.Popen([sys.executable, "-m", "netlab", "trace", lab.name, "--json"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netlab", "trace", lab.name, "--json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     assert "ready" in proc.stderr.readline()
     assert len(set(os.listdir("/sys/kernel/tracing/instances")) - before) == 1
@@ -206,8 +216,13 @@ def test_trace_cli_and_ctrl_c_removes_the_instance(netlab_up: LabFactory) -> Non
 def test_killed_tracer_instance_is_removed_by_down(netlab_up: LabFactory) -> None:
     lab = netlab_up("veth-two-ns")
     before = set(os.listdir("/sys/kernel/tracing/instances"))
-    proc = subprocess.Popen([sys.executable, "-m", "netlab", "trace", lab.name], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netlab", "trace", lab.name],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None and "ready" in proc.stderr.readline()
     proc.kill()
     proc.wait(timeout=10)
@@ -243,5 +258,3 @@ def test_doctor_json() -> None:
     names = {row["tracer"]: row for row in json.loads(result.stdout)}
     assert {"tracefs", "perf", "bpftrace", "dropwatch", "ftrace", "counters"} <= set(names)
     assert all(row["detail"] for row in names.values())
-
-

@@ -89,6 +89,8 @@ def down(labs: Sequence[str], everything: bool, missing_ok: bool) -> None:
         removal = lab_down(lab, missing_ok=missing_ok)
         extra = f", killed {len(removal.killed)} processes" if removal.killed else ""
         click.echo(f"{lab}: removed {len(removal.namespaces)} namespaces{extra}")
+        for left in removal.skipped:
+            _err(f"{lab}: left {left}")
 
 
 @cli.command()
@@ -414,8 +416,11 @@ def doctor(as_json: bool) -> None:
 
     rows = check()
     if as_json:
-        click.echo(json.dumps([{"tracer": n, "usable": p.usable, "detail": p.detail, "summary": s}
-                               for n, s, p in rows], indent=2))
+        click.echo(
+            json.dumps(
+                [{"tracer": n, "usable": p.usable, "detail": p.detail, "summary": s} for n, s, p in rows], indent=2
+            )
+        )
         return
     from netlab.cli import render
 

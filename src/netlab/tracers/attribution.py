@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from netlab.model.topology import Topology
 
@@ -88,7 +89,7 @@ def decode(m: LabMap, hops: Sequence[tuple[str, str]]) -> list[list[Iface]]:
     return paths
 
 
-def last_hop(m: LabMap, hops: Sequence[tuple[str, str]]) -> Iface | None | str:
+def last_hop(m: LabMap, hops: Sequence[tuple[str, str]]) -> Iface | str | None:
     """Where the packet was last seen: an Iface, None if the lab cannot explain the path,
     or ``"ambiguous"`` when explanations disagree."""
     if not hops:

@@ -35,14 +35,15 @@ READY = "NETLAB-READY"
 SNAP = 96
 BTF = "/sys/kernel/btf/vmlinux"
 _EVENT = re.compile(r"^D (\d+) (\d+) (\d+) (\S*) (\d+) ([0-9a-f]+) (\d+) (\d+) (\S+) (.*)$")
-_COUNT = re.compile(r"^@drops\[(\d+), (\d+), ([0-9a-f]+)\]: (\d+)$")
+_COUNT = re.compile(r"^@drops\[(\d+), (\d+), ([^\]]+)\]: (\d+)$")
+_LOST = re.compile(r"[Ll]ost (\d+) events?")
 
 
 def program(inodes: list[int], mode: str) -> str:
     """The bpftrace program for a lab whose namespaces have ``inodes``."""
     keep = " || ".join(f"$ns == {i}" for i in inodes) or "0"
     if mode == "count":
-        action = "    @drops[$ns, args->reason, (uint64)args->location] = count();"
+        action = "    @drops[$ns, args->reason, ksym(args->location)] = count();"
     else:
         action = (
             "    $head = $skb->head;\n"
@@ -104,8 +105,15 @@ def _ports(pkt: Packet, proto: int, l4: bytes) -> Packet:
     sport = dport = None
     if proto in (6, 17) and len(l4) >= 4:
         sport, dport = struct.unpack_from("!HH", l4, 0)
-    return Packet(protocol=pkt.protocol, src=pkt.src, dst=pkt.dst, sport=sport, dport=dport,
-                  l4=names.get(proto, str(proto)), marker=pkt.marker)
+    return Packet(
+        protocol=pkt.protocol,
+        src=pkt.src,
+        dst=pkt.dst,
+        sport=sport,
+        dport=dport,
+        l4=names.get(proto, str(proto)),
+        marker=pkt.marker,
+    )
 
 
 def _location(address: int) -> Location:
@@ -123,22 +131,31 @@ def parse_events(text: str, nodes: dict[int, str]) -> list[DropEvent]:
         if m is None:
             continue
         ns, reason, address, proto = int(m.group(2)), int(m.group(5)), int(m.group(6), 16), int(m.group(7))
-        drops.append(DropEvent(
-            time=int(m.group(1)) / 1e9, location=_location(address), reason=reasons.name(reason),
-            node=nodes.get(ns), device=m.group(4) or None, packet=packet_of(unescape(m.group(10)), proto),
-            pid=int(m.group(8)), tracer="bpftrace",
-        ))
+        drops.append(
+            DropEvent(
+                time=int(m.group(1)) / 1e9,
+                location=_location(address),
+                reason=reasons.name(reason),
+                node=nodes.get(ns),
+                device=m.group(4) or None,
+                packet=packet_of(unescape(m.group(10)), proto),
+                pid=int(m.group(8)),
+                tracer="bpftrace",
+            )
+        )
     return drops
 
 
 def parse_counts(text: str, nodes: dict[int, str]) -> list[tuple[str | None, str, Location, int]]:
-    """(node, reason, location, count) from the ``count`` program's map dump."""
+    """(node, reason, location, count) from the ``count`` program's map dump (function names:
+    bpftrace 0.17 cannot print a 64-bit address as a map key)."""
     out = []
     for line in text.splitlines():
         m = _COUNT.match(line.strip())
         if m:
-            out.append((nodes.get(int(m.group(1))), reasons.name(int(m.group(2))), _location(int(m.group(3), 16)),
-                        int(m.group(4))))
+            out.append(
+                (nodes.get(int(m.group(1))), reasons.name(int(m.group(2))), Location(m.group(3)), int(m.group(4)))
+            )
     return out
 
 
@@ -208,7 +225,7 @@ class BpftraceSession(Session):
         try:
             self.helper.stop()
             out = self.helper.stdout()
-            lost = sum(int(n) for n in re.findall(r"(\d+) events? lost", self.helper.stderr()))
+            lost = sum(int(n) for n in _LOST.findall(self.helper.stderr() + out))
         finally:
             with contextlib.suppress(OSError):
                 self.helper.cleanup()

@@ -16,8 +16,16 @@ from netlab.tracers.attribution import LabMap, claims, decode, last_hop
 from netlab.tracers.events import DropEvent, Hop, Location, Packet
 from netlab.tracers.records import Record
 
-DROP_PLUMBING = frozenset({"trace_event_raw_event_kfree_skb", "sk_skb_reason_drop", "kfree_skb_reason",
-                           "kfree_skb_list_reason", "__kfree_skb_reason", "kfree_skb"})
+DROP_PLUMBING = frozenset(
+    {
+        "trace_event_raw_event_kfree_skb",
+        "sk_skb_reason_drop",
+        "kfree_skb_reason",
+        "kfree_skb_list_reason",
+        "__kfree_skb_reason",
+        "kfree_skb",
+    }
+)
 PATH_EVENTS = frozenset({"net_dev_start_xmit", "netif_rx", "netif_receive_skb", "net_dev_queue"})
 MAX_OPEN = 200_000
 
@@ -96,7 +104,7 @@ class Correlator:
             if where is None:
                 self.unattributed += 1
                 return None
-            if where == "ambiguous":
+            if not isinstance(where, tuple):  # explanations disagree on where it died
                 self.ambiguous += 1
                 self.ambiguous_paths.append(names)
                 return None
@@ -104,7 +112,7 @@ class Correlator:
             if elsewhere and not claims(self.mine, rec.context):
                 self.ambiguous += 1
                 return None
-            node, device = where  # type: ignore[misc]
+            node, device = where
         else:
             inode = rec.context[0] if rec.context else None
             if inode is None or inode not in self.mine.netns_inodes:

@@ -12,9 +12,24 @@ from netlab.lab import Lab, Node
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
 from netlab.tracers.events import CounterDelta, DropEvent, TraceResult
 
-DEV_FIELDS = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "rx_fifo", "rx_frame", "rx_compressed",
-              "rx_multicast", "tx_bytes", "tx_packets", "tx_errors", "tx_dropped", "tx_fifo", "tx_colls",
-              "tx_carrier", "tx_compressed")
+DEV_FIELDS = (
+    "rx_bytes",
+    "rx_packets",
+    "rx_errors",
+    "rx_dropped",
+    "rx_fifo",
+    "rx_frame",
+    "rx_compressed",
+    "rx_multicast",
+    "tx_bytes",
+    "tx_packets",
+    "tx_errors",
+    "tx_dropped",
+    "tx_fifo",
+    "tx_colls",
+    "tx_carrier",
+    "tx_compressed",
+)
 Snapshot = dict[tuple[str, str], int]  # (scope, name) -> value
 _RULE = re.compile(r"^\[(\d+):(\d+)\] -A (\S+) (.*)$")
 
@@ -131,5 +146,3 @@ class CountersSession(Session):
                 result.counters.extend(deltas(name, self.before[name], snapshot(node)))
             self._result = result
         return self._result
-
-

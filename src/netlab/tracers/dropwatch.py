@@ -43,7 +43,8 @@ def genl_family_exists(name: str) -> bool:
         data = sock.recv(65536)
     kind = struct.unpack_from("H", data, 4)[0]
     if kind == 2:  # NLMSG_ERROR: 0 is an ack, negative is "no such family"
-        return struct.unpack_from("i", data, 16)[0] == 0
+        code: int = struct.unpack_from("i", data, 16)[0]
+        return code == 0
     return True
 
 
@@ -62,8 +63,10 @@ def parse(text: str, when: float = 0.0) -> list[DropEvent]:
             location = Location(m2.group(2))
             m = m2
         count = int(m.group(1))
-        drops.extend(DropEvent(time=when, location=location, reason="UNKNOWN", node=None, device=None,
-                               tracer="dropwatch") for _ in range(count))
+        drops.extend(
+            DropEvent(time=when, location=location, reason="UNKNOWN", node=None, device=None, tracer="dropwatch")
+            for _ in range(count)
+        )
     return drops
 
 
@@ -83,8 +86,11 @@ class DropwatchTracer(Tracer):
         except OSError as exc:
             return Probe(False, f"cannot ask generic netlink for NET_DM: {exc.strerror}")
         if not present:
-            return Probe(False, "the kernel has no NET_DM generic-netlink family (built without"
-                         " CONFIG_NET_DROP_MONITOR); dropwatch would say 'Unable to find NET_DM family'")
+            return Probe(
+                False,
+                "the kernel has no NET_DM generic-netlink family (built without"
+                " CONFIG_NET_DROP_MONITOR); dropwatch would say 'Unable to find NET_DM family'",
+            )
         return Probe(True, "NET_DM family present")
 
     def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
@@ -117,7 +123,8 @@ class DropwatchSession(Session):
             self.helper.stop()
             out = self.helper.stdout()
             self.helper.cleanup()
-            self._result = TraceResult("dropwatch", self.lab.name, drops=parse(out),
-                                       seconds=time.monotonic() - self.started)
+            self._result = TraceResult(
+                "dropwatch", self.lab.name, drops=parse(out), seconds=time.monotonic() - self.started
+            )
             self._result.notes.append("dropwatch drops are machine-wide and not attributed to nodes")
         return self._result

@@ -68,8 +68,10 @@ def _try_tracer(kind: str) -> str | None:
         return None
     except OSError as exc:
         if exc.errno == errno.EPERM:
-            return (f"the kernel refuses the {kind} tracer: writing '{kind}' to current_tracer gives EPERM"
-                    " (kernel lockdown or a restricted tracefs)")
+            return (
+                f"the kernel refuses the {kind} tracer: writing '{kind}' to current_tracer gives EPERM"
+                " (kernel lockdown or a restricted tracefs)"
+            )
         return f"writing '{kind}' to current_tracer: {exc.strerror}"
     finally:
         with contextlib.suppress(OSError):
@@ -138,5 +140,3 @@ class FtraceSession(Session):
             calls = parse_graph(text) if self.kind == "function_graph" else parse_function(text)
             self._result = TraceResult("ftrace", self.lab.name, calls=calls, seconds=time.monotonic() - self.started)
         return self._result
-
-

@@ -82,8 +82,19 @@ class PerfSession(Session):
         os.mkfifo(self.ctl)
         os.mkfifo(self.ack)
         self.data = fifo_dir / "perf.data"
-        argv = ["perf", "record", "-a", "--namespaces", "-D", "-1", "--control",
-                f"fifo:{self.ctl},{self.ack}", "-o", str(self.data), *events]
+        argv = [
+            "perf",
+            "record",
+            "-a",
+            "--namespaces",
+            "-D",
+            "-1",
+            "--control",
+            f"fifo:{self.ctl},{self.ack}",
+            "-o",
+            str(self.data),
+            *events,
+        ]
         self.helper = Helper(lab, argv)
         self.fifo_dir = fifo_dir
         try:
@@ -127,9 +138,19 @@ class PerfSession(Session):
             self.helper.stop()
             diagnostics = self.helper.stderr()
             script = subprocess.run(
-                ["perf", "script", "-i", str(self.data), "--show-namespace-events",
-                 "-F", "comm,pid,cpu,time,event,trace,ip,sym,symoff"],
-                capture_output=True, text=True, check=False, timeout=300,
+                [
+                    "perf",
+                    "script",
+                    "-i",
+                    str(self.data),
+                    "--show-namespace-events",
+                    "-F",
+                    "comm,pid,cpu,time,event,trace,ip,sym,symoff",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=300,
             )
             if script.returncode != 0:
                 raise NetlabError(f"perf script failed: {script.stderr.strip()[-500:]}")
@@ -145,9 +166,15 @@ class PerfSession(Session):
             rec.context = (netns_of.get(rec.pid), rec.pid == me)
         correlator = Correlator(lab_map(self.lab), other_lab_maps(self.lab), "perf")
         correlator.feed(records)
-        self._result = TraceResult("perf", self.lab.name, drops=correlator.drops, paths=correlator.paths,
-                                   unattributed=correlator.unattributed, ambiguous=correlator.ambiguous,
-                                   seconds=time.monotonic() - self.started)
+        self._result = TraceResult(
+            "perf",
+            self.lab.name,
+            drops=correlator.drops,
+            paths=correlator.paths,
+            unattributed=correlator.unattributed,
+            ambiguous=correlator.ambiguous,
+            seconds=time.monotonic() - self.started,
+        )
         lost = re.findall(r"(\d+) (?:lost|chunks LOST)", diagnostics)
         self._result.lost = sum(int(n) for n in lost)
         return self._result

@@ -25,8 +25,12 @@ class Helper:
         self._stderr = self.stderr_path.open("w")
         self._stdout = self.stdout_path.open("w")
         self.proc = subprocess.Popen(
-            argv, stdout=self._stdout, stderr=self._stderr, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-            text=True, start_new_session=True,
+            argv,
+            stdout=self._stdout,
+            stderr=self._stderr,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
         )
         started = procs.start_time(self.proc.pid)
         self.key = f"pid{self.proc.pid}"

@@ -37,5 +37,9 @@ def reasons() -> dict[int, str]:
 
 
 def name(number: int) -> str:
-    """The reason's name, or ``REASON_<n>`` when the kernel does not know it."""
-    return reasons().get(number, f"REASON_{number}")
+    """The reason's name, or ``REASON_<n>`` when the kernel's table does not have it (or
+    cannot be read: parsing recorded output on another machine)."""
+    try:
+        return reasons().get(number, f"REASON_{number}")
+    except KernelFeatureError:
+        return f"REASON_{number}"

@@ -62,8 +62,14 @@ def parse_line(line: str) -> Record | None:
     reason = _REASON.search(body)
     if reason:
         fields["reason"] = reason.group(1)
-    return Record(float(m.group("ts")), int(m.group("cpu")), int(m.group("pid")), m.group("comm").strip(),
-                  m.group("event"), fields)
+    return Record(
+        float(m.group("ts")),
+        int(m.group("cpu")),
+        int(m.group("pid")),
+        m.group("comm").strip(),
+        m.group("event"),
+        fields,
+    )
 
 
 def parse_stream(lines: Iterable[str]) -> Iterator[Record]:

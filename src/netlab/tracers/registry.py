@@ -20,7 +20,9 @@ def _builtins() -> dict[str, type[Tracer]]:
     from netlab.tracers.perf import PerfTracer
     from netlab.tracers.tracefs import TracefsTracer
 
-    return {t.name: t for t in (TracefsTracer, PerfTracer, BpftraceTracer, DropwatchTracer, FtraceTracer, CountersTracer)}
+    return {
+        t.name: t for t in (TracefsTracer, PerfTracer, BpftraceTracer, DropwatchTracer, FtraceTracer, CountersTracer)
+    }
 
 
 def available() -> dict[str, type[Tracer]]:

@@ -40,6 +40,7 @@ EVENTS = ("skb/kfree_skb", "skb/consume_skb", "net/net_dev_start_xmit", "net/net
 PATH_EVENTS = ("net/net_dev_start_xmit", "net/netif_rx", "net/netif_receive_skb")
 INSTANCE_PREFIX = "netlab_"
 MAX_FILTER = 3500
+READER_DEADLINE = 300.0
 _counter = itertools.count()
 
 
@@ -135,8 +136,9 @@ class TracefsSession(Session):
             self._remove()
             raise
         for cpu_dir in sorted((self.path / "per_cpu").iterdir()):
-            t = threading.Thread(target=self._reader, args=(cpu_dir / "trace_pipe",), daemon=True,
-                                 name=f"tracefs {cpu_dir.name}")
+            t = threading.Thread(
+                target=self._reader, args=(cpu_dir / "trace_pipe",), daemon=True, name=f"tracefs {cpu_dir.name}"
+            )
             t.start()
             self._threads.append(t)
 
@@ -214,21 +216,35 @@ class TracefsSession(Session):
             with contextlib.suppress(OSError):
                 (self.path / "tracing_on").write_text("0")
             self._stop.set()
+            # tracing is off, so each reader ends once its pipe is drained; a large backlog
+            # takes a while to parse, hence the generous bound
+            deadline = time.monotonic() + READER_DEADLINE
             for t in self._threads:
-                t.join(timeout=10)
+                t.join(timeout=max(0.0, deadline - time.monotonic()))
+            if any(t.is_alive() for t in self._threads):
+                raise NetlabError(f"tracefs readers still busy after {READER_DEADLINE:.0f}s; instance {self.name} kept")
             self._drain()
             lost = self._lost()
         finally:
             self._remove()
         c = self.correlator
-        result = TraceResult("tracefs", self.lab.name, drops=list(c.drops), paths=list(c.paths), lost=lost,
-                             unattributed=c.unattributed, ambiguous=c.ambiguous,
-                             seconds=time.monotonic() - self.started)
+        result = TraceResult(
+            "tracefs",
+            self.lab.name,
+            drops=list(c.drops),
+            paths=list(c.paths),
+            lost=lost,
+            unattributed=c.unattributed,
+            ambiguous=c.ambiguous,
+            seconds=time.monotonic() - self.started,
+        )
         if lost:
             result.notes.append(f"{lost} events lost: the ring buffer filled faster than it was read")
         if c.ambiguous:
-            result.notes.append(f"{c.ambiguous} drops could belong to another lab with the same device names;"
-                                " the bpftrace tracer attributes by namespace exactly")
+            result.notes.append(
+                f"{c.ambiguous} drops could belong to another lab with the same device names;"
+                " the bpftrace tracer attributes by namespace exactly"
+            )
         self._stopped = result
         return result
 

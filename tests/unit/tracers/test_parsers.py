@@ -22,7 +22,7 @@ def test_reasons_come_from_the_format_file() -> None:
     table = parse_format((RECORDED / "kfree_skb.format").read_text())
     assert table[2] == "NOT_SPECIFIED"
     assert {"NO_SOCKET", "NETFILTER_DROP", "UNHANDLED_PROTO", "OTHERHOST"} <= set(table.values())
-    assert parse_format("print fmt: \"skbaddr=%p\", REC->skbaddr") == {}
+    assert parse_format('print fmt: "skbaddr=%p", REC->skbaddr') == {}
 
 
 def test_base_function_strips_compiler_suffixes() -> None:
@@ -31,12 +31,18 @@ def test_base_function_strips_compiler_suffixes() -> None:
     assert base_function("foo.isra.0.cold") == "foo"
     loc = Location.parse("__netif_receive_skb_core.constprop.0+0x7e6/0x1040")
     assert (loc.function, loc.offset, loc.size, loc.base) == (
-        "__netif_receive_skb_core.constprop.0", 0x7E6, 0x1040, "__netif_receive_skb_core")
+        "__netif_receive_skb_core.constprop.0",
+        0x7E6,
+        0x1040,
+        "__netif_receive_skb_core",
+    )
 
 
 def test_kallsyms_symbolize() -> None:
-    syms = parse_kallsyms("ffffffff81000000 T _stext\nffffffff81586000 t __netif_receive_skb_core.constprop.0\n"
-                          "ffffffff81587040 T netif_rx\nffffffff81600000 d some_data\n")
+    syms = parse_kallsyms(
+        "ffffffff81000000 T _stext\nffffffff81586000 t __netif_receive_skb_core.constprop.0\n"
+        "ffffffff81587040 T netif_rx\nffffffff81600000 d some_data\n"
+    )
     assert symbolize(0xFFFFFFFF81586D82, syms) == "__netif_receive_skb_core.constprop.0+0xd82/0x1040"
 
 
@@ -66,7 +72,8 @@ def test_perf_script() -> None:
     assert records and records[0].event == "kfree_skb"
     assert records[0].stack[:2] == ["sk_skb_reason_drop", "ping_rcv"]
     assert perf.parse_namespace_events(
-        "ping 100/100: PERF_RECORD_NAMESPACES 100/100 - nr: 7 [net: 4/0xeffffffc, uts: ...]") == {100: 0xEFFFFFFC}
+        "ping 100/100: PERF_RECORD_NAMESPACES 100/100 - nr: 7 [net: 4/0xeffffffc, uts: ...]"
+    ) == {100: 0xEFFFFFFC}
 
 
 def test_dropwatch_output() -> None:
@@ -81,25 +88,39 @@ def test_function_and_graph_output() -> None:
     assert [c.function for c in calls] == ["tcp_sendmsg", "netif_receive_skb", "tcp_recvmsg", "tcp_retransmit_skb"]
     assert calls[0].parent == "inet_sendmsg" and calls[3].pid == 19
     graph = ftrace.parse_graph((RECORDED / "function_graph.txt").read_text())
-    assert [c.function for c in graph][:4] == ["net_rx_action", "__napi_poll", "process_backlog",
-                                               "__netif_receive_skb_core.constprop.0"]
+    assert [c.function for c in graph][:4] == [
+        "net_rx_action",
+        "__napi_poll",
+        "process_backlog",
+        "__netif_receive_skb_core.constprop.0",
+    ]
     leaf = graph[4]
     assert (leaf.function, leaf.depth, leaf.duration_us) == ("br_handle_frame", 4, 0.345)
 
 
 def test_bpftrace_event_lines_and_headers() -> None:
-    frame = (b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
-             b"\x45\x00\x00\x28\x00\x01\x00\x00\x40\x11\x00\x00\xc6\x33\x64\x01\xc6\x33\x64\x02"
-             b"\x9c\x40\x27\x0f\x00\x14\x00\x00NLMK\x00\x00\x12\x34\x00\x00\x00\x05")
+    frame = (
+        b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
+        b"\x45\x00\x00\x28\x00\x01\x00\x00\x40\x11\x00\x00\xc6\x33\x64\x01\xc6\x33\x64\x02"
+        b"\x9c\x40\x27\x0f\x00\x14\x00\x00NLMK\x00\x00\x12\x34\x00\x00\x00\x05"
+    )
     escaped = "".join(f"\\x{b:02x}" for b in frame)
     line = f"D 123000000000 4026532246 100 calmveth2 3 ffffffff81ff5a1b 2048 42 netlab {escaped}"
     pkt = bpftrace.packet_of(bpftrace.unescape(escaped), 2048)
     assert (pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.l4, pkt.marker) == (
-        "198.51.100.1", "198.51.100.2", 40000, 9999, "udp", "00001234:5")
+        "198.51.100.1",
+        "198.51.100.2",
+        40000,
+        9999,
+        "udp",
+        "00001234:5",
+    )
     assert bpftrace._EVENT.match(line)
     prog = bpftrace.program([11, 22], "events")
     assert "$ns == 11 || $ns == 22" in prog and bpftrace.READY in prog
     assert "count()" in bpftrace.program([11], "count")
+    (row,) = bpftrace.parse_counts("@drops[11, 74, __netif_receive_skb_core.constprop.0]: 5\n", {11: "ns2"})
+    assert (row[0], row[2].base, row[3]) == ("ns2", "__netif_receive_skb_core", 5)
 
 
 def test_counters_parsers() -> None:
@@ -115,8 +136,14 @@ def test_counters_parsers() -> None:
 def test_path_decoding_resolves_repeated_names_in_routed3() -> None:
     topo, _ = load("routed3")
     m = LabMap.of("routed3", topo)
-    hops = [("net_dev_start_xmit", "eth0"), ("netif_rx", "eth0"), ("netif_receive_skb", "eth0"),
-            ("net_dev_start_xmit", "eth1"), ("netif_rx", "eth0"), ("netif_receive_skb", "eth0")]
+    hops = [
+        ("net_dev_start_xmit", "eth0"),
+        ("netif_rx", "eth0"),
+        ("netif_receive_skb", "eth0"),
+        ("net_dev_start_xmit", "eth1"),
+        ("netif_rx", "eth0"),
+        ("netif_receive_skb", "eth0"),
+    ]
     (only,) = decode(m, hops)
     assert only[0] == ("client", "eth0") and only[-1] == ("r2", "eth0")
     assert last_hop(m, hops[:1]) == "ambiguous"  # eth0 alone could be any node
