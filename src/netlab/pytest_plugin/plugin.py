@@ -1,9 +1,18 @@
-"""The ``pytest11`` plugin: hooks and fixtures only; the logic lives in ordinary modules.
+"""The ``pytest11`` plugin: options, markers, fixtures and report hooks only.
+
+The logic lives in ordinary modules (:mod:`.expect`, :mod:`.assertions`, :mod:`.report`,
+:mod:`netlab.lab`, :mod:`netlab.tracers`); override any fixture in your conftest.
 
 Fixtures
-  ``netlab_up`` (function scope): a factory, ``netlab_up("bridge3")`` -> live :class:`Lab`.
-  Each lab gets a unique instance name (worker id + random suffix), so tests and xdist
-  workers never collide, and it is torn down after the test even when the test fails.
+  ``netlab_up``      factory: ``netlab_up("bridge3")`` -> live Lab, unique name per test and xdist
+                     worker, torn down after the test even when it fails (``--netlab-keep`` keeps
+                     a failed test's labs up and prints how to reach them).
+  ``netlab_lab``     the lab named by the test's ``@pytest.mark.netlab_topology("bridge3")``.
+  ``netlab_tracer``  the tracer from ``@pytest.mark.netlab_tracer(NAME)`` or ``--netlab-tracer``;
+                     the test is skipped, with the tracer's reason, when it cannot run here.
+  ``netlab_trace``   factory: ``with netlab_trace(lab) as t: ...`` then ``t.result``; what it
+                     observed goes into ``--netlab-report``.
+  ``netlab_traffic`` :class:`netlab.traffic.api.Traffic` bound to ``netlab_lab``.
 """
 
 from __future__ import annotations
@@ -12,14 +21,70 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import pytest
 
 from netlab.lab import Lab
 from netlab.model.topology import Topology
+from netlab.pytest_plugin import assertions
+from netlab.tracers.base import Session, TraceOptions, Tracer
+from netlab.tracers.events import TraceResult
 
 LabFactory = Callable[..., Lab]
+REPORT_KEY = pytest.StashKey[list[dict[str, Any]]]()
+PROPERTY = "netlab"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("netlab", "netlab labs, tracers and the kernel-behaviour report")
+    group.addoption("--netlab-tracer", default="tracefs", help="tracer for netlab_tracer/netlab_trace (default tracefs)")
+    group.addoption("--netlab-report", default=None, metavar="PATH", help="write the scenario report (JSON) to PATH")
+    group.addoption("--netlab-keep", action="store_true", help="keep a failed test's labs up, and say how to reach them")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "netlab_topology(ref): the topology (name or path) netlab_lab brings up")
+    config.addinivalue_line("markers", "netlab_tracer(name): the tracer this test needs (skipped if it cannot run)")
+    if config.getoption("--netlab-report") and not hasattr(config, "workerinput"):
+        config.stash[REPORT_KEY] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"netlab_rep_{report.when}", report)
+    return report
+
+
+#: report entries of this process (the xdist controller receives every worker's reports)
+_pending: list[dict[str, Any]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    props = dict(report.user_properties).get(PROPERTY)
+    if props is None or not (report.when == "call" or (report.when == "setup" and report.skipped)):
+        return
+    outcome = report.outcome
+    if report.skipped and isinstance(report.longrepr, tuple) and assertions.NEW_PREFIX in str(report.longrepr[2]):
+        outcome = "new"
+    _pending.append({"scenario": report.nodeid, "outcome": outcome, **props})
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if REPORT_KEY not in session.config.stash:
+        return
+    from netlab.pytest_plugin.report import write
+
+    path = Path(session.config.getoption("--netlab-report"))
+    report = write(path, _pending)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"netlab report: {path} ({len(report['scenarios'])} scenarios, "
+            f"{len(report['asserted_reasons'])} distinct drop reasons asserted)"
+        )
 
 
 def _require_root() -> None:
@@ -27,10 +92,25 @@ def _require_root() -> None:
         pytest.skip("netlab labs need root (network namespaces, veth, iptables)")
 
 
-def unique_instance(request: pytest.FixtureRequest) -> str:
+def unique_instance() -> str:
     """A lab instance name no other test or worker uses: worker id + random suffix."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     return f"{worker}{secrets.token_hex(3)}"
+
+
+def _keep(request: pytest.FixtureRequest, labs: list[Lab]) -> bool:
+    failed = any(getattr(getattr(request.node, f"netlab_rep_{w}", None), "failed", False) for w in ("setup", "call"))
+    if not (failed and request.config.getoption("--netlab-keep")):
+        return False
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    for lab in labs:
+        lab.release()
+        first = next(iter(lab.nodes))
+        message = (f"netlab: kept lab {lab.name} of failed {request.node.nodeid}: netlab status {lab.name};"
+                   f" netlab shell {lab.name} {first}; netlab down {lab.name}")
+        if reporter is not None:
+            reporter.write_line(message)
+    return True
 
 
 @pytest.fixture
@@ -40,7 +120,7 @@ def netlab_up(request: pytest.FixtureRequest) -> Iterator[LabFactory]:
     labs: list[Lab] = []
 
     def factory(topology: str | Path | Topology, **kwargs: Any) -> Lab:
-        kwargs.setdefault("instance", unique_instance(request))
+        kwargs.setdefault("instance", unique_instance())
         from netlab.lab import up
 
         lab = up(topology, **kwargs)
@@ -48,5 +128,81 @@ def netlab_up(request: pytest.FixtureRequest) -> Iterator[LabFactory]:
         return lab
 
     yield factory
-    for lab in reversed(labs):
-        lab.down()
+    if not _keep(request, labs):
+        for lab in reversed(labs):
+            lab.down()
+
+
+@pytest.fixture
+def netlab_lab(request: pytest.FixtureRequest, netlab_up: LabFactory) -> Lab:
+    """The lab of the test's ``netlab_topology`` marker."""
+    marker = request.node.get_closest_marker("netlab_topology")
+    if marker is None or not marker.args:
+        raise pytest.UsageError(f"{request.node.nodeid}: netlab_lab needs @pytest.mark.netlab_topology('name')")
+    return netlab_up(marker.args[0])
+
+
+@pytest.fixture
+def netlab_tracer(request: pytest.FixtureRequest) -> Tracer:
+    """The tracer the test asks for (marker) or the run uses (--netlab-tracer); skip if unusable."""
+    from netlab.tracers.registry import get
+
+    marker = request.node.get_closest_marker("netlab_tracer")
+    name = marker.args[0] if marker and marker.args else request.config.getoption("--netlab-tracer")
+    tracer = get(name)
+    found = tracer.probe()
+    if not found.usable:
+        pytest.skip(f"tracer {name} cannot run here: {found.detail}")
+    return tracer
+
+
+class TraceHandle:
+    """A trace around a block; ``result`` once the block ends."""
+
+    def __init__(self, tracer: Tracer, lab: Lab, options: TraceOptions, record: Callable[[TraceResult], None]) -> None:
+        self.tracer, self.lab, self.options, self._record = tracer, lab, options, record
+        self._session: Session | None = None
+        self.result: TraceResult | None = None
+
+    def __enter__(self) -> TraceHandle:
+        self._session = self.tracer.start(self.lab, self.options)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        import time
+
+        if kind is None:
+            time.sleep(0.15)  # let softirq work for the last packets finish before stopping
+        assert self._session is not None
+        self.result = self._session.stop()
+        self._record(self.result)
+
+
+@pytest.fixture
+def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Iterator[Callable[..., TraceHandle]]:
+    """Factory: ``with netlab_trace(lab, stack=True) as t: ...``; observations go to the report."""
+    from netlab.pytest_plugin.report import observed_drops
+
+    seen: list[dict[str, Any]] = []
+    assertions.ASSERTED.clear()
+
+    def record(result: TraceResult) -> None:
+        seen.extend(observed_drops(result))
+
+    def factory(lab: Lab, *, stack: bool = False) -> TraceHandle:
+        return TraceHandle(netlab_tracer, lab, TraceOptions(stack=stack), record)
+
+    yield factory
+    doc = (request.node.obj.__doc__ or "").strip().splitlines() if hasattr(request.node, "obj") else []
+    asserted = [{"location": d.function, "reason": d.reason, "node": d.node} for d in assertions.ASSERTED]
+    request.node.user_properties.append(
+        (PROPERTY, {"summary": doc[0] if doc else "", "tracer": netlab_tracer.name, "drops": seen, "asserted": asserted})
+    )
+
+
+@pytest.fixture
+def netlab_traffic(netlab_lab: Lab) -> Any:
+    """Traffic helpers for ``netlab_lab``."""
+    from netlab.traffic.api import Traffic
+
+    return Traffic(netlab_lab)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from netlab.model.loader import load
+from netlab.model.topology import Topology
 from netlab.tracers import bpftrace, dropwatch, ftrace, perf
 from netlab.tracers.attribution import LabMap, decode, last_hop
 from netlab.tracers.correlate import Correlator
@@ -133,9 +135,14 @@ def test_counters_parsers() -> None:
     assert ipt[("iptables:filter/FORWARD", "-i calmbr -j ACCEPT")] == 3
 
 
-def test_path_decoding_resolves_repeated_names_in_routed3() -> None:
+def test_path_decoding_resolves_repeated_names() -> None:
+    """Every node has an eth0: a multi-hop path still places each hop; a one-hop one cannot."""
     topo, _ = load("routed3")
-    m = LabMap.of("routed3", topo)
+    text = json.dumps(topo.model_dump(mode="json"))
+    for old, new in (("c-r1", "eth0"), ("r1-c", "eth0"), ("r1-r2", "eth1"), ("r2-r1", "eth0"), ("r2-s", "eth1"),
+                     ("s-r2", "eth0")):
+        text = text.replace(f'"{old}"', f'"{new}"').replace(f":{old}\"", f":{new}\"")
+    m = LabMap.of("routed3", Topology.model_validate(json.loads(text), strict=False))
     hops = [
         ("net_dev_start_xmit", "eth0"),
         ("netif_rx", "eth0"),
@@ -147,6 +154,7 @@ def test_path_decoding_resolves_repeated_names_in_routed3() -> None:
     (only,) = decode(m, hops)
     assert only[0] == ("client", "eth0") and only[-1] == ("r2", "eth0")
     assert last_hop(m, hops[:1]) == "ambiguous"  # eth0 alone could be any node
+    assert last_hop(m, hops[:2]) == "ambiguous"  # client->r1 or r1->client: names cannot tell
 
 
 def test_correlator_infers_the_bridge_and_attributes_drops() -> None:

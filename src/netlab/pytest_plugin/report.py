@@ -1,0 +1,124 @@
+"""The scenario report (``--netlab-report PATH``) and its diff between two kernels or runs.
+
+A report says which kernel it came from (release and the config options that decide what
+can be traced and where packets die) and, per scenario, its outcome and the drops it observed
+as ``{"location": function, "reason": ..., "node": ..., "count": ...}``. ``netlab report diff
+A.json B.json`` lists, scenario by scenario, drops that are new, vanished, or moved (same
+reason at another function, or another reason at the same function).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import platform
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from netlab.errors import NetlabError
+from netlab.tracers.events import TraceResult
+
+CONFIG_OPTIONS = (
+    "CONFIG_NET_DROP_MONITOR", "CONFIG_KPROBES", "CONFIG_FUNCTION_TRACER", "CONFIG_FUNCTION_GRAPH_TRACER",
+    "CONFIG_HIST_TRIGGERS", "CONFIG_EPROBE_EVENTS", "CONFIG_BPF_SYSCALL", "CONFIG_DEBUG_INFO_BTF",
+    "CONFIG_SECURITY_LOCKDOWN_LSM", "CONFIG_BRIDGE", "CONFIG_BRIDGE_NETFILTER", "CONFIG_NF_TABLES",
+    "CONFIG_IP_NF_IPTABLES", "CONFIG_LLC", "CONFIG_STP", "CONFIG_VLAN_8021Q", "CONFIG_NET_SCH_NETEM",
+    "CONFIG_NET_SCH_TBF", "CONFIG_NET_CLS_ACT", "CONFIG_NET_ACT_GACT", "CONFIG_IPV6",
+)
+
+
+def kernel_config(path: Path = Path("/proc/config.gz")) -> dict[str, str]:
+    """The options that matter, from /proc/config.gz (or /boot/config-RELEASE)."""
+    text = ""
+    for candidate in (path, Path(f"/boot/config-{platform.release()}")):
+        with contextlib.suppress(OSError):
+            raw = candidate.read_bytes()
+            text = gzip.decompress(raw).decode() if candidate.suffix == ".gz" else raw.decode()
+            break
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("CONFIG_"):
+            key, _, value = line.partition("=")
+            values[key] = value
+        elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
+            values[line[2:].split()[0]] = "n"
+    return {opt: values.get(opt, "unknown" if not text else "n") for opt in CONFIG_OPTIONS}
+
+
+def observed_drops(result: TraceResult) -> list[dict[str, Any]]:
+    """A trace's drops as report items."""
+    return [
+        {"location": function, "reason": reason, "node": node, "count": count}
+        for node, _device, function, reason, count in result.summary()
+    ]
+
+
+def build(scenarios: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The whole report."""
+    items = sorted(scenarios, key=lambda s: s["scenario"])
+    reasons = sorted({d["reason"] for s in items if s["outcome"] == "passed" for d in s.get("asserted", [])})
+    return {
+        "format": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "kernel": {"release": platform.release(), "machine": platform.machine(), "config": kernel_config()},
+        "asserted_reasons": reasons,
+        "scenarios": items,
+    }
+
+
+def write(path: Path, scenarios: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Write the report to ``path``."""
+    report = build(scenarios)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a report; a clear error when it is not one."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise NetlabError(f"{path}: not a readable netlab report ({exc})") from None
+    if not isinstance(data, dict) or "scenarios" not in data:
+        raise NetlabError(f"{path}: not a netlab report (no 'scenarios')")
+    return data
+
+
+def _drops(scenario: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(d["location"], d["reason"]) for d in scenario.get("drops", [])}
+
+
+def diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """What changed from report ``a`` to report ``b``, one line each (empty: nothing)."""
+    lines: list[str] = []
+    ka, kb = a.get("kernel", {}).get("release"), b.get("kernel", {}).get("release")
+    if ka != kb:
+        lines.append(f"kernel: {ka} -> {kb}")
+    sa = {s["scenario"]: s for s in a["scenarios"]}
+    sb = {s["scenario"]: s for s in b["scenarios"]}
+    for name in sorted(set(sa) | set(sb)):
+        if name not in sb:
+            lines.append(f"{name}: scenario gone")
+            continue
+        if name not in sa:
+            lines.append(f"{name}: new scenario ({sb[name]['outcome']})")
+            continue
+        old, new = sa[name], sb[name]
+        if old["outcome"] != new["outcome"]:
+            lines.append(f"{name}: outcome {old['outcome']} -> {new['outcome']}")
+        da, db = _drops(old), _drops(new)
+        gone, came = da - db, db - da
+        for loc, reason in sorted(came):
+            moved = [x for x in gone if x[1] == reason or x[0] == loc]
+            if moved:
+                was = moved[0]
+                gone.discard(was)
+                lines.append(f"{name}: moved {was[0]} {was[1]} -> {loc} {reason}")
+            else:
+                lines.append(f"{name}: new drop {loc} {reason}")
+        for loc, reason in sorted(gone):
+            lines.append(f"{name}: vanished drop {loc} {reason}")
+    return lines
