@@ -67,8 +67,9 @@ def assert_dropped(
         _new(result, expect)
         return []
     hits = matching(result, expect, marker_run=marker_run)
-    totals = sum(n for (node, function, reason), n in result.totals.items()
-                 if expect.matches(_as_event(node, function, reason)))
+    totals = sum(
+        n for (node, function, reason), n in result.totals.items() if expect.matches(_as_event(node, function, reason))
+    )
     seen = len(hits) + totals
     wanted = f"exactly {count}" if count is not None else f"at least {at_least}"
     if (count is not None and seen != count) or (count is None and seen < at_least):
@@ -77,8 +78,11 @@ def assert_dropped(
     return hits
 
 
-def assert_not_dropped(result: TraceResult, expect: Drop) -> None:
+def assert_not_dropped(result: TraceResult, expect: Drop | NewBehaviour) -> None:
     """No drop fits ``expect`` (e.g. "with the ACCEPT rule, nothing dies in nft_do_chain")."""
+    if isinstance(expect, NewBehaviour):
+        _new(result, expect)
+        return
     hits = matching(result, expect)
     if hits:
         raise DropAssertionError(f"expected no drop at {expect}, saw {len(hits)}\n{observed(result)}")

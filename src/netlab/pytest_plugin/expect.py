@@ -86,7 +86,10 @@ def in_range(version: tuple[int, int, int], spec: str) -> bool:
         raise ValueError(f"bad kernel range {spec!r} (use *, >=6.8, <6.0, 5.17-6.7)")
     op, bound = m.group(1) or "==", parse_version(m.group(2))
     return {
-        ">=": version >= bound, "<=": version <= bound, ">": version > bound, "<": version < bound,
+        ">=": version >= bound,
+        "<=": version <= bound,
+        ">": version > bound,
+        "<": version < bound,
         "==": version[: len(m.group(2).split("."))] == bound[: len(m.group(2).split("."))],
     }[op]
 

@@ -39,9 +39,13 @@ PROPERTY = "netlab"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("netlab", "netlab labs, tracers and the kernel-behaviour report")
-    group.addoption("--netlab-tracer", default="tracefs", help="tracer for netlab_tracer/netlab_trace (default tracefs)")
+    group.addoption(
+        "--netlab-tracer", default="tracefs", help="tracer for netlab_tracer/netlab_trace (default tracefs)"
+    )
     group.addoption("--netlab-report", default=None, metavar="PATH", help="write the scenario report (JSON) to PATH")
-    group.addoption("--netlab-keep", action="store_true", help="keep a failed test's labs up, and say how to reach them")
+    group.addoption(
+        "--netlab-keep", action="store_true", help="keep a failed test's labs up, and say how to reach them"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -60,16 +64,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 #: report entries of this process (the xdist controller receives every worker's reports)
 _pending: list[dict[str, Any]] = []
+_outcomes: dict[str, str] = {}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    props = dict(report.user_properties).get(PROPERTY)
-    if props is None or not (report.when == "call" or (report.when == "setup" and report.skipped)):
+    """Outcome from the call (or a skip at setup); observations from teardown, where the
+    netlab_trace fixture records them (after the call report exists)."""
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        outcome: str = report.outcome
+        if report.skipped and isinstance(report.longrepr, tuple) and assertions.NEW_PREFIX in str(report.longrepr[2]):
+            outcome = "new"
+        _outcomes[report.nodeid] = outcome
         return
-    outcome = report.outcome
-    if report.skipped and isinstance(report.longrepr, tuple) and assertions.NEW_PREFIX in str(report.longrepr[2]):
-        outcome = "new"
-    _pending.append({"scenario": report.nodeid, "outcome": outcome, **props})
+    if report.when != "teardown":
+        return
+    props: dict[str, Any] | None = dict(report.user_properties).get(PROPERTY)  # type: ignore[assignment]
+    outcome = _outcomes.pop(report.nodeid, "error" if report.failed else "passed")
+    if props is not None:
+        _pending.append({"scenario": report.nodeid, "outcome": outcome, **props})
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -106,8 +118,10 @@ def _keep(request: pytest.FixtureRequest, labs: list[Lab]) -> bool:
     for lab in labs:
         lab.release()
         first = next(iter(lab.nodes))
-        message = (f"netlab: kept lab {lab.name} of failed {request.node.nodeid}: netlab status {lab.name};"
-                   f" netlab shell {lab.name} {first}; netlab down {lab.name}")
+        message = (
+            f"netlab: kept lab {lab.name} of failed {request.node.nodeid}: netlab status {lab.name};"
+            f" netlab shell {lab.name} {first}; netlab down {lab.name}"
+        )
         if reporter is not None:
             reporter.write_line(message)
     return True
@@ -196,7 +210,10 @@ def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Itera
     doc = (request.node.obj.__doc__ or "").strip().splitlines() if hasattr(request.node, "obj") else []
     asserted = [{"location": d.function, "reason": d.reason, "node": d.node} for d in assertions.ASSERTED]
     request.node.user_properties.append(
-        (PROPERTY, {"summary": doc[0] if doc else "", "tracer": netlab_tracer.name, "drops": seen, "asserted": asserted})
+        (
+            PROPERTY,
+            {"summary": doc[0] if doc else "", "tracer": netlab_tracer.name, "drops": seen, "asserted": asserted},
+        )
     )
 
 

@@ -110,7 +110,20 @@ def pid_netns(pid: int) -> int | None:
         return None
 
 
+def _tgid(pid: int) -> int:
+    """The process a thread id belongs to (tracepoints report thread ids)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return pid
+
+
 def _ancestors(pid: int) -> set[int]:
+    pid = _tgid(pid)
     seen: set[int] = set()
     while pid > 1 and pid not in seen:
         seen.add(pid)
@@ -154,3 +167,13 @@ def claims(m: LabMap, context: tuple[int | None, bool] | None) -> bool:
         return False
     inode, mine = context
     return mine or (inode is not None and inode in m.netns_inodes)
+
+
+def continues(m: LabMap, hops: Sequence[tuple[str, str]], event: str, device: str) -> bool:
+    """Can (event, device) be the next hop of ``hops`` in this lab?
+
+    skb addresses are recycled, sometimes without a ``consume_skb`` in between (deferred and
+    cached frees), so a new packet can inherit an old packet's address: a hop that no path of
+    the lab can reach from the previous ones starts a new packet.
+    """
+    return bool(decode(m, [*hops, (event, device)])) or not m.knows(device)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from netlab.tracers.attribution import LabMap, claims, decode, last_hop
+from netlab.tracers.attribution import LabMap, claims, continues, decode, last_hop
 from netlab.tracers.events import DropEvent, Hop, Location, Packet
 from netlab.tracers.records import Record
 
@@ -30,10 +30,14 @@ PATH_EVENTS = frozenset({"net_dev_start_xmit", "netif_rx", "netif_receive_skb", 
 MAX_OPEN = 200_000
 
 
+_TRACING_FRAME = ("trace_", "__traceiter_", "__bpf_trace", "perf_trace_", "bpf_trace_")
+
+
 def trim_stack(stack: list[str]) -> tuple[str, ...]:
-    """The stack from the function that dropped, without the tracing and freeing frames above it."""
+    """The stack from the function that dropped, without the tracing and freeing frames above it
+    (which frames those are depends on how many tracers have the event enabled)."""
     i = 0
-    while i < len(stack) and stack[i] in DROP_PLUMBING:
+    while i < len(stack) and (stack[i] in DROP_PLUMBING or stack[i].startswith(_TRACING_FRAME)):
         i += 1
     return tuple(stack[i:])
 
@@ -61,6 +65,8 @@ class Correlator:
                 continue
             if rec.event in PATH_EVENTS and rec.device:
                 hops = self.open.pop(addr, [])
+                if hops and not continues(self.mine, [(e, d) for _t, e, d in hops], rec.event, rec.device):
+                    hops = []  # a recycled skb address: this is a new packet
                 hops.append((rec.time, rec.event, rec.device))
                 self.open[addr] = hops
                 if len(self.open) > MAX_OPEN:

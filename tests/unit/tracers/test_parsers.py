@@ -139,9 +139,15 @@ def test_path_decoding_resolves_repeated_names() -> None:
     """Every node has an eth0: a multi-hop path still places each hop; a one-hop one cannot."""
     topo, _ = load("routed3")
     text = json.dumps(topo.model_dump(mode="json"))
-    for old, new in (("c-r1", "eth0"), ("r1-c", "eth0"), ("r1-r2", "eth1"), ("r2-r1", "eth0"), ("r2-s", "eth1"),
-                     ("s-r2", "eth0")):
-        text = text.replace(f'"{old}"', f'"{new}"').replace(f":{old}\"", f":{new}\"")
+    for old, new in (
+        ("c-r1", "eth0"),
+        ("r1-c", "eth0"),
+        ("r1-r2", "eth1"),
+        ("r2-r1", "eth0"),
+        ("r2-s", "eth1"),
+        ("s-r2", "eth0"),
+    ):
+        text = text.replace(f'"{old}"', f'"{new}"').replace(f':{old}"', f':{new}"')
     m = LabMap.of("routed3", Topology.model_validate(json.loads(text), strict=False))
     hops = [
         ("net_dev_start_xmit", "eth0"),

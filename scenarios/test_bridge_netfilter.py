@@ -1,0 +1,64 @@
+"""bridge3: bridged IPv4 goes through iptables because of br_netfilter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from netlab.lab import Lab
+from netlab.pytest_plugin.assertions import assert_dropped, assert_not_dropped
+from netlab.pytest_plugin.expect import Drop, by_kernel
+
+MEASURED = ">=6.18"
+NETFILTER = by_kernel({MEASURED: Drop("nft_do_chain", "NETFILTER_DROP", node="host")})
+BRIDGE_IP_CHECK = by_kernel({MEASURED: Drop("br_nf_pre_routing", "IP_INHDR", node="host")})
+
+
+def delete_accept_rule(lab: Lab) -> None:
+    lab.node("host").run(["iptables", "-w", "-D", "FORWARD", "-i", "calmbr", "-j", "ACCEPT"], check=True)
+
+
+@pytest.mark.netlab_topology("bridge3")
+def test_forward_policy_drop_kills_bridged_traffic(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+    """With bridge-nf-call-iptables=1 a bridged IPv4 packet traverses the FORWARD chain of the
+    host's iptables. On a host whose FORWARD policy is DROP (as with container rules), without
+    an ACCEPT for the bridge it dies in nf_tables: NETFILTER_DROP in nft_do_chain, on host."""
+    delete_accept_rule(netlab_lab)
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject("ns-calm1", "calmveth1", "udp", dst="198.51.100.2", dport=9999, count=3)
+    assert_dropped(t.result, NETFILTER, count=3)
+
+
+@pytest.mark.netlab_topology("bridge3")
+def test_forward_accept_rule_lets_it_through(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+    """`-A FORWARD -i calmbr -j ACCEPT` is what makes bridge3 work: the packet reaches ns-calm2
+    (where UDP to a closed port ends in NO_SOCKET, proof that it arrived)."""
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject("ns-calm1", "calmveth1", "udp", dst="198.51.100.2", dport=9999, count=3)
+    assert_not_dropped(t.result, NETFILTER)
+    assert_dropped(t.result, by_kernel({MEASURED: Drop("__udp4_lib_rcv", "NO_SOCKET", "ns-calm2")}), count=3)
+
+
+@pytest.mark.netlab_topology("bridge3")
+def test_without_bridge_nf_call_iptables_the_policy_does_not_apply(
+    netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any
+) -> None:
+    """Set net.bridge.bridge-nf-call-iptables=0 on host and bridged frames bypass iptables:
+    the DROP policy no longer matters, with or without the ACCEPT rule."""
+    delete_accept_rule(netlab_lab)
+    netlab_lab.node("host").run(["sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0"], check=True)
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject("ns-calm1", "calmveth1", "udp", dst="198.51.100.2", dport=9999, count=3)
+    assert_not_dropped(t.result, NETFILTER)
+    assert_dropped(t.result, by_kernel({MEASURED: Drop("__udp4_lib_rcv", "NO_SOCKET", "ns-calm2")}), count=3)
+
+
+@pytest.mark.netlab_topology("bridge3")
+def test_br_netfilter_checks_ip_headers_on_the_bridge(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+    """Because br_netfilter hands bridged IPv4 to the IP hooks, it first validates the IP header
+    as a router would; a bad header checksum is dropped on the bridge itself (IP_INHDR in
+    br_nf_pre_routing), before it ever reaches the destination host."""
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject("ns-calm1", "calmveth1", "udp", dst="198.51.100.2", bad="ip-csum", count=2)
+    assert_dropped(t.result, BRIDGE_IP_CHECK, count=2)

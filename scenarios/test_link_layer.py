@@ -1,0 +1,99 @@
+"""Frames the link layer refuses: 802.3/STP, unknown ethertypes, MAC control, bad source MACs,
+frames for another host, and a bridge port that STP has not opened yet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+from netlab.lab import Lab
+from netlab.pytest_plugin.assertions import assert_counter, assert_dropped
+from netlab.pytest_plugin.expect import Drop, by_kernel
+from netlab.tracers.registry import get
+
+MEASURED = ">=6.18"  # where these expectations were measured; other kernels report "new"
+EXPECT = {
+    "stp": by_kernel({MEASURED: Drop("stp_pdu_rcv", "NOT_SPECIFIED", node="ns-calm2")}),
+    "ethertype": by_kernel({MEASURED: Drop("__netif_receive_skb_core", "UNHANDLED_PROTO", node="ns-calm2")}),
+    "pause": by_kernel({MEASURED: Drop("br_handle_frame", "MAC_IEEE_MAC_CONTROL", node="host")}),
+    "bad_source_mac": by_kernel({MEASURED: Drop("br_handle_frame", "MAC_INVALID_SOURCE", node="host")}),
+    "otherhost": by_kernel({MEASURED: Drop("ip_rcv_core", "OTHERHOST", node="ns-calm2")}),
+    "stp_state": by_kernel({MEASURED: Drop("br_handle_frame", "BRIDGE_INGRESS_STP_STATE", node="sw")}),
+}
+
+
+def counters(lab: Lab) -> Any:
+    return get("counters").start(lab)
+
+
+@pytest.mark.netlab_topology("bridge3")
+def test_stp_bpdus_reach_the_host_and_die_in_stp(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+    """A switch's 802.3 STP BPDUs (LLC, ethertype field < 0x600) flooded by a bridge with STP
+    off reach ns-calm2, whose kernel hands them to the built-in LLC/STP code; stp_pdu_rcv frees
+    them because no bridge there runs STP. The LLC handler took them, so rx_dropped does not
+    move (on kernels without LLC they died in __netif_receive_skb_core and rx_dropped grew)."""
+    count = counters(netlab_lab)
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject("ns-calm1", "calmveth1", "stp", count=4)
+    assert_dropped(t.result, EXPECT["stp"], count=4)
+    assert_counter(count.stop(), "ns-calm2", "rx_dropped", 0, scope="dev:calmveth2")
+
+
+@pytest.mark.netlab_topology("veth-two-ns")
+def test_unknown_ethertype_is_unhandled_and_counted(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+    """A frame whose ethertype no protocol handler registered (0x88b5, the local experimental
+    one) is dropped at the end of __netif_receive_skb_core with UNHANDLED_PROTO, and each one
+    bumps the device's rx_dropped: the seeds' "rx_dropped grows by one every second" symptom.
+    (While a packet socket such as tcpdump is open on the device, the tap counts as a delivery
+    and rx_dropped stops moving.)"""
+    count = counters(netlab_lab)
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject("ns1", "veth1", "ethertype", ethertype=0x88B5, count=5)
+    assert_dropped(t.result, by_kernel({MEASURED: Drop("__netif_receive_skb_core", "UNHANDLED_PROTO", "ns2")}), count=5)
+    assert_counter(count.stop(), "ns2", "rx_dropped", 5, scope="dev:veth2")
+
+
+@pytest.mark.netlab_topology("bridge3")
+def test_pause_frames_are_never_bridged(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+    """802.3x PAUSE frames (to 01:80:c2:00:00:01) are for the link partner only; a Linux bridge
+    drops them on ingress, whatever group_fwd_mask says (bit 1 cannot be set)."""
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject("ns-calm1", "calmveth1", "pause", count=3)
+    assert_dropped(t.result, EXPECT["pause"], count=3)
+
+
+@pytest.mark.netlab_topology("bridge3")
+def test_frames_with_a_multicast_source_mac_are_refused(
+    netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any
+) -> None:
+    """A source MAC must be a valid unicast address: the bridge will not learn or forward a
+    frame from 01:00:5e:00:00:01 (or from 00:00:00:00:00:00)."""
+    frame = (
+        Ether(src="01:00:5e:00:00:01", dst=netlab_traffic.mac("ns-calm2", "calmveth2"))
+        / IP(src="198.51.100.1", dst="198.51.100.2")
+        / UDP(dport=9)
+    )
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.send("ns-calm1", "calmveth1", [frame] * 2)
+    assert_dropped(t.result, EXPECT["bad_source_mac"], count=2)
+
+
+@pytest.mark.netlab_topology("bridge3")
+def test_ip_for_another_hosts_mac_is_otherhost(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+    """The bridge floods a frame for an unknown MAC to every port; ns-calm2 receives it with
+    pkt_type OTHERHOST and IP drops it at once, even though the IP address is its own."""
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject("ns-calm1", "calmveth1", "udp", dst="198.51.100.2", dst_mac="02:00:00:00:00:99", count=2)
+    assert_dropped(t.result, EXPECT["otherhost"], count=2)
+
+
+@pytest.mark.netlab_topology("bridge-stp")
+def test_a_port_stp_has_not_opened_drops_frames(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+    """With STP on, a new port listens and learns for 2 x forward_delay before it forwards; data
+    frames arriving meanwhile are dropped by the bridge with BRIDGE_INGRESS_STP_STATE."""
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject("a", "a-sw", "udp", dst="198.51.100.2", dst_mac=netlab_traffic.mac("b", "b-sw"), count=2)
+    assert_dropped(t.result, EXPECT["stp_state"], count=2)

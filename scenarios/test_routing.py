@@ -1,0 +1,85 @@
+"""routed3: routers refusing to forward, and a next hop that never answers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from netlab.lab import Lab
+from netlab.pytest_plugin.assertions import assert_dropped, assert_path
+from netlab.pytest_plugin.expect import Drop, by_kernel
+
+MEASURED = ">=6.18"
+EXPECT = {
+    "rpfilter": by_kernel({MEASURED: Drop("ip_rcv_finish_core", "IP_RPFILTER", "r1")}),
+    "no_route": by_kernel({MEASURED: Drop("ip_error", "IP_INNOROUTES", "r1")}),
+    "not_forwarding": by_kernel({MEASURED: Drop("ip_error", "IP_INADDRERRORS", "r1")}),
+    "neigh_failed": by_kernel({MEASURED: Drop(None, "NEIGH_FAILED", "client")}),
+}
+pytestmark = pytest.mark.netlab_topology("routed3")
+
+
+def test_strict_reverse_path_filter(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+    """With rp_filter=1 (strict), r1 accepts a packet only if its route back to the source
+    leaves through the interface the packet came in on. A packet claiming to come from the
+    server's subnet but arriving from the client side is dropped (IP_RPFILTER)."""
+    netlab_lab.node("r1").run(
+        ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1", "net.ipv4.conf.r1-c.rp_filter=1"], check=True
+    )
+    pkt = (
+        Ether(src=netlab_traffic.mac("client", "c-r1"), dst=netlab_traffic.mac("r1", "r1-c"))
+        / IP(src="203.0.113.77", dst="203.0.113.2")
+        / UDP(dport=9)
+        / Raw(b"x" * 20)
+    )
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.send("client", "c-r1", [pkt] * 2)
+    assert_dropped(t.result, EXPECT["rpfilter"], count=2)
+
+
+def test_router_without_a_route(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+    """r1 has no route (and no default) to 192.0.2.0/24: it sends ICMP net unreachable back
+    and drops the packet in ip_error (IP_INNOROUTES)."""
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject(
+            "client", "c-r1", "udp", dst="192.0.2.1", dst_mac=netlab_traffic.mac("r1", "r1-c"), count=2
+        )
+    assert_dropped(t.result, EXPECT["no_route"], count=2)
+
+
+def test_host_that_does_not_forward(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+    """With net.ipv4.ip_forward=0, r1 is a host: a packet for someone else that reaches it
+    is an address error (IP_INADDRERRORS in ip_error)."""
+    netlab_lab.node("r1").run(["sysctl", "-qw", "net.ipv4.ip_forward=0"], check=True)
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject("client", "c-r1", "udp", dst="203.0.113.2", count=2)
+    assert_dropped(t.result, EXPECT["not_forwarding"], count=2)
+
+
+@pytest.mark.netlab_tracer("bpftrace")
+def test_next_hop_that_never_answers_arp(netlab_lab: Lab, netlab_trace: Any) -> None:
+    """A route via 198.51.100.99, an address nobody has: packets wait in the neighbour queue
+    while ARP asks, and when ARP gives up they are dropped (NEIGH_FAILED). The drop happens in
+    a timer, long after the sender returned, with no device path behind it: only a tracer that
+    reads the skb's device (bpftrace) can say which node it was in."""
+    client = netlab_lab.node("client")
+    for knob in ("mcast_solicit=1", "ucast_solicit=0", "app_solicit=0", "retrans_time_ms=100"):
+        client.run(["sysctl", "-qw", f"net.ipv4.neigh.c-r1.{knob}"], check=True)
+    client.run(["ip", "route", "add", "198.18.0.0/15", "via", "198.51.100.99"], check=True)
+    with netlab_trace(netlab_lab) as t:
+        client.run(["ping", "-c", "2", "-i", "0.2", "-W", "1", "198.18.0.1"])
+        time.sleep(0.5)
+    assert_dropped(t.result, EXPECT["neigh_failed"], at_least=1)
+
+
+def test_path_across_two_routers(netlab_lab: Lab, netlab_trace: Any) -> None:
+    """A ping from client to server crosses both routers: each veth pair is one hop, and each
+    router receives on one interface and transmits on the other."""
+    with netlab_trace(netlab_lab) as t:
+        netlab_lab.node("client").run(["ping", "-c1", "-W1", "203.0.113.2"], check=True)
+    assert_path(t.result, ["c-r1", "r1-c", "r1-r2", "r2-r1", "r2-s", "s-r2"])

@@ -1,0 +1,116 @@
+"""UDP, TCP and ICMP refusing packets, and sockets refusing data."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import socket
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from netlab.lab import Lab
+from netlab.pytest_plugin.assertions import assert_dropped
+from netlab.pytest_plugin.expect import Drop, by_kernel
+
+MEASURED = ">=6.18"
+EXPECT = {
+    "udp_closed": by_kernel({MEASURED: Drop("__udp4_lib_rcv", "NO_SOCKET", "ns-calm2")}),
+    "tcp_closed": by_kernel({MEASURED: Drop("tcp_v4_rcv", "NO_SOCKET", "ns-calm2")}),
+    "udp_csum": by_kernel({MEASURED: Drop("__udp4_lib_rcv", "UDP_CSUM", "ns-calm2")}),
+    "tcp_csum": by_kernel({MEASURED: Drop("tcp_v4_rcv", "TCP_CSUM", "ns-calm2")}),
+    "icmp_csum": by_kernel({MEASURED: Drop("icmp_rcv", "ICMP_CSUM", "ns-calm2")}),
+    "tcp_flags": by_kernel({MEASURED: Drop("tcp_rcv_state_process", "TCP_FLAGS", "ns-calm2")}),
+    "tcp_reset": by_kernel({MEASURED: Drop("tcp_rcv_state_process", "TCP_RESET", "ns-calm2")}),
+    "rcvbuf": by_kernel({MEASURED: Drop("udp_queue_rcv_one_skb", "SOCKET_RCVBUFF", "ns-calm2")}),
+    "filter": by_kernel({MEASURED: Drop("udp_queue_rcv_one_skb", "SOCKET_FILTER", "ns-calm2")}),
+}
+pytestmark = pytest.mark.netlab_topology("bridge3")
+SO_ATTACH_FILTER = 26
+
+
+@contextlib.contextmanager
+def listening(lab: Lab, port: int) -> Iterator[socket.socket]:
+    sock = lab.node("ns-calm2").socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("198.51.100.2", port))
+    sock.listen(1)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def test_udp_to_a_closed_port(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+    """No socket is bound to UDP port 9999 in ns-calm2: __udp4_lib_rcv answers with ICMP port
+    unreachable and drops the datagram (NO_SOCKET)."""
+    with netlab_trace(netlab_lab, stack=True) as t:
+        sent = netlab_traffic.inject("ns-calm1", "calmveth1", "udp", dst="198.51.100.2", dport=9999, count=3)
+    hits = assert_dropped(t.result, EXPECT["udp_closed"], count=3)
+    assert hits[0].stack and hits[0].stack[0].startswith("__udp4_lib_rcv")
+    assert sent.sent == 3
+
+
+def test_tcp_syn_to_a_closed_port(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+    """A SYN to a port nobody listens on: tcp_v4_rcv sends a RST and drops the SYN (NO_SOCKET).
+    The RST comes back to ns-calm1, where no socket sent the SYN either, and dies the same way."""
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject("ns-calm1", "calmveth1", "tcp-syn", dst="198.51.100.2", dport=7, count=2)
+    assert_dropped(t.result, EXPECT["tcp_closed"], count=2)
+    assert_dropped(t.result, by_kernel({MEASURED: Drop("tcp_v4_rcv", "NO_SOCKET", "ns-calm1")}), count=2)
+
+
+@pytest.mark.parametrize(("recipe", "key"), [("udp", "udp_csum"), ("tcp-syn", "tcp_csum"), ("icmp", "icmp_csum")])
+def test_bad_transport_checksum(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any, recipe: str, key: str) -> None:
+    """A frame from a packet socket has no checksum offload, so the receiver verifies the
+    UDP/TCP/ICMP checksum in software and drops a wrong one (UDP_CSUM, TCP_CSUM, ICMP_CSUM),
+    before it even looks for a socket."""
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject("ns-calm1", "calmveth1", recipe, dst="198.51.100.2", bad="l4-csum", count=2)
+    assert_dropped(t.result, EXPECT[key], count=2)
+
+
+@pytest.mark.parametrize(("flags", "key"), [("F", "tcp_flags"), ("R", "tcp_reset")])
+def test_listening_socket_refuses_odd_segments(
+    netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any, flags: str, key: str
+) -> None:
+    """A listening socket accepts SYNs only. A lone FIN is TCP_FLAGS; a RST for a connection
+    that does not exist is TCP_RESET (both in tcp_rcv_state_process)."""
+    with listening(netlab_lab, 8080), netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject(
+            "ns-calm1", "calmveth1", "tcp-syn", dst="198.51.100.2", dport=8080, tcp_flags=flags, count=2
+        )
+    assert_dropped(t.result, EXPECT[key], count=2)
+
+
+def test_full_udp_receive_buffer(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+    """A UDP socket that does not read, with the smallest receive buffer, fills after a
+    datagram or two; the rest are dropped on enqueue (SOCKET_RCVBUFF, also counted as
+    Udp RcvbufErrors)."""
+    sock = netlab_lab.node("ns-calm2").socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+    sock.bind(("198.51.100.2", 5000))
+    try:
+        with netlab_trace(netlab_lab) as t:
+            netlab_traffic.inject(
+                "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", dport=5000, payload=1000, count=50
+            )
+    finally:
+        sock.close()
+    assert_dropped(t.result, EXPECT["rcvbuf"], at_least=40)
+
+
+def test_socket_filter_refuses_everything(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+    """A classic BPF filter on the socket that returns 0 ("accept no bytes") makes the kernel
+    drop every datagram for that socket (SOCKET_FILTER), as tcpdump-style filters do."""
+    sock = netlab_lab.node("ns-calm2").socket(socket.AF_INET, socket.SOCK_DGRAM)
+    reject_all = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0))  # BPF_RET | BPF_K, 0
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HL", 1, ctypes.addressof(reject_all)))
+    sock.bind(("198.51.100.2", 5001))
+    try:
+        with netlab_trace(netlab_lab) as t:
+            netlab_traffic.inject("ns-calm1", "calmveth1", "udp", dst="198.51.100.2", dport=5001, count=2)
+    finally:
+        sock.close()
+    assert_dropped(t.result, EXPECT["filter"], count=2)

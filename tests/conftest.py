@@ -1,0 +1,3 @@
+"""Test-suite wide settings: pytester for the plugin's own tests."""
+
+pytest_plugins = ["pytester"]
