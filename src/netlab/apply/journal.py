@@ -83,7 +83,8 @@ class Record:
         alive = procs.alive(pid, start)
         if not self.ready:
             return "building" if alive else "crashed"
-        if self.header.get("holder") and not alive:
+        released = any(e["op"] == "released" for e in self.entries)
+        if self.header.get("holder") and not released and not alive:
             return "crashed"
         return "up"
 

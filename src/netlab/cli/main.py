@@ -477,6 +477,31 @@ def symbolize(addresses: Sequence[str]) -> None:
         click.echo(f"{address} {lookup(value)}")
 
 
+@cli.group()
+def report() -> None:
+    """Work with scenario reports (pytest --netlab-report PATH)."""
+
+
+@report.command(name="diff")
+@click.argument("old", type=click.Path(exists=True, dir_okay=False))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False))
+def report_diff(old: str, new: str) -> None:
+    """What changed from report OLD to NEW: new, vanished and moved drops, scenario by scenario.
+
+    Exits 1 when something changed (like diff), 0 when the kernels behave the same.
+    """
+    from pathlib import Path
+
+    from netlab.pytest_plugin.report import diff, load
+
+    lines = diff(load(Path(old)), load(Path(new)))
+    for line in lines:
+        click.echo(line)
+    if not lines:
+        click.echo("no differences")
+    sys.exit(1 if lines else 0)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI, turning netlab errors into a message and an exit code."""
     try:

@@ -21,7 +21,7 @@ from typing import TypeVar
 from netlab.tracers.events import DropEvent, base_function
 
 T = TypeVar("T")
-_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+_VERSION = re.compile(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?")
 _RANGE = re.compile(r"^\s*(>=|<=|>|<|==)?\s*(\d+(?:\.\d+){0,2})\s*$")
 
 
@@ -67,7 +67,7 @@ def parse_version(text: str) -> tuple[int, int, int]:
     m = _VERSION.match(text)
     if m is None:
         raise ValueError(f"not a kernel version: {text!r}")
-    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    return int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0)
 
 
 def in_range(version: tuple[int, int, int], spec: str) -> bool:

@@ -1,0 +1,83 @@
+"""The pytest plugin, exercised by running pytest on small scenario files (pytester)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+SCENARIO = '''
+import pytest
+from netlab.pytest_plugin.assertions import assert_dropped
+from netlab.pytest_plugin.expect import Drop, by_kernel
+
+EXPECT = {expect}
+
+@pytest.mark.netlab_topology("veth-two-ns")
+def test_udp(netlab_lab, netlab_traffic, netlab_trace):
+    """UDP to a closed port."""
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject("ns1", "veth1", "udp", dst="198.51.100.2", count=2)
+    assert_dropped(t.result, EXPECT, count=2)
+'''
+
+
+def run(pytester: pytest.Pytester, expect: str, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(test_scenario=SCENARIO.replace("{expect}", expect))
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--strict-markers", *args)
+
+
+def test_right_expectation_passes_and_is_reported(pytester: pytest.Pytester) -> None:
+    report = pytester.path / "report.json"
+    result = run(pytester, 'by_kernel({"*": Drop("__udp4_lib_rcv", "NO_SOCKET", "ns2")})', f"--netlab-report={report}")
+    result.assert_outcomes(passed=1)
+    data = json.loads(report.read_text())
+    (scenario,) = data["scenarios"]
+    assert scenario["outcome"] == "passed" and scenario["summary"] == "UDP to a closed port."
+    assert {"location": "__udp4_lib_rcv", "reason": "NO_SOCKET", "node": "ns2", "count": 2} in scenario["drops"]
+    assert data["asserted_reasons"] == ["NO_SOCKET"]
+    assert data["kernel"]["release"] and "CONFIG_NET_DROP_MONITOR" in data["kernel"]["config"]
+
+
+def test_wrong_expectation_fails_naming_what_was_observed(pytester: pytest.Pytester) -> None:
+    result = run(pytester, 'by_kernel({"*": Drop("tcp_v4_rcv", "TCP_CSUM", "ns2")})')
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*expected exactly 2 drop(s) at tcp_v4_rcv TCP_CSUM in node ns2, saw 0*",
+            "*observed by tracefs in lab veth-two-ns-*",
+            "*2 x __udp4_lib_rcv NO_SOCKET  node=ns2 device=veth2*",
+        ]
+    )
+
+
+def test_kernel_outside_every_range_is_reported_as_new(pytester: pytest.Pytester) -> None:
+    report = pytester.path / "report.json"
+    result = run(pytester, 'by_kernel({"<2.0": Drop("x", "Y")})', f"--netlab-report={report}", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*new behaviour: no expectation for kernel*", "*2 x __udp4_lib_rcv NO_SOCKET*"])
+    (scenario,) = json.loads(report.read_text())["scenarios"]
+    assert scenario["outcome"] == "new"
+    assert scenario["drops"][0]["reason"] == "NO_SOCKET"
+
+
+def test_keep_leaves_a_failed_tests_lab_up(pytester: pytest.Pytester) -> None:
+    from netlab.apply import journal
+    from netlab.teardown import down
+
+    before = set(journal.all_labs())
+    result = run(pytester, 'by_kernel({"*": Drop("nowhere", "NO_SOCKET")})', "--netlab-keep")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*netlab: kept lab veth-two-ns-* of failed *: netlab status veth-two-ns-*"])
+    kept = set(journal.all_labs()) - before
+    assert len(kept) == 1
+    (name,) = kept
+    record = journal.read(name)
+    assert record is not None and record.state == "up"  # released: its pytest process is gone
+    down(name)
+
+
+def test_unknown_tracer_option_is_a_clear_error(pytester: pytest.Pytester) -> None:
+    result = run(pytester, 'by_kernel({"*": Drop(None, None)})', "--netlab-tracer=nosuch")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*unknown tracer 'nosuch' (known: tracefs*"])
