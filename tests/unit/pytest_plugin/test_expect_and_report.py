@@ -72,12 +72,12 @@ def test_diff_new_vanished_moved() -> None:
             "udp": [("__udp4_lib_rcv", "NO_SOCKET"), ("ip_rcv_core", "OTHERHOST")],
         },
     )
-    lines = diff(a, b)  # type: ignore[arg-type]
+    lines = diff(a, b)
     assert "kernel: 6.1 -> 6.18" in lines
     assert "stp: moved __netif_receive_skb_core NOT_SPECIFIED -> stp_pdu_rcv NOT_SPECIFIED" in lines
     assert "udp: new drop ip_rcv_core OTHERHOST" in lines
     assert "gone: scenario gone" in lines
-    assert diff(a, a) == []  # type: ignore[arg-type]
+    assert diff(a, a) == []
 
 
 def test_report_diff_cli(tmp_path: Path) -> None:
