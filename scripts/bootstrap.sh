@@ -8,6 +8,7 @@
 #   scripts/bootstrap.sh            system packages + venv at .venv with netlab and its dev tools
 #   NETLAB_NO_APT=1 scripts/bootstrap.sh   skip apt (packages already present)
 #   NETLAB_EXTRAS=bench scripts/bootstrap.sh  also install the benchmark peers (mininet)
+#   NETLAB_EXTRAS=workshop scripts/bootstrap.sh  also install vagrant (to validate the Vagrantfile)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,10 +23,12 @@ apt_packages=(
   graphviz
 )
 bench_packages=(mininet bridge-utils)
+workshop_packages=(vagrant)   # only to `vagrant validate` the Vagrantfile; not needed inside the VM
 
 need_apt=()
 want=("${apt_packages[@]}")
 if [[ ",${NETLAB_EXTRAS:-}," == *",bench,"* ]]; then want+=("${bench_packages[@]}"); fi
+if [[ ",${NETLAB_EXTRAS:-}," == *",workshop,"* ]]; then want+=("${workshop_packages[@]}"); fi
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$p")
 done

@@ -502,6 +502,67 @@ def report_diff(old: str, new: str) -> None:
     sys.exit(1 if lines else 0)
 
 
+@cli.command()
+@click.argument("reasons", nargs=-1)
+@click.option("--list", "list_all", is_flag=True, help="List the explained reasons.")
+def explain(reasons: Sequence[str], list_all: bool) -> None:
+    """Explain drop REASONS in plain words: what the kernel checked, causes, how to confirm and fix."""
+    from netlab.workshop.explain import explain as lookup
+    from netlab.workshop.explain import explanations
+
+    if list_all or not reasons:
+        for name, e in sorted(explanations().items()):
+            click.echo(f"{name:<26} {e.what}")
+        return
+    click.echo("\n".join(lookup(r).render() for r in reasons), nl=False)
+
+
+@cli.command()
+@click.argument("topology")
+@click.option("--format", "fmt", type=click.Choice(["svg", "png", "dot", "mermaid"]), default="svg", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to a file.")
+def graph(topology: str, fmt: str, output: str | None) -> None:
+    """Draw TOPOLOGY: namespaces as clusters, bridges, veth pairs with names and addresses."""
+    from netlab.model.loader import load
+    from netlab.workshop.graph import render
+
+    topo, _ = load(topology)
+    data = render(topo, fmt)
+    if output:
+        with open(output, "wb") as f:
+            f.write(data)
+        click.echo(f"wrote {output}")
+    elif fmt in ("svg", "dot", "mermaid"):
+        click.echo(data.decode(), nl=False)
+    else:
+        raise click.UsageError("--format png needs -o FILE")
+
+
+@cli.command()
+@click.argument("lab_dir", type=click.Path(exists=True))
+@click.option("--instance", help="The instance you brought the lab up as.")
+def check(lab_dir: str, instance: str | None) -> None:
+    """Check your running lab against a workshop lab (labs/NN-name): what is right, what is still wrong."""
+    from pathlib import Path
+
+    from netlab.apply.netns import require_root
+    from netlab.workshop.checks import run
+
+    require_root()
+    spec, outcomes = run(Path(lab_dir), instance)
+    click.echo(spec.title)
+    for o in outcomes:
+        mark = "ok  " if o.ok else "FAIL"
+        click.echo(f"  {mark} {o.name}: {o.detail}")
+        if not o.ok and o.hint:
+            click.echo(f"       hint: {o.hint}")
+    wrong = [o for o in outcomes if not o.ok]
+    if wrong:
+        click.echo(f"{len(wrong)} of {len(outcomes)} checks still wrong")
+        sys.exit(1)
+    click.echo(f"all {len(outcomes)} checks pass")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI, turning netlab errors into a message and an exit code."""
     try:

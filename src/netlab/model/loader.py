@@ -112,7 +112,8 @@ def _describe(value: object) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _issue_from(err: Any, source: Source) -> Issue:  # noqa: PLR0911 - one return per error kind
+def issue_from(err: Any, source: Source, root: type[BaseModel] = Topology) -> Issue:  # noqa: PLR0911
+    """A pydantic error as a located, plain message (one return per kind of error)."""
     loc: PathKey = tuple(err["loc"])
     kind = err["type"]
     if loc and loc[-1] == "[key]":  # a bad mapping key: point at the key itself
@@ -122,7 +123,7 @@ def _issue_from(err: Any, source: Source) -> Issue:  # noqa: PLR0911 - one retur
             message = f"'{loc[-1]}' is not one of {err.get('ctx', {}).get('expected', '')}"
         return Issue(source.at(loc, key=True), message)
     if kind == "extra_forbidden":
-        parent = _type_at(Topology, loc[:-1])
+        parent = _type_at(root, loc[:-1])
         allowed = ", ".join(parent.model_fields) if isinstance(parent, type) and issubclass(parent, BaseModel) else ""
         msg = f"unknown key '{loc[-1]}'" + (f" (expected one of: {allowed})" if allowed else "")
         return Issue(source.at(loc, key=True), msg)
@@ -149,7 +150,7 @@ def from_source(source: Source) -> Topology:
     try:
         topo = Topology.model_validate(source.data)
     except ValidationError as exc:
-        raise TopologyError([_issue_from(e, source) for e in exc.errors()]) from None
+        raise TopologyError([issue_from(e, source) for e in exc.errors()]) from None
     findings = validate.check(topo)
     if findings:
         raise TopologyError([Issue(source.at(path, key=True), msg) for path, msg in findings])

@@ -21,7 +21,7 @@ import struct
 import subprocess
 import time
 
-from netlab.errors import KernelFeatureError
+from netlab.errors import KernelFeatureError, NetlabError
 from netlab.lab import Lab
 from netlab.tracers import reasons
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
@@ -34,7 +34,7 @@ from netlab.traffic import marker
 READY = "NETLAB-READY"
 SNAP = 96
 BTF = "/sys/kernel/btf/vmlinux"
-_EVENT = re.compile(r"^D (\d+) (\d+) (\d+) (\S*) (\d+) ([0-9a-f]+) (\d+) (\d+) (\S+) (.*)$")
+_EVENT = re.compile(r"^D (\d+) (\d+) (\d+) (\S*) (\d+) ([0-9a-f]+) (\d+) (\d+) (\S+) ([01]) (.*)$")
 _COUNT = re.compile(r"^@drops\[(\d+), (\d+), ([^\]]+)\]: (\d+)$")
 _LOST = re.compile(r"[Ll]ost (\d+) events?")
 
@@ -47,9 +47,10 @@ def program(inodes: list[int], mode: str) -> str:
     else:
         action = (
             "    $head = $skb->head;\n"
-            "    $off = $skb->mac_header != 65535 ? $skb->mac_header : $skb->network_header;\n"
-            '    printf("D %llu %u %d %s %d %llx %d %d %s %r\\n", nsecs, $ns, $skb->dev->ifindex,\n'
-            f"           $skb->dev->name, args->reason, (uint64)args->location, args->protocol, pid, comm,\n"
+            "    $link = $skb->mac_header != 65535 && $skb->mac_header < $skb->network_header ? 1 : 0;\n"
+            "    $off = $link ? $skb->mac_header : $skb->network_header;\n"
+            '    printf("D %llu %u %d %s %d %llx %d %d %s %d %rx\\n", nsecs, $ns, $skb->dev->ifindex,\n'
+            f"           $skb->dev->name, args->reason, (uint64)args->location, args->protocol, pid, comm, $link,\n"
             f"           buf($head + $off, {SNAP}));"
         )
     return (
@@ -62,7 +63,7 @@ def program(inodes: list[int], mode: str) -> str:
 
 
 def unescape(text: str) -> bytes:
-    """bpftrace's ``%r`` rendering (``\\x45`` escapes, printable ASCII as is) back to bytes."""
+    """bpftrace's ``%rx`` rendering (every byte as ``\\xNN``, so no byte can break a line) back to bytes."""
     out = bytearray()
     i = 0
     while i < len(text):
@@ -78,14 +79,17 @@ def unescape(text: str) -> bytes:
     return bytes(out)
 
 
-def packet_of(data: bytes, protocol: int) -> Packet:
-    """Addresses, ports and marker from a frame starting at its MAC header."""
+def packet_of(data: bytes, protocol: int, link: bool = True) -> Packet:
+    """Addresses, ports and marker from bytes starting at the MAC header (``link``) or, for
+    packets that never had one (locally generated, dropped before transmit), the IP header."""
     found = marker.find(data)
     tag = str(found) if found else None
-    if len(data) < 14:
-        return Packet(protocol=protocol, marker=tag)
-    ethertype = struct.unpack_from("!H", data, 12)[0]
-    l3 = data[14:]
+    if link:
+        if len(data) < 14:
+            return Packet(protocol=protocol, marker=tag)
+        ethertype, l3 = struct.unpack_from("!H", data, 12)[0], data[14:]
+    else:
+        ethertype, l3 = {0x40: 0x0800, 0x60: 0x86DD}.get(data[0] & 0xF0, protocol) if data else protocol, data
     try:
         if ethertype == 0x0800 and len(l3) >= 20:
             ihl = (l3[0] & 0x0F) * 4
@@ -117,7 +121,10 @@ def _ports(pkt: Packet, proto: int, l4: bytes) -> Packet:
 
 
 def _location(address: int) -> Location:
-    found = kernel_symbols().lookup(address)
+    try:
+        found = kernel_symbols().lookup(address)
+    except (NetlabError, OSError):  # no kallsyms (parsing recorded output elsewhere): the raw address
+        return Location(f"{address:#x}")
     if found is None:
         return Location(f"{address:#x}")
     return Location(found[0], found[1], found[2])
@@ -138,7 +145,7 @@ def parse_events(text: str, nodes: dict[int, str]) -> list[DropEvent]:
                 reason=reasons.name(reason),
                 node=nodes.get(ns),
                 device=m.group(4) or None,
-                packet=packet_of(unescape(m.group(10)), proto),
+                packet=packet_of(unescape(m.group(11)), proto, link=m.group(10) == "1"),
                 pid=int(m.group(8)),
                 tracer="bpftrace",
             )

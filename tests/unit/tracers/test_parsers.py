@@ -107,7 +107,7 @@ def test_bpftrace_event_lines_and_headers() -> None:
         b"\x9c\x40\x27\x0f\x00\x14\x00\x00NLMK\x00\x00\x12\x34\x00\x00\x00\x05"
     )
     escaped = "".join(f"\\x{b:02x}" for b in frame)
-    line = f"D 123000000000 4026532246 100 calmveth2 3 ffffffff81ff5a1b 2048 42 netlab {escaped}"
+    line = f"D 123000000000 4026532246 100 calmveth2 3 ffffffff81ff5a1b 2048 42 netlab 1 {escaped}"
     pkt = bpftrace.packet_of(bpftrace.unescape(escaped), 2048)
     assert (pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.l4, pkt.marker) == (
         "198.51.100.1",
@@ -117,7 +117,16 @@ def test_bpftrace_event_lines_and_headers() -> None:
         "udp",
         "00001234:5",
     )
-    assert bpftrace._EVENT.match(line)
+    (drop,) = bpftrace.parse_events(line + "\n", {4026532246: "ns2"})
+    assert (drop.node, drop.device, drop.packet.dst, drop.packet.dport, drop.packet.marker) == (
+        "ns2",
+        "calmveth2",
+        "198.51.100.2",
+        9999,
+        "00001234:5",
+    )
+    network_only = bpftrace.packet_of(frame[14:], 0x0800, link=False)
+    assert (network_only.src, network_only.dport) == ("198.51.100.1", 9999)
     prog = bpftrace.program([11, 22], "events")
     assert "$ns == 11 || $ns == 22" in prog and bpftrace.READY in prog
     assert "count()" in bpftrace.program([11], "count")

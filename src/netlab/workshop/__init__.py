@@ -1,0 +1,1 @@
+"""Workshop support: drop-reason explanations, topology graphs, lab checks."""

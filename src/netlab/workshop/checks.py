@@ -1,0 +1,247 @@
+"""``netlab check labs/NN-name``: does the attendee's own running lab show what the lab asks for?
+
+A lab's ``check.yaml`` is data: the topology it runs on and a list of checks, each of one kind
+(``up``, ``ping``, ``sysctl``, ``iptables``, ``drop``, ``path``, ``flow``) with a ``hint`` that
+tells the attendee what to do when it fails. Checks that need traffic make their own (a ping,
+an injection, a flow) and trace it, so the verdict is about the attendee's lab as it is now.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from netlab.errors import Issue, NetlabError, TopologyError
+from netlab.lab import Lab, attach
+from netlab.model.loader import issue_from
+from netlab.model.names import lab_name
+from netlab.model.yamlsrc import parse_file
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Ping(_Spec):
+    """``node`` pings ``to`` once; ``expect`` success or failure."""
+
+    node: str
+    to: str
+    expect: Literal["success", "failure"] = "success"
+
+
+class Sysctl(_Spec):
+    """A sysctl of a node has a value."""
+
+    node: str
+    key: str
+    value: str
+
+
+class Iptables(_Spec):
+    """A line of ``iptables-save`` (a rule, or a policy like ``:FORWARD DROP``) is there or not."""
+
+    node: str
+    line: str
+    table: str = "filter"
+    present: bool = True
+
+
+class Inject(_Spec):
+    """Traffic a check sends: a recipe from an interface (options as for ``netlab inject``)."""
+
+    node: str
+    interface: str
+    recipe: str
+    count: int = 3
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Expect(_Spec):
+    """A drop to find: function (compared without compiler suffixes), reason, node."""
+
+    function: str | None = None
+    reason: str | None = None
+    node: str | None = None
+
+
+class DropCheck(_Spec):
+    """Send traffic, trace it, and find the expected drop."""
+
+    inject: Inject
+    expect: Expect
+
+
+class PathCheck(_Spec):
+    """Ping, trace it, and find a packet that crossed exactly these devices."""
+
+    ping: Ping
+    devices: list[str]
+
+
+class FlowCheck(_Spec):
+    """A TCP flow completes (verified), optionally with retransmissions."""
+
+    src: str
+    dst: str
+    bytes: int = 1 << 20
+    retransmissions: Literal["any", "some", "none"] = "any"
+
+
+class Check(_Spec):
+    """One check: a name, exactly one kind, and what to do when it fails."""
+
+    name: str
+    hint: str = ""
+    up: bool | None = None
+    ping: Ping | None = None
+    sysctl: Sysctl | None = None
+    iptables: Iptables | None = None
+    drop: DropCheck | None = None
+    path: PathCheck | None = None
+    flow: FlowCheck | None = None
+
+
+class LabChecks(_Spec):
+    """A lab's check file."""
+
+    title: str
+    topology: str
+    checks: Annotated[list[Check], Field(min_length=1)]
+
+
+KINDS = ("up", "ping", "sysctl", "iptables", "drop", "path", "flow")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The verdict on one check."""
+
+    name: str
+    ok: bool
+    detail: str
+    hint: str
+
+
+def load(directory: Path) -> LabChecks:
+    """The lab's check.yaml, validated (errors at file:line like topologies)."""
+    path = directory / "check.yaml" if directory.is_dir() else directory
+    if not path.is_file():
+        raise NetlabError(f"{directory}: no check.yaml (is this a lab directory, e.g. labs/02-bridge-forward-rule?)")
+    source = parse_file(path)
+    try:
+        spec = LabChecks.model_validate(source.data)
+    except ValidationError as exc:
+        raise TopologyError([issue_from(e, source, LabChecks) for e in exc.errors()]) from None
+    for i, check in enumerate(spec.checks):
+        kinds = [k for k in KINDS if getattr(check, k) is not None]
+        if len(kinds) != 1:
+            raise TopologyError(
+                [Issue(source.at(("checks", i)), f"check '{check.name}' needs exactly one of {', '.join(KINDS)}")]
+            )
+    return spec
+
+
+def _ping(lab: Lab, spec: Ping) -> tuple[bool, str]:
+    proc = lab.node(spec.node).run(["ping", "-c1", "-W1", "-n", spec.to], timeout=10)
+    worked = proc.returncode == 0
+    said = f"ping from {spec.node} to {spec.to} {'works' if worked else 'fails'}"
+    return worked == (spec.expect == "success"), said
+
+
+def _sysctl(lab: Lab, spec: Sysctl) -> tuple[bool, str]:
+    value = lab.node(spec.node).sysctl(spec.key)
+    return value == spec.value, f"{spec.node}: {spec.key} = {value}"
+
+
+def _iptables(lab: Lab, spec: Iptables) -> tuple[bool, str]:
+    out = lab.node(spec.node).run(["iptables-save", "-t", spec.table], timeout=10, check=True).stdout
+    lines = {ln.strip() for ln in out.splitlines()}
+    found = spec.line in lines or any(ln.startswith(spec.line + " [") for ln in lines)
+    return found == spec.present, f"{spec.node}: '{spec.line}' {'is' if found else 'is not'} in the {spec.table} table"
+
+
+def _traced(lab: Lab, action: Callable[[], object]) -> Any:
+    from netlab.tracers.registry import get
+
+    session = get("tracefs").start(lab)
+    try:
+        action()
+        time.sleep(0.3)
+    finally:
+        result = session.stop()
+    return result
+
+
+def _drop(lab: Lab, spec: DropCheck) -> tuple[bool, str]:
+    from netlab.pytest_plugin.expect import Drop
+    from netlab.traffic.inject import inject
+
+    i = spec.inject
+    result = _traced(lab, lambda: inject(lab, i.node, i.interface, i.recipe, count=i.count, **i.options))
+    want = Drop(spec.expect.function, spec.expect.reason, spec.expect.node)
+    hits = [d for d in result.drops if want.matches(d)]
+    seen = ", ".join(f"{n}x {f} {r} in {node}" for node, _d, f, r, n in result.summary()) or "no drops"
+    return bool(hits), f"expected {want}; saw {seen}"
+
+
+def _path(lab: Lab, spec: PathCheck) -> tuple[bool, str]:
+    from netlab.tracers.events import devices
+
+    result = _traced(lab, lambda: lab.node(spec.ping.node).run(["ping", "-c1", "-W1", spec.ping.to], timeout=10))
+    paths = [devices(p) for p in result.paths]
+    shown = "; ".join(" -> ".join(p) for p in paths[:4]) or "no complete packet path"
+    return spec.devices in paths, f"paths seen: {shown}"
+
+
+def _flow(lab: Lab, spec: FlowCheck) -> tuple[bool, str]:
+    from netlab.traffic.flow import tcp_flow
+
+    try:
+        result = tcp_flow(lab, spec.src, spec.dst, spec.bytes, timeout=60, connect_timeout=3)
+    except NetlabError as exc:
+        return False, exc.message
+    ok = (
+        result.verified
+        and {"any": True, "some": result.retransmissions > 0, "none": result.retransmissions == 0}[spec.retransmissions]
+    )
+    return ok, (
+        f"{result.bytes_received} of {result.bytes_sent} bytes {'verified' if result.verified else 'CORRUPT'},"
+        f" {result.retransmissions} retransmissions"
+    )
+
+
+def run(directory: Path, instance: str | None = None) -> tuple[LabChecks, list[Outcome]]:
+    """Run every check of the lab in ``directory`` against the attendee's running lab."""
+    spec = load(directory)
+    name = lab_name(spec.topology, instance)
+    outcomes: list[Outcome] = []
+    try:
+        lab = attach(name)
+    except NetlabError as exc:
+        first = spec.checks[0]
+        return spec, [Outcome(first.name, False, exc.message, f"bring the lab up: netlab up {spec.topology}")]
+    handlers: dict[str, Callable[[Lab, Any], tuple[bool, str]]] = {
+        "ping": _ping,
+        "sysctl": _sysctl,
+        "iptables": _iptables,
+        "drop": _drop,
+        "path": _path,
+        "flow": _flow,
+    }
+    for check in spec.checks:
+        kind = next(k for k in KINDS if getattr(check, k) is not None)
+        if kind == "up":
+            outcomes.append(Outcome(check.name, True, f"lab {name} is up", check.hint))
+            continue
+        try:
+            ok, detail = handlers[kind](lab, getattr(check, kind))
+        except NetlabError as exc:
+            ok, detail = False, exc.message
+        outcomes.append(Outcome(check.name, ok, detail, check.hint))
+    return spec, outcomes
