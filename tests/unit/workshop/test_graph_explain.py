@@ -1,0 +1,97 @@
+"""Graphs of every shipped topology, explanations of every asserted reason, the Vagrantfile."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from netlab.errors import NetlabError
+from netlab.model.loader import load
+from netlab.workshop.explain import explain, explanations
+from netlab.workshop.graph import render, to_dot, to_mermaid
+
+ROOT = Path(__file__).resolve().parents[3]
+SHIPPED = sorted(p.stem for p in (ROOT / "topologies").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_dot_and_mermaid_for_every_topology(name: str) -> None:
+    topo, _ = load(name)
+    dot = to_dot(topo)
+    mermaid = to_mermaid(topo)
+    for node in topo.nodes:
+        assert f"({name}.{node})" in dot and f"({name}.{node})" in mermaid
+    for link in topo.links:
+        a, b = link.endpoints
+        assert f'"{a.node}:{a.ifname}" -- "{b.node}:{b.ifname}"' in dot
+    for node in topo.nodes.values():
+        for iface in node.interfaces.values():
+            for addr in iface.addresses:
+                assert str(addr) in dot
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz is not installed (apt-get install graphviz)")
+@pytest.mark.parametrize("name", SHIPPED)
+def test_svg_renders(name: str) -> None:
+    topo, _ = load(name)
+    svg = render(topo, "svg").decode()
+    assert svg.lstrip().startswith("<?xml") and "</svg>" in svg
+    assert "calmbr" in svg if name == "bridge3" else True
+
+
+def test_bridge3_graph_shows_the_seed() -> None:
+    topo, _ = load("bridge3")
+    dot = to_dot(topo)
+    assert "shape=hexagon" in dot and '"host:calmbr" -- "host:calmveth1_peer" [style=dashed' in dot
+    assert "198.51.100.1/24" in dot
+
+
+def test_unknown_format() -> None:
+    topo, _ = load("bridge3")
+    with pytest.raises(NetlabError, match="unknown graph format 'gif'"):
+        render(topo, "gif")
+
+
+def asserted_reasons() -> set[str]:
+    found: set[str] = set()
+    for path in (ROOT / "scenarios").glob("test_*.py"):
+        found |= set(re.findall(r'Drop\((?:[^()]|\([^()]*\))*?"([A-Z][A-Z0-9_]+)"', path.read_text()))
+    return found
+
+
+def test_every_reason_the_scenarios_assert_is_explained() -> None:
+    reasons = asserted_reasons()
+    assert len(reasons) >= 20, reasons
+    missing = reasons - set(explanations())
+    assert not missing, f"netlab explain lacks {sorted(missing)}"
+    for reason in reasons:
+        text = explain(reason).render()
+        assert "typical causes:" in text and "how to confirm:" in text and "how to fix:" in text
+
+
+def test_explain_is_case_insensitive_and_refuses_unknown() -> None:
+    assert explain("netfilter_drop").reason == "NETFILTER_DROP"
+    assert explain("SKB_DROP_REASON_NO_SOCKET").reason == "NO_SOCKET"
+    with pytest.raises(NetlabError, match="no explanation for drop reason 'BOGUS'"):
+        explain("BOGUS")
+
+
+@pytest.mark.skipif(
+    shutil.which("vagrant") is None,
+    reason="vagrant is not installed (NETLAB_EXTRAS=workshop scripts/bootstrap.sh installs it)",
+)
+def test_vagrantfile_validates() -> None:
+    result = subprocess.run(
+        ["vagrant", "validate", "--ignore-provider"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_vagrantfile_provisions_with_the_bootstrap() -> None:
+    text = (ROOT / "Vagrantfile").read_text()
+    assert 'config.vm.box = "debian/bookworm64"' in text
+    assert "scripts/bootstrap.sh" in text and "/vagrant" in text
