@@ -28,8 +28,8 @@ def test_dot_and_mermaid_for_every_topology(name: str) -> None:
     for link in topo.links:
         a, b = link.endpoints
         assert f'"{a.node}:{a.ifname}" -- "{b.node}:{b.ifname}"' in dot
-    for node in topo.nodes.values():
-        for iface in node.interfaces.values():
+    for spec in topo.nodes.values():
+        for iface in spec.interfaces.values():
             for addr in iface.addresses:
                 assert str(addr) in dot
 
