@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import os
+import shutil
 from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar
@@ -33,6 +34,15 @@ class TraceOptions:
 
     stack: bool = False
     buffer_kb: int = 8192
+
+
+def tool_refusal(binary: str, package: str) -> Probe | None:
+    """The common first half of a probe: the tool is installed and we are root (None: both hold)."""
+    if shutil.which(binary) is None:
+        return Probe(False, f"{binary} is not installed (apt-get install {package})")
+    if os.geteuid() != 0:
+        return Probe(False, f"{binary} needs root")
+    return None
 
 
 class Session(abc.ABC):

@@ -24,7 +24,7 @@ import time
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.lab import Lab
 from netlab.tracers import reasons
-from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
+from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal
 from netlab.tracers.events import DropEvent, Location, Packet, TraceResult
 from netlab.tracers.procrun import Helper
 from netlab.tracers.symbols import kernel_symbols
@@ -176,11 +176,10 @@ class BpftraceTracer(Tracer):
         self.mode = mode
 
     def probe(self) -> Probe:
-        binary = shutil.which("bpftrace")
-        if binary is None:
-            return Probe(False, "bpftrace is not installed (apt-get install bpftrace)")
-        if os.geteuid() != 0:
-            return Probe(False, "bpftrace needs root")
+        refusal = tool_refusal("bpftrace", "bpftrace")
+        if refusal is not None:
+            return refusal
+        binary = shutil.which("bpftrace") or "bpftrace"
         if not os.path.exists(BTF):
             return Probe(False, f"the kernel has no BTF ({BTF}); bpftrace cannot read struct sk_buff")
         version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)

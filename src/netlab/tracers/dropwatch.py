@@ -9,16 +9,14 @@ to a node (the ``skb:kfree_skb`` tracers are the ones that do that).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import socket
 import struct
 import time
 
 from netlab.errors import NetlabError
 from netlab.lab import Lab
-from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
+from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal
 from netlab.tracers.events import DropEvent, Location, TraceResult
 from netlab.tracers.procrun import Helper
 
@@ -77,10 +75,9 @@ class DropwatchTracer(Tracer):
     summary = "dropwatch (NET_DROP_MONITOR): machine-wide 'N drops at function+offset'"
 
     def probe(self) -> Probe:
-        if shutil.which("dropwatch") is None:
-            return Probe(False, "dropwatch is not installed (apt-get install dropwatch)")
-        if os.geteuid() != 0:
-            return Probe(False, "dropwatch needs root")
+        refusal = tool_refusal("dropwatch", "dropwatch")
+        if refusal is not None:
+            return refusal
         try:
             present = genl_family_exists("NET_DM")
         except OSError as exc:

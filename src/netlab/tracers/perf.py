@@ -19,7 +19,7 @@ from pathlib import Path
 
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.lab import Lab
-from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
+from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal
 from netlab.tracers.correlate import Correlator
 from netlab.tracers.events import DropEvent, TraceResult
 from netlab.tracers.procrun import Helper
@@ -50,11 +50,10 @@ class PerfTracer(Tracer):
     summary = "perf record -e skb:kfree_skb -g -a + perf script, with stacks and device paths"
 
     def probe(self) -> Probe:
-        binary = shutil.which("perf")
-        if binary is None:
-            return Probe(False, "perf is not installed (apt-get install linux-perf)")
-        if os.geteuid() != 0:
-            return Probe(False, "perf needs root to record tracepoints system-wide")
+        refusal = tool_refusal("perf", "linux-perf")
+        if refusal is not None:
+            return refusal
+        binary = shutil.which("perf") or "perf"
         if not (TRACEFS / "events" / "skb" / "kfree_skb").is_dir():
             return Probe(False, "tracefs is not mounted or the kernel lacks skb:kfree_skb")
         version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
