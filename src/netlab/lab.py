@@ -55,6 +55,20 @@ class Interface:
     addresses: tuple[Address, ...]
 
 
+def live_interfaces(netns_name: str) -> list[Interface]:
+    """The interfaces of a namespace as the kernel has them now (one link and one address dump)."""
+    from netlab.apply import rtnl
+
+    with contextlib.closing(rtnl.open_route_socket(netns_name)) as sock:
+        links = rtnl.dump_links(sock)
+        addrs = rtnl.dump_addresses(sock)
+    out = []
+    for index, link in sorted(links.items()):
+        mine = tuple(Address(link.ifname, a, p) for i, a, p in addrs if i == index)
+        out.append(Interface(index, link.ifname, link.up, link.carrier, link.operstate, mine))
+    return out
+
+
 class Node:
     """One node of a live lab: a network namespace and ways to act inside it."""
 
@@ -108,16 +122,7 @@ class Node:
 
     def interfaces(self) -> list[Interface]:
         """The node's interfaces as the kernel has them now."""
-        from netlab.apply import rtnl
-
-        with contextlib.closing(rtnl.open_route_socket(self.netns)) as sock:
-            links = rtnl.dump_links(sock)
-            addrs = rtnl.dump_addresses(sock)
-        out = []
-        for index, link in sorted(links.items()):
-            mine = tuple(Address(link.ifname, a, p) for i, a, p in addrs if i == index)
-            out.append(Interface(index, link.ifname, link.up, link.carrier, link.operstate, mine))
-        return out
+        return live_interfaces(self.netns)
 
     def addresses(self, ifname: str | None = None, version: int | None = None) -> list[str]:
         """Configured addresses (without prefix length) from the topology, in file order."""
@@ -347,8 +352,7 @@ def status(name: str | None = None) -> list[dict[str, Any]]:
         for node, ns in record.header.get("netns", {}).items():
             item: dict[str, Any] = {"node": node, "netns": ns, "interfaces": []}
             if record.state == "up" and netns.exists(ns):
-                handle = Node(None, node, ns)  # type: ignore[arg-type]
-                for itf in handle.interfaces():
+                for itf in live_interfaces(ns):
                     item["interfaces"].append(
                         {
                             "name": itf.name,
