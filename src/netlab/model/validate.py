@@ -10,7 +10,7 @@ a user fixes a file in one round rather than one error per run.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from netlab.model.topology import Endpoint, Route, Topology
@@ -23,8 +23,8 @@ SYSCTL_ROOT = Path("/proc/sys")
 _IFACE_SYSCTL_DIRS = ("net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.neigh.", "net.ipv6.neigh.")
 
 
-def _known(names: object) -> str:
-    items = sorted(str(n) for n in names)  # type: ignore[attr-defined]
+def _known(names: Iterable[object]) -> str:
+    items = sorted(str(n) for n in names)
     return ", ".join(items) if items else "none"
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from importlib import metadata
 
 from netlab.errors import NetlabError
-from netlab.tracers.base import Probe, Tracer
+from netlab.lab import Lab
+from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
 
 ENTRY_POINT_GROUP = "netlab.tracers"
 DEFAULT = "tracefs"
@@ -63,7 +64,7 @@ def _broken(name: str, why: str) -> type[Tracer]:
         def probe(self) -> Probe:
             return Probe(False, why)
 
-        def start(self, lab, options=None):  # type: ignore[no-untyped-def]
+        def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
             raise NetlabError(f"tracer '{name}': {why}")
 
     Broken.name = name

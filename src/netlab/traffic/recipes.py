@@ -18,6 +18,7 @@ import ipaddress
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from netlab.errors import NetlabError
 from netlab.traffic.marker import Marker
@@ -79,7 +80,7 @@ def _pause(spec: FrameSpec, seq: int) -> bytes:
     return bytes(Ether(dst=spec.dst_mac or PAUSE_MAC, src=spec.src_mac, type=0x8808) / Raw(body))
 
 
-def _ip(spec: FrameSpec) -> object:
+def _ip(spec: FrameSpec) -> Any:  # scapy layers are untyped
     from scapy.layers.inet import IP
     from scapy.layers.inet6 import IPv6
 
@@ -90,7 +91,7 @@ def _ip(spec: FrameSpec) -> object:
     return IP(src=spec.src_ip, dst=spec.dst_ip, ttl=spec.ttl)
 
 
-def _ether(spec: FrameSpec) -> object:
+def _ether(spec: FrameSpec) -> Any:
     from scapy.layers.l2 import Ether
 
     if spec.dst_mac is None:
@@ -102,7 +103,7 @@ def _udp(spec: FrameSpec, seq: int) -> bytes:
     from scapy.layers.inet import UDP
     from scapy.packet import Raw
 
-    return bytes(_ether(spec) / _ip(spec) / UDP(sport=spec.sport, dport=spec.dport) / Raw(_payload(spec, seq)))  # type: ignore[operator]
+    return bytes(_ether(spec) / _ip(spec) / UDP(sport=spec.sport, dport=spec.dport) / Raw(_payload(spec, seq)))
 
 
 def _icmp(spec: FrameSpec, seq: int) -> bytes:
@@ -116,7 +117,7 @@ def _icmp(spec: FrameSpec, seq: int) -> bytes:
         if spec.dst_ip and ":" in spec.dst_ip
         else ICMP(type=8, id=spec.run & 0xFFFF, seq=seq & 0xFFFF)
     )
-    return bytes(_ether(spec) / ip / echo / Raw(_payload(spec, seq)))  # type: ignore[operator]
+    return bytes(_ether(spec) / ip / echo / Raw(_payload(spec, seq)))
 
 
 def _tcp(spec: FrameSpec, seq: int) -> bytes:
@@ -124,7 +125,7 @@ def _tcp(spec: FrameSpec, seq: int) -> bytes:
     from scapy.packet import Raw
 
     segment = TCP(sport=spec.sport, dport=spec.dport, flags=spec.tcp_flags, seq=(spec.run + seq) & 0xFFFFFFFF)
-    return bytes(_ether(spec) / _ip(spec) / segment / Raw(_payload(spec, seq)))  # type: ignore[operator]
+    return bytes(_ether(spec) / _ip(spec) / segment / Raw(_payload(spec, seq)))
 
 
 @dataclass(frozen=True)

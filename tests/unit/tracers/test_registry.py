@@ -1,0 +1,45 @@
+"""Third-party tracers come through the `netlab.tracers` entry-point group."""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint
+
+import pytest
+
+from netlab.errors import NetlabError
+from netlab.lab import Lab
+from netlab.tracers import registry
+from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
+from netlab.tracers.tracefs import TracefsTracer
+
+
+class FakeTracer(Tracer):
+    """A plugin tracer that is always usable."""
+
+    name = "fake"
+    summary = "test plugin"
+
+    def probe(self) -> Probe:
+        return Probe(True, "always")
+
+    def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
+        raise NotImplementedError
+
+
+def test_plugins_load_broken_ones_explain_and_builtins_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    group = registry.ENTRY_POINT_GROUP
+    eps = [
+        EntryPoint("fake", f"{__name__}:FakeTracer", group),
+        EntryPoint("broken", "no_such_module_xyz:Tracer", group),
+        EntryPoint("notatracer", "json:dumps", group),
+        EntryPoint("tracefs", f"{__name__}:FakeTracer", group),
+    ]
+    monkeypatch.setattr(registry.metadata, "entry_points", lambda group: eps)
+    found = registry.available()
+    assert found["fake"] is FakeTracer
+    assert found["tracefs"] is TracefsTracer  # a plugin cannot shadow a built-in
+    broken = found["broken"]().probe()
+    assert not broken.usable and "cannot load no_such_module_xyz:Tracer" in broken.detail
+    assert "is not a netlab Tracer" in found["notatracer"]().probe().detail
+    with pytest.raises(NetlabError, match="unknown tracer 'nope' \\(known: tracefs, perf, bpftrace"):
+        registry.get("nope")
