@@ -34,7 +34,7 @@ def test_plugins_load_broken_ones_explain_and_builtins_win(monkeypatch: pytest.M
         EntryPoint("notatracer", "json:dumps", group),
         EntryPoint("tracefs", f"{__name__}:FakeTracer", group),
     ]
-    monkeypatch.setattr(registry.metadata, "entry_points", lambda group: eps)
+    monkeypatch.setattr("netlab.tracers.registry.metadata.entry_points", lambda group: eps)
     found = registry.available()
     assert found["fake"] is FakeTracer
     assert found["tracefs"] is TracefsTracer  # a plugin cannot shadow a built-in
