@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+.venv/bin/netlab down --missing-ok bridge3 >/dev/null   # re-runnable: replace the demo lab of an earlier run
 .venv/bin/netlab up bridge3
 .venv/bin/netlab exec bridge3 ns-calm1 -- ping -c 3 -i 0.2 198.51.100.2
