@@ -136,13 +136,6 @@ class Node:
         ]
 
 
-class _NoInterface:
-    addresses: tuple[()] = ()
-
-
-_NO_IFACE = _NoInterface()
-
-
 class Lab:
     """A lab that is up."""
 
@@ -173,7 +166,7 @@ class Lab:
             spec = self.topology.nodes[name]
             created = [ep.ifname for link in self.topology.links for ep in link.endpoints if ep.node == name]
             interfaces = [
-                {"name": ifname, "addresses": [str(a) for a in spec.interfaces.get(ifname, _NO_IFACE).addresses]}
+                {"name": ifname, "addresses": [str(a) for a in self.topology.interface(name, ifname).addresses]}
                 for ifname in [*spec.bridges, *created]
             ]
             nodes.append({"node": name, "netns": node.netns, "interfaces": interfaces})

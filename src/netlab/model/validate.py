@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from netlab.model.topology import Endpoint, Route, Topology
+from netlab.model.topology import Route, Topology
 from netlab.model.yamlsrc import PathKey
 
 Finding = tuple[PathKey, str]
@@ -297,14 +297,3 @@ RULES: tuple[Rule, ...] = (
 def check(topo: Topology) -> list[Finding]:
     """Every cross-reference problem of ``topo``, in rule order."""
     return [finding for rule in RULES for finding in rule(topo)]
-
-
-def endpoint_of(topo: Topology, node: str, ifname: str) -> tuple[Endpoint, Endpoint] | None:
-    """The link that creates ``node:ifname``, as (this end, other end)."""
-    for link in topo.links:
-        a, b = link.endpoints
-        if (a.node, a.ifname) == (node, ifname):
-            return a, b
-        if (b.node, b.ifname) == (node, ifname):
-            return b, a
-    return None

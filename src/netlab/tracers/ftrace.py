@@ -57,7 +57,8 @@ def parse_graph(text: str) -> list[Call]:
 
 def _try_tracer(kind: str) -> str | None:
     """None if the kernel lets an instance use tracer ``kind``, else its refusal."""
-    scratch = TRACEFS / "instances" / f"{INSTANCE_PREFIX}probe_{os.getpid()}_{next(_counter)}"
+    pid, start = procs.me()  # the naming `netlab clean` parses to find instances of dead processes
+    scratch = TRACEFS / "instances" / f"{INSTANCE_PREFIX}{pid}_{start}_p{next(_counter)}"
     try:
         scratch.mkdir()
     except OSError as exc:

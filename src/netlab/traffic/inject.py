@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,8 +98,3 @@ def inject(
         dst_ip=dst,
         markers=tuple(marker.Marker(spec.run, i) for i in range(count)),
     )
-
-
-def frames_of(injection: Injection, frames: Sequence[bytes]) -> list[bytes]:
-    """The frames among ``frames`` that carry one of the injection's markers."""
-    return [f for f in frames if (m := marker.find(f)) is not None and m.run == injection.run]
