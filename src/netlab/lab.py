@@ -145,6 +145,8 @@ class Lab:
         self.nodes = {n: Node(self, n, ns) for n, ns in netns_names.items()}
         self._owned = owned
         self._down = False
+        #: what ``up`` loaded into the kernel for this lab (announced; see netlab.apply.modules)
+        self.modules_loaded: list[str] = []
 
     def __repr__(self) -> str:
         return f"<Lab {self.name}: {', '.join(self.nodes)}>"
@@ -282,11 +284,18 @@ def up(
     name = lab_name(topo.name, instance)
     netns.require_root()
     the_plan = make_plan(topo, name)
+    from netlab.apply import modules
+
+    loaded = modules.ensure(the_plan.modules)
+    for item in loaded:
+        if progress:
+            progress(str(item))
     started = time.monotonic()
     header: dict[str, Any] = {
         "source": source.file if source else None,
         "netns": the_plan.netns,
         "topology": topo.model_dump(mode="json"),
+        "modules_loaded": [str(item) for item in loaded],
     }
     if hold:
         pid, start = procs.me()
@@ -318,7 +327,9 @@ def up(
                 raise
     finally:
         record.close()
-    return Lab(name, topo, the_plan.netns, owned=hold)
+    lab = Lab(name, topo, the_plan.netns, owned=hold)
+    lab.modules_loaded = [str(item) for item in loaded]
+    return lab
 
 
 def attach(name: str) -> Lab:

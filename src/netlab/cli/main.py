@@ -62,6 +62,8 @@ def up(topology: str, instance: str | None, timeout: float, dry_run: bool, as_js
 
     with render.progress(f"bringing up {topology}", enabled=not as_json) as report:
         lab = lab_up(topology, instance=instance, timeout=timeout, hold=False, progress=report)
+    for line in lab.modules_loaded:
+        _err(line)
     try:
         summary = lab.summary()
     except KeyboardInterrupt:
@@ -561,6 +563,16 @@ def check(lab_dir: str, instance: str | None) -> None:
         click.echo(f"{len(wrong)} of {len(outcomes)} checks still wrong")
         sys.exit(1)
     click.echo(f"all {len(outcomes)} checks pass")
+
+
+def _add_kernel_commands() -> None:
+    from netlab.cli.kernels import kernels, matrix, vm
+
+    for command in (kernels, matrix, vm):
+        cli.add_command(command)
+
+
+_add_kernel_commands()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

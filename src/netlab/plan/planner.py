@@ -34,6 +34,7 @@ from netlab.plan.steps import (
     CreateNamespace,
     CreateVeth,
     IPNetwork,
+    ModuleNeed,
     Plan,
     Readiness,
     RestoreFirewall,
@@ -145,7 +146,32 @@ def plan(topo: Topology, lab: str) -> Plan:
     for node_name in topo.nodes:
         steps += _node_config(ctx, node_name)
     readiness = tuple(Readiness(n, tuple(ctx.carrier[n]), tuple(ctx.carrier_only[n])) for n in topo.nodes)
-    return Plan(lab=lab, netns=ctx.netns, steps=tuple(steps), readiness=readiness, ifindex=ctx.ifindex)
+    return Plan(
+        lab=lab,
+        netns=ctx.netns,
+        steps=tuple(steps),
+        readiness=readiness,
+        ifindex=ctx.ifindex,
+        modules=modules_needed(topo),
+    )
+
+
+def modules_needed(topo: Topology) -> tuple[ModuleNeed, ...]:
+    """Kernel modules the lab cannot be built without, on kernels where they are modules.
+
+    Distribution kernels build bridge, veth and br_netfilter as modules; br_netfilter in
+    particular is never auto-loaded, and without it the ``net.bridge.*`` sysctls do not exist.
+    """
+    needs: dict[str, str] = {}
+    if topo.links:
+        needs["veth"] = "veth pairs"
+    for name, node in topo.nodes.items():
+        if node.bridges:
+            needs.setdefault("bridge", f"bridge {next(iter(node.bridges))} in node {name}")
+        for key in node.sysctls:
+            if key.startswith("net.bridge."):
+                needs.setdefault("br_netfilter", f"sysctl {key} in node {name}")
+    return tuple(ModuleNeed(module, why) for module, why in needs.items())
 
 
 def _node_setup(ctx: _Context, node_name: str) -> list[Step]:

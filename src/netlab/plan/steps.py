@@ -239,6 +239,14 @@ class Readiness:
 
 
 @dataclass(frozen=True)
+class ModuleNeed:
+    """A kernel module the lab needs, and the part of the topology that needs it."""
+
+    module: str
+    why: str
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything needed to build one lab, in order; derived purely from a topology."""
 
@@ -247,6 +255,7 @@ class Plan:
     steps: tuple[Step, ...]
     readiness: tuple[Readiness, ...]
     ifindex: dict[tuple[str, str], int]
+    modules: tuple[ModuleNeed, ...] = ()
 
     def ordered(self) -> list[Step]:
         """Steps in execution order: by phase, then node order, then as planned."""
@@ -256,6 +265,7 @@ class Plan:
     def render(self) -> str:
         """The dry run: every step with its phase and undo."""
         out = [f"plan for lab {self.lab}: {len(self.netns)} namespaces, {len(self.steps)} steps"]
+        out += [f"  [{'modules':>13}] load {m.module} if absent ({m.why})" for m in self.modules]
         for step in self.ordered():
             ns = self.netns[step.node]
             out.append(f"  [{step.phase.name.lower():>13}] {step.node}: {step.describe()}")

@@ -28,13 +28,14 @@ def observed(result: TraceResult) -> str:
     if not rows:
         lines.append("    (no drops)")
     for node, device, function, reason, count in rows[:20]:
-        lines.append(f"    {count:>5} x {function} {reason}  node={node or '?'} device={device or '-'}")
+        shown = reason or "unknown (kernel has no drop reasons)"
+        lines.append(f"    {count:>5} x {function} {shown}  node={node or '?'} device={device or '-'}")
     if len(rows) > 20:
         lines.append(f"    ... and {len(rows) - 20} more kinds")
     if result.paths:
-        shown = {" -> ".join(devices(p)) for p in result.paths}
+        taken = {" -> ".join(devices(p)) for p in result.paths}
         lines.append("  packet paths:")
-        lines += [f"    {p}" for p in sorted(shown)[:10]]
+        lines += [f"    {p}" for p in sorted(taken)[:10]]
     for what in ("lost", "ambiguous", "unattributed"):
         n = getattr(result, what)
         if n:
@@ -67,7 +68,12 @@ def assert_dropped(
         _new(result, expect)
         return []
     hits = matching(result, expect, marker_run=marker_run)
-    totals = sum(
+    if expect.reason is not None and result.drops and all(d.reason is None for d in result.drops):
+        raise DropAssertionError(
+            f"expected drops with reason {expect.reason}, but this kernel has no drop reasons (they came in 5.17):"
+            f" expect Drop({expect.function!r}, None) here, matching on the location\n{observed(result)}"
+        )
+    totals: int = sum(
         n for (node, function, reason), n in result.totals.items() if expect.matches(_as_event(node, function, reason))
     )
     seen = len(hits) + totals
@@ -106,7 +112,7 @@ def assert_counter(result: TraceResult, node: str, name: str, delta: int, scope:
         )
 
 
-def _as_event(node: str | None, function: str, reason: str) -> DropEvent:
+def _as_event(node: str | None, function: str, reason: str | None) -> DropEvent:
     from netlab.tracers.events import Location
 
     return DropEvent(time=0.0, location=Location(function), reason=reason, node=node, device=None)

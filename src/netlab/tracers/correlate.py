@@ -37,7 +37,7 @@ def trim_stack(stack: list[str]) -> tuple[str, ...]:
     """The stack from the function that dropped, without the tracing and freeing frames above it
     (which frames those are depends on how many tracers have the event enabled)."""
     i = 0
-    while i < len(stack) and (stack[i] in DROP_PLUMBING or stack[i].startswith(_TRACING_FRAME)):
+    while i < len(stack) and (stack[i].split("+", 1)[0] in DROP_PLUMBING or stack[i].startswith(_TRACING_FRAME)):
         i += 1
     return tuple(stack[i:])
 
@@ -130,7 +130,7 @@ class Correlator:
         return DropEvent(
             time=rec.time,
             location=Location.parse(rec.fields.get("location", "?")),
-            reason=rec.fields.get("reason", "NOT_SPECIFIED"),
+            reason=rec.fields.get("reason"),  # None: the kernel has no drop reasons (before 5.17)
             node=node,
             device=device,
             packet=Packet(protocol=protocol),

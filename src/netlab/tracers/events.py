@@ -84,7 +84,7 @@ class DropEvent:
 
     time: float
     location: Location
-    reason: str
+    reason: str | None  # None: the kernel has no drop reasons (before 5.17); the location is the answer
     node: str | None
     device: str | None
     packet: Packet = field(default_factory=Packet)
@@ -162,7 +162,7 @@ class TraceResult:
     counters: list[CounterDelta] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     #: drops counted in the kernel without per-packet events: (node, function, reason) -> count
-    totals: dict[tuple[str | None, str, str], int] = field(default_factory=dict)
+    totals: dict[tuple[str | None, str, str | None], int] = field(default_factory=dict)
 
     @property
     def total_drops(self) -> int:
@@ -173,9 +173,11 @@ class TraceResult:
         """The total delta of counter ``name`` in ``node`` (optionally one scope)."""
         return sum(c.delta for c in self.counters if c.node == node and c.name == name and scope in (None, c.scope))
 
-    def summary(self) -> list[tuple[str | None, str | None, str, str, int]]:
+    def summary(self) -> list[tuple[str | None, str | None, str, str | None, int]]:
         """(node, device, function, reason, count), most frequent first."""
-        counts = Counter((d.node, d.device, d.base, d.reason) for d in self.drops)
+        counts: Counter[tuple[str | None, str | None, str, str | None]] = Counter(
+            (d.node, d.device, d.base, d.reason) for d in self.drops
+        )
         for (node, function, reason), n in self.totals.items():
             counts[(node, None, function, reason)] += n
         return [(*key, n) for key, n in counts.most_common()]

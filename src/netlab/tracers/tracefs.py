@@ -33,7 +33,8 @@ from netlab.tracers.attribution import ContextCache, LabMap
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
 from netlab.tracers.correlate import Correlator
 from netlab.tracers.events import DropEvent, TraceResult
-from netlab.tracers.records import Record, StreamParser
+from netlab.tracers.records import Record
+from netlab.tracers.ringbuf import EventFormat, RecordDecoder
 
 TRACEFS = Path("/sys/kernel/tracing")
 EVENTS = ("skb/kfree_skb", "skb/consume_skb", "net/net_dev_start_xmit", "net/netif_rx", "net/netif_receive_skb")
@@ -41,7 +42,44 @@ PATH_EVENTS = ("net/net_dev_start_xmit", "net/netif_rx", "net/netif_receive_skb"
 INSTANCE_PREFIX = "netlab_"
 MAX_FILTER = 3500
 READER_DEADLINE = 300.0
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _counter = itertools.count()
+
+
+class _Decoding:
+    """What every CPU's decoder shares: the events' formats, reason names and symbols."""
+
+    def __init__(self, formats: list[EventFormat], stack: EventFormat | None, reasons: dict[int, str]) -> None:
+        from netlab.tracers.symbols import kernel_symbols, symbolize
+
+        self.formats, self.stack, self.reasons = formats, stack, reasons
+        symbols = kernel_symbols()
+        cache: dict[int, str] = {}
+
+        def resolve(address: int) -> str:
+            text = cache.get(address)
+            if text is None:
+                try:
+                    text = symbolize(address, symbols)
+                except NetlabError:
+                    text = f"{address:#x}"
+                cache[address] = text
+            return text
+
+        self.symbolize = resolve
+
+    @classmethod
+    def of(cls, instance: Path) -> _Decoding:
+        from netlab.tracers.reasons import parse_format
+
+        events = instance / "events"
+        formats = [EventFormat.parse((events / e / "format").read_text()) for e in EVENTS]
+        stack_path = TRACEFS / "events" / "ftrace" / "kernel_stack" / "format"
+        stack = EventFormat.parse(stack_path.read_text()) if stack_path.exists() else None
+        return cls(formats, stack, parse_format((events / "skb" / "kfree_skb" / "format").read_text()))
+
+    def decoder(self, cpu: int) -> RecordDecoder:
+        return RecordDecoder(self.formats, self.stack, self.symbolize, self.reasons, cpu)
 
 
 def mounted() -> bool:
@@ -86,12 +124,16 @@ class TracefsTracer(Tracer):
         missing = [e for e in EVENTS if not (TRACEFS / "events" / e).is_dir()]
         if missing:
             return Probe(False, f"this kernel lacks the tracepoints {', '.join(missing)}")
-        from netlab.tracers.reasons import reasons
+        from netlab.tracers.reasons import FORMAT, parse_format
 
         try:
-            count = len(reasons())
-        except KernelFeatureError as exc:
-            return Probe(False, exc.message)
+            count = len(parse_format(FORMAT.read_text()))
+        except OSError as exc:
+            return Probe(False, f"cannot read {FORMAT}: {exc.strerror}")
+        if not count:
+            return Probe(
+                True, f"{len(EVENTS)} tracepoints; no drop reasons on this kernel (before 5.17): locations only"
+            )
         return Probe(True, f"{len(EVENTS)} tracepoints, {count} drop reasons from the running kernel")
 
     def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
@@ -128,17 +170,17 @@ class TracefsSession(Session):
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._stopped: TraceResult | None = None
+        self._reader_errors: list[str] = []
         lab.record({"op": "tracefs", "key": self.name, "path": str(self.path)})
         try:
             self.path.mkdir()
             self._configure(mine)
+            self._decoding = _Decoding.of(self.path)
         except BaseException:
             self._remove()
             raise
         for cpu_dir in sorted((self.path / "per_cpu").iterdir()):
-            t = threading.Thread(
-                target=self._reader, args=(cpu_dir / "trace_pipe",), daemon=True, name=f"tracefs {cpu_dir.name}"
-            )
+            t = threading.Thread(target=self._reader, args=(cpu_dir,), daemon=True, name=f"tracefs {cpu_dir.name}")
             t.start()
             self._threads.append(t)
 
@@ -156,37 +198,35 @@ class TracefsSession(Session):
             _write(self.path / "events" / "skb" / "kfree_skb" / "trigger", "stacktrace")
         _write(self.path / "tracing_on", "1")
 
-    def _reader(self, pipe: Path) -> None:
-        fd = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
-        parser = StreamParser()
+    def _reader(self, cpu_dir: Path) -> None:
+        fd = os.open(cpu_dir / "trace_pipe_raw", os.O_RDONLY | os.O_NONBLOCK)
+        decoder = self._decoding.decoder(int(cpu_dir.name.removeprefix("cpu")))
         contexts = ContextCache()
-        buffered = b""
         try:
             while True:
                 stopping = self._stop.is_set()
                 select.select([fd], [], [], 0.05)
                 try:
-                    chunk = os.read(fd, 1 << 20)
+                    page = os.read(fd, PAGE_SIZE)
                 except OSError as exc:
                     if exc.errno != errno.EAGAIN:
                         raise
-                    chunk = b""
-                if chunk:
-                    buffered += chunk
-                    text, _, buffered = buffered.rpartition(b"\n")
-                    records = parser.feed(text.decode(errors="replace").splitlines())
-                    for rec in records:
-                        rec.context = contexts.get(rec.pid)
-                    if records:
-                        with self._lock:
-                            self._pending.append(records)
+                    page = b""
+                if page:
+                    records = decoder.feed(page)
                 elif stopping:
-                    rest = parser.flush()
-                    for rec in rest:
-                        rec.context = contexts.get(rec.pid)
-                    with self._lock:
-                        self._pending.append(rest)
+                    records = decoder.flush()
+                else:
+                    continue
+                for rec in records:
+                    rec.context = contexts.get(rec.pid)
+                with self._lock:
+                    self._pending.append(records)
+                if not page:
                     break
+        except Exception as exc:  # noqa: BLE001 -- reported in the result, never silent
+            with self._lock:
+                self._reader_errors.append(f"{cpu_dir.name}: {exc!r}")
         finally:
             os.close(fd)
 
@@ -240,6 +280,8 @@ class TracefsSession(Session):
         )
         if lost:
             result.notes.append(f"{lost} events lost: the ring buffer filled faster than it was read")
+        for error in self._reader_errors:
+            result.notes.append(f"a reader failed, its CPU's events after that are missing: {error}")
         if c.ambiguous:
             result.notes.append(
                 f"{c.ambiguous} drops could belong to another lab with the same device names;"

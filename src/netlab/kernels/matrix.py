@@ -1,0 +1,149 @@
+"""The kernel matrix as data: per-kernel scenario reports combined into one table.
+
+A matrix directory holds one scenario report per kernel (``RELEASE.json``, the format of
+``--netlab-report``), ``matrix.json`` (which kernels ran, how, how long, and the table) and
+``index.html``. ``matrix.json`` is always *derived* from the reports plus each kernel's run
+record, so merging matrices made on different machines (one CI job per kernel) is: gather the
+reports and run records, build again. Pure: no VM, no kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netlab.errors import NetlabError
+from netlab.pytest_plugin.report import load as load_report
+
+FORMAT = 1
+BAD_OUTCOMES = frozenset({"failed", "new", "error"})
+
+
+@dataclass
+class KernelRun:
+    """How one kernel's suite ran: which kernel, under what, how long, and how it ended."""
+
+    name: str  # catalogue series ("6.1") or "running"
+    release: str
+    suite: str = ""
+    version: str = ""
+    accel: str = ""  # "kvm", "tcg", or "host" for the running kernel
+    accel_why: str = ""
+    download_seconds: float = 0.0
+    boot_seconds: float = 0.0
+    suite_seconds: float = 0.0
+    exit_code: int | None = None
+    error: str | None = None
+    report: str | None = None  # file name of the scenario report beside matrix.json
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.report is not None and not (set(self.counts) & BAD_OUTCOMES)
+
+
+def drop_label(drop: dict[str, Any]) -> str:
+    """``function REASON xN`` as a cell shows it (reason ``None``: the kernel has no reasons)."""
+    reason = drop.get("reason") or "(no reason)"
+    return f"{drop.get('location')} {reason} x{drop.get('count', 1)}"
+
+
+def _signature(cell: dict[str, Any] | None) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What a kernel showed for a scenario, for deciding whether kernels differ."""
+    if cell is None:
+        return ("absent", ())
+    drops = tuple(sorted({(str(d.get("location")), str(d.get("reason"))) for d in cell.get("drops", [])}))
+    return (str(cell.get("outcome")), drops)
+
+
+def build(runs: list[KernelRun], reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The matrix: ``reports`` maps a run's ``report`` file name to the loaded report."""
+    table: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        report = reports.get(run.report or "")
+        if report is None:
+            continue
+        run.counts = dict(Counter(s["outcome"] for s in report["scenarios"]))
+        for s in report["scenarios"]:
+            row = table.setdefault(s["scenario"], {"scenario": s["scenario"], "summary": "", "cells": {}})
+            row["summary"] = row["summary"] or s.get("summary", "")
+            row["cells"][run.release] = {"outcome": s["outcome"], "drops": s.get("drops", [])}
+    releases = [r.release for r in runs if r.report in reports]
+    rows = []
+    for name in sorted(table):
+        row = table[name]
+        row["differs"] = len({_signature(row["cells"].get(rel)) for rel in releases}) > 1
+        rows.append(row)
+    return {
+        "format": FORMAT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "kernels": [asdict(r) for r in runs],
+        "scenarios": rows,
+    }
+
+
+def failures(matrix: dict[str, Any]) -> list[str]:
+    """Why this matrix is not green, one line each (empty: green)."""
+    lines = []
+    for k in matrix["kernels"]:
+        if k.get("error"):
+            lines.append(f"{k['name']} ({k['release']}): {k['error'].splitlines()[0]}")
+        elif k.get("report") is None:
+            lines.append(f"{k['name']} ({k['release']}): no report")
+    for row in matrix["scenarios"]:
+        for release, cell in row["cells"].items():
+            if cell["outcome"] in BAD_OUTCOMES:
+                lines.append(f"{row['scenario']}: {cell['outcome']} on {release}")
+    return lines
+
+
+def write(directory: Path, runs: list[KernelRun], reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Write ``matrix.json`` and ``index.html`` for ``runs`` (their reports are already there)."""
+    from netlab.kernels.html import render
+
+    matrix = build(runs, reports)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "matrix.json").write_text(json.dumps(matrix, indent=2) + "\n")
+    (directory / "index.html").write_text(render(matrix))
+    return matrix
+
+
+def load_runs(directory: Path) -> tuple[list[KernelRun], dict[str, dict[str, Any]]]:
+    """The run records of a matrix directory and the reports they name."""
+    path = directory / "matrix.json"
+    try:
+        data = json.loads(path.read_text())
+        runs = [KernelRun(**k) for k in data["kernels"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NetlabError(f"{path}: not a netlab matrix ({exc})") from None
+    reports = {r.report: load_report(directory / r.report) for r in runs if r.report}
+    return runs, reports
+
+
+def merge(sources: list[Path], output: Path) -> dict[str, Any]:
+    """Combine matrices run elsewhere; a kernel run in several sources is taken from the last."""
+    by_release: dict[str, KernelRun] = {}
+    reports: dict[str, dict[str, Any]] = {}
+    output.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        runs, found = load_runs(source)
+        for run in runs:
+            by_release[run.release] = run
+            if run.report:
+                reports[run.report] = found[run.report]
+                if source.resolve() != output.resolve():
+                    shutil.copyfile(source / run.report, output / run.report)
+    ordered = sorted(by_release.values(), key=_order)
+    return write(output, ordered, reports)
+
+
+def _order(run: KernelRun) -> tuple[int, tuple[int, ...]]:
+    """Catalogue kernels by version, then the running one."""
+    if run.name == "running":
+        return (1, ())
+    return (0, tuple(int(p) for p in run.name.split(".") if p.isdigit()))

@@ -1,0 +1,175 @@
+"""``netlab matrix``: the scenario suite on each kernel, one VM after another.
+
+For each kernel: fetch it (or reuse the cache), boot it, run ``pytest --netlab-report`` inside,
+copy the report out as ``RELEASE.json``, and record how long each phase took. ``running`` runs
+the same pytest on this machine without a VM. A kernel that cannot be fetched or booted, or
+whose VM hangs, becomes a row with its error; the others still run. VMs run one at a time:
+under TCG two guests on two cores would only make both slower and their waits flakier.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netlab.errors import NetlabError
+from netlab.kernels import debian, vm
+from netlab.kernels.catalogue import RUNNING, lookup
+from netlab.kernels.matrix import KernelRun
+from netlab.kernels.matrix import write as write_matrix
+from netlab.pytest_plugin.report import load as load_report
+
+DEFAULT_PYTEST_ARGS = ("scenarios/",)
+_COLLECTED = re.compile(r"collected (\d+) items?")
+_RESULT = re.compile(r"^(\S+::\S+)\s+(PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b")
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Progress:
+    """Turns ``pytest -v`` lines into "scenario n/N" for the user."""
+
+    kernel: str
+    say: Say
+    total: int = 0
+    done: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def line(self, text: str) -> None:
+        m = _COLLECTED.search(text)
+        if m:
+            self.total = int(m.group(1))
+            self.say(f"[{self.kernel}] booted; {self.total} scenarios")
+            return
+        m = _RESULT.match(text)
+        if m:
+            self.done += 1
+            outcome = m.group(2).lower()
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+            name = m.group(1).split("::", 1)[1]
+            self.say(f"[{self.kernel}] {self.done}/{self.total or '?'} {outcome:7} {name}")
+
+
+@dataclass(frozen=True)
+class MatrixOptions:
+    """Everything a matrix run is told; one place, so the CLI and the Python API agree."""
+
+    kernels: tuple[str, ...]
+    output: Path
+    pytest_args: tuple[str, ...] = DEFAULT_PYTEST_ARGS
+    timeout: float = 1800.0
+    accel: str | None = None  # None: probe
+    memory: str = "4G"
+    cpus: int = 2
+
+
+def _pytest_argv(report: Path, args: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "--netlab-report", str(report), *args]
+
+
+def _run_running(opts: MatrixOptions, say: Say) -> KernelRun:
+    release = platform.release()
+    run = KernelRun(name=RUNNING, release=release, accel="host", accel_why="the kernel this machine runs")
+    report = opts.output / f"{release}.json"
+    progress = Progress(RUNNING, say)
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        _pytest_argv(report, opts.pytest_args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    tail: list[str] = []
+    for line in proc.stdout:
+        progress.line(line.rstrip("\n"))
+        tail = [*tail[-40:], line.rstrip("\n")]
+    run.exit_code = proc.wait()
+    run.suite_seconds = round(time.monotonic() - start, 1)
+    _finish(run, report, "\n".join(tail))
+    return run
+
+
+def _finish(run: KernelRun, report: Path, output_tail: str) -> None:
+    """Attach the report, or say why there is none."""
+    if report.is_file():
+        run.report = report.name
+        run.counts = dict(Counter(s["outcome"] for s in load_report(report)["scenarios"]))
+    else:
+        run.error = f"pytest wrote no report (exit {run.exit_code}); its last lines:\n{output_tail}"
+
+
+def _run_vm(name: str, opts: MatrixOptions, say: Say, accel: vm.Accel | None) -> tuple[KernelRun, vm.Accel | None]:
+    spec = lookup(name)
+    run = KernelRun(name=spec.series, release=f"{spec.series} (not fetched)", suite=spec.suite)
+    start = time.monotonic()
+    have = debian.cached(spec)
+    say(f"[{name}] {'checking the cache' if have else 'downloading'} ({spec.suite})")
+    kernel = debian.fetch(spec)
+    run.download_seconds = 0.0 if have and have.release == kernel.release else round(time.monotonic() - start, 1)
+    run.release, run.version = kernel.release, kernel.version
+    if accel is None:
+        say(f"[{name}] probing KVM with a bounded boot")
+        accel = vm.choose_accel(kernel, force=opts.accel)
+    run.accel, run.accel_why = accel.kind, accel.why
+    say(f"[{name}] booting {kernel.release} ({accel.kind}: {accel.why})")
+    work = opts.output / f".work-{spec.series}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        progress = Progress(name, say)
+        result = vm.run(
+            kernel,
+            _pytest_argv(work / "report.json", opts.pytest_args),
+            accel=accel,
+            timeout=opts.timeout,
+            memory=opts.memory,
+            cpus=opts.cpus,
+            on_line=progress.line,
+            work=work,
+        )
+        run.exit_code, run.boot_seconds = result.rc, round(result.boot_seconds, 1)
+        run.suite_seconds = round(result.seconds - result.boot_seconds, 1)
+        report = opts.output / f"{kernel.release}.json"
+        if (work / "report.json").is_file():
+            shutil.copyfile(work / "report.json", report)
+        _finish(run, report, "\n".join((result.stdout + result.stderr).splitlines()[-40:]))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return run, accel
+
+
+def run_matrix(opts: MatrixOptions, say: Say) -> dict[str, Any]:
+    """Run every kernel of ``opts`` and write the matrix; returns it (see :func:`matrix.failures`)."""
+    opts.output.mkdir(parents=True, exist_ok=True)
+    runs: list[KernelRun] = []
+    accel: vm.Accel | None = None
+    for name in opts.kernels:
+        try:
+            if name == RUNNING:
+                run = _run_running(opts, say)
+            else:
+                run, accel = _run_vm(name, opts, say, accel)
+        except NetlabError as exc:
+            run = KernelRun(name=name, release=name, error=str(exc))
+            say(f"[{name}] error: {exc}")
+        runs.append(run)
+        say(f"[{name}] done: {_summary(run)}")
+    reports = {r.report: load_report(opts.output / r.report) for r in runs if r.report}
+    return write_matrix(opts.output, runs, reports)
+
+
+def _summary(run: KernelRun) -> str:
+    if run.error:
+        return "error"
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(run.counts.items()))
+    counts = counts or f"exit {run.exit_code}"
+    times = f"download {run.download_seconds:.0f} s, boot {run.boot_seconds:.0f} s, suite {run.suite_seconds:.0f} s"
+    return f"{counts}; {times}"

@@ -1,0 +1,328 @@
+"""Boot a cached kernel in a throwaway VM (virtme-ng over QEMU) and run one command inside.
+
+The guest sees the host's filesystem read-only (``--force-9p``; the project and its venv are
+used as they are) with one writable directory, the run's work directory. Everything the guest
+reports comes back through files there, because virtme-ng falls back to the console for a
+command's output when the kernel has no virtio-serial port for it::
+
+    WORK/guest.sh   the script the guest runs (written by the host)
+    WORK/uptime     /proc/uptime when the command starts: how long the kernel took to boot
+    WORK/stdout, WORK/stderr, WORK/rc   the command's output and exit status
+    WORK/console.log   the VM's console (host side), kept for a hang or a panic
+
+A run is bounded: past its timeout, or when QEMU exits without an ``rc`` (a panic, a hang of
+init), the VM's whole process group is killed and :class:`VmError` names the kernel and quotes
+the console's last lines. The work directory is removed afterwards unless the caller owns it.
+
+Acceleration: KVM when it can boot a stock kernel, else QEMU TCG. A PVM host (``kvm_pvm``) has
+a ``/dev/kvm`` on which stock kernels hang silently, so KVM is *probed* with a short bounded boot
+and the verdict cached per host kernel (``accel.json`` in the kernel cache).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from netlab.errors import KernelFeatureError, NetlabError
+from netlab.kernels.debian import CachedKernel, cache_root
+
+CONSOLE_TAIL = 25
+PROBE_TIMEOUT = 90.0
+
+
+class VmError(NetlabError):
+    """A VM did not finish its command: hang, panic, or it never booted."""
+
+    exit_code = 8
+
+
+@dataclass(frozen=True)
+class Accel:
+    """How VMs are run here and why."""
+
+    kind: str  # "kvm" or "tcg"
+    why: str
+
+    @property
+    def vng_args(self) -> list[str]:
+        return [] if self.kind == "kvm" else ["--disable-kvm"]
+
+
+@dataclass
+class VmRun:
+    """What one VM run gave."""
+
+    release: str
+    accel: str
+    rc: int
+    boot_seconds: float
+    seconds: float
+    stdout: str
+    stderr: str
+
+
+def vng_binary() -> str:
+    """``vng`` beside this Python (the venv) or on PATH; a clear error otherwise."""
+    beside = Path(sys.executable).parent / "vng"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("vng")
+    if found is None:
+        raise KernelFeatureError("virtme-ng (vng) is not installed", hint="scripts/bootstrap.sh installs it")
+    return found
+
+
+def _host_env(work: Path | None = None) -> dict[str, str]:
+    """vng's own environment: it runs ``virtme-run`` from PATH, which lives beside it in the venv,
+    and its temporary files go into the work directory, so a killed VM leaves none in /tmp."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(vng_binary()).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    if work is not None:
+        env["TMPDIR"] = str(work)
+    return env
+
+
+class _TerminatedError(VmError):
+    """SIGTERM arrived while a VM ran; raised in the main thread so the VM is stopped first."""
+
+
+@contextlib.contextmanager
+def _sigterm_stops_vm() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise _TerminatedError("terminated (SIGTERM); the VM was stopped")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _require_qemu() -> None:
+    if shutil.which("qemu-system-x86_64") is None:
+        raise KernelFeatureError("qemu-system-x86_64 not found", hint="apt-get install qemu-system-x86")
+
+
+def guest_script(work: Path, argv: Sequence[str], cwd: Path, env: dict[str, str]) -> str:
+    """The shell script the guest runs; everything it says goes to files in ``work``."""
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
+    w = shlex.quote(str(work))
+    return (
+        "#!/bin/sh\n"
+        f"cat /proc/uptime > {w}/uptime.tmp && mv {w}/uptime.tmp {w}/uptime\n"
+        f"{exports}"
+        f"cd {shlex.quote(str(cwd))} || exit 1\n"
+        f"{shlex.join(argv)} > {w}/stdout 2> {w}/stderr < /dev/null\n"
+        f"echo $? > {w}/rc.tmp && mv {w}/rc.tmp {w}/rc\n"
+    )
+
+
+def guest_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The guest command's environment: the host venv first on PATH, no bytecode writes (read-only fs)."""
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    env = {
+        "PATH": f"{venv_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:{path}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "NETLAB_IN_VM": "1",
+        "HOME": "/root",
+        "TERM": "dumb",
+    }
+    for key in ("NETLAB_PATH", "NETLAB_KERNEL_CACHE", "PYTHONPATH"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    env.update(extra or {})
+    return env
+
+
+def vng_command(kernel: CachedKernel, accel: Accel, work: Path | None, *, memory: str, cpus: int) -> list[str]:
+    """The ``vng`` invocation; ``work`` None gives an interactive shell."""
+    argv = [vng_binary(), "--run", str(kernel.vmlinuz), "--force-9p", *accel.vng_args]
+    argv += ["--memory", memory, "--cpus", str(cpus), "--name", f"netlab-{kernel.series}"]
+    if work is not None:
+        argv += ["--verbose", "--rwdir", str(work), "--exec", f"sh {work / 'guest.sh'}"]
+    return argv
+
+
+def _tail(path: Path, lines: int = CONSOLE_TAIL) -> str:
+    with contextlib.suppress(OSError):
+        text = path.read_text(errors="replace")
+        return "\n".join("    " + line for line in text.rstrip().splitlines()[-lines:])
+    return "    (no console output)"
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """End the VM: QEMU and vng are in their own process group, which we started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+class _Follower:
+    """Hands the guest's stdout to a callback line by line while the VM runs."""
+
+    def __init__(self, path: Path, on_line: Callable[[str], None] | None) -> None:
+        self.path, self.on_line, self.offset, self.partial = path, on_line, 0, ""
+
+    def poll(self, final: bool = False) -> None:
+        if self.on_line is None:
+            return
+        with contextlib.suppress(OSError), self.path.open("rb") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+            self.offset += len(chunk)
+            self.partial += chunk.decode(errors="replace")
+        *lines, self.partial = self.partial.split("\n")
+        if final and self.partial:
+            lines.append(self.partial)
+            self.partial = ""
+        for line in lines:
+            self.on_line(line)
+
+
+def run(
+    kernel: CachedKernel,
+    argv: Sequence[str],
+    *,
+    accel: Accel,
+    timeout: float,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    memory: str = "4G",
+    cpus: int = 2,
+    on_line: Callable[[str], None] | None = None,
+    work: Path | None = None,
+) -> VmRun:
+    """Boot ``kernel``, run ``argv`` inside as root, return its output; bounded by ``timeout``.
+
+    ``work`` is the guest's writable directory; by default a temporary one, removed afterwards.
+    A caller that passes its own keeps what the guest wrote there (a report, say) and removes it.
+    """
+    _require_qemu()
+    if not kernel.vmlinuz.is_file():
+        raise NetlabError(f"kernel {kernel.release}: {kernel.vmlinuz} is missing", hint="netlab kernels fetch")
+    own = work is None
+    work = Path(tempfile.mkdtemp(prefix=f"netlab-vm-{kernel.series}-")) if work is None else work
+    try:
+        return _run_in(kernel, argv, work, accel, timeout, cwd or Path.cwd(), guest_env(env), memory, cpus, on_line)
+    finally:
+        if own:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_in(  # noqa: PLR0917 -- the private half of run(), which takes keywords
+    kernel: CachedKernel,
+    argv: Sequence[str],
+    work: Path,
+    accel: Accel,
+    timeout: float,
+    cwd: Path,
+    env: dict[str, str],
+    memory: str,
+    cpus: int,
+    on_line: Callable[[str], None] | None,
+) -> VmRun:
+    (work / "guest.sh").write_text(guest_script(work, argv, cwd, env))
+    console = work / "console.log"
+    follower = _Follower(work / "stdout", on_line)
+    rc_file = work / "rc"
+    start = time.monotonic()
+    with _sigterm_stops_vm(), console.open("wb") as out:
+        proc = subprocess.Popen(
+            vng_command(kernel, accel, work, memory=memory, cpus=cpus),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=work,
+            env=_host_env(work),
+        )
+        try:
+            while not rc_file.exists() and proc.poll() is None:
+                follower.poll()
+                if time.monotonic() - start > timeout:
+                    raise VmError(
+                        f"kernel {kernel.release} ({accel.kind}): no result after {timeout:.0f} s; "
+                        f"the VM was stopped. Console's last lines:\n{_tail(console)}"
+                    )
+                time.sleep(0.5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=30)  # the guest powers off after the command
+        finally:
+            if proc.poll() is None:
+                _kill(proc)
+    follower.poll(final=True)
+    if not rc_file.exists():
+        raise VmError(
+            f"kernel {kernel.release} ({accel.kind}): the VM ended (exit {proc.returncode}) without running "
+            f"the command (panic or failed boot). Console's last lines:\n{_tail(console)}"
+        )
+    uptime = (work / "uptime").read_text().split() if (work / "uptime").exists() else ["0"]
+    return VmRun(
+        release=kernel.release,
+        accel=accel.kind,
+        rc=int(rc_file.read_text().strip() or "255"),
+        boot_seconds=float(uptime[0]),
+        seconds=round(time.monotonic() - start, 1),
+        stdout=(work / "stdout").read_text(errors="replace") if (work / "stdout").exists() else "",
+        stderr=(work / "stderr").read_text(errors="replace") if (work / "stderr").exists() else "",
+    )
+
+
+def shell(kernel: CachedKernel, accel: Accel, *, memory: str = "4G", cpus: int = 2) -> int:
+    """An interactive shell in the VM (the user's terminal is the console)."""
+    _require_qemu()
+    argv = vng_command(kernel, accel, None, memory=memory, cpus=cpus)
+    return subprocess.call(argv, env=_host_env())
+
+
+def _host_key() -> dict[str, object]:
+    modules = sorted(p.name for p in Path("/sys/module").glob("kvm*"))
+    return {"host": os.uname().release, "kvm_modules": modules}
+
+
+def choose_accel(kernel: CachedKernel, *, force: str | None = None, cache: Path | None = None) -> Accel:
+    """KVM if a bounded boot of ``kernel`` under it finishes, TCG otherwise; cached per host kernel."""
+    if force in ("kvm", "tcg"):
+        return Accel(force, "chosen with --accel")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return Accel("tcg", "no usable /dev/kvm")
+    path = (cache or cache_root()) / "accel.json"
+    key = _host_key()
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        saved = json.loads(path.read_text())
+        if saved["key"] == key:
+            return Accel(saved["kind"], saved["why"] + " (probed earlier)")
+    try:
+        probe = run(kernel, ["true"], accel=Accel("kvm", "probe"), timeout=PROBE_TIMEOUT, memory="1G")
+        verdict = Accel("kvm", f"a KVM boot of {kernel.release} took {probe.seconds:.0f} s")
+    except VmError:
+        mods = ", ".join(key["kvm_modules"]) or "kvm"  # type: ignore[arg-type]
+        verdict = Accel("tcg", f"{kernel.release} did not boot under KVM in {PROBE_TIMEOUT:.0f} s ({mods})")
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"key": key, "kind": verdict.kind, "why": verdict.why}) + "\n")
+    return verdict
