@@ -97,3 +97,53 @@ def test_a_port_stp_has_not_opened_drops_frames(netlab_lab: Lab, netlab_traffic:
     with netlab_trace(netlab_lab) as t:
         netlab_traffic.inject("a", "a-sw", "udp", dst="198.51.100.2", dst_mac=netlab_traffic.mac("b", "b-sw"), count=2)
     assert_dropped(t.result, EXPECT["stp_state"], count=2)
+
+
+def llc_handler_registered() -> bool:
+    """Is a protocol handler registered for 802.2 LLC frames (``llc_rcv`` in /proc/net/ptype)?
+
+    Built-in LLC (the development kernel) always has one. On Debian's kernels LLC is a module
+    that the bridge module pulls in: before any bridge exists, 802.3 frames have no handler.
+    """
+    try:
+        return any(line.split()[0] == "0004" for line in open("/proc/net/ptype").read().splitlines()[1:])
+    except (OSError, IndexError):
+        return False
+
+
+SEED_FRAMES = {
+    # LLC SAP 0x42: STP's own handler takes it, whether or not a bridge runs STP here
+    "stp-bpdu": (bytes.fromhex("424203") + bytes(35), "stp"),
+    # LLC SAP 0xE0 (IPX over LLC): LLC is there, but no SAP is registered for it
+    "llc-unknown-sap": (bytes.fromhex("e0e003") + bytes(43), "llc"),
+    # "raw 802.3" (Novell): the payload starts 0xFFFF, which no kernel has a handler for
+    "raw-802.3": (bytes.fromhex("ffff") + bytes(44), "novell"),
+}
+LLC_DROP = {
+    "stp": by_kernel({MEASURED: Drop("stp_pdu_rcv", "NOT_SPECIFIED", "ns2")}),
+    "llc": by_kernel({MEASURED: Drop("llc_rcv", "NOT_SPECIFIED", "ns2")}),
+}
+UNHANDLED_802_3 = by_kernel({MEASURED: Drop("__netif_receive_skb_core", "UNHANDLED_PROTO", "ns2")})
+
+
+@pytest.mark.netlab_topology("veth-two-ns")
+@pytest.mark.parametrize("kind", list(SEED_FRAMES))
+def test_802_3_frames_and_the_llc_handler(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any, kind: str) -> None:
+    """The seeds' case. 802.3 frames (a length, not an ethertype, after the MAC addresses) go
+    to whatever handler is registered for 802.2 LLC. With one (LLC built in, or loaded by the
+    bridge module), LLC takes the frame: an STP BPDU dies in STP's code, an unknown SAP in
+    llc_rcv, and rx_dropped does not move. Without one, or for "raw 802.3" frames that no
+    kernel handles, the frame dies at the end of __netif_receive_skb_core and rx_dropped grows
+    by one per frame: the counter the seeds saw climbing after a kernel upgrade that left LLC
+    out. Kernels before 5.17 show the same locations with no reason."""
+    payload, handler = SEED_FRAMES[kind]
+    dst = netlab_traffic.mac("ns2", "veth2")
+    src = netlab_traffic.mac("ns1", "veth1")
+    frame = bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", ""))
+    frame += len(payload).to_bytes(2, "big") + payload
+    handled = handler != "novell" and llc_handler_registered()
+    count = counters(netlab_lab)
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.send("ns1", "veth1", [frame] * 3)
+    assert_dropped(t.result, LLC_DROP[handler] if handled else UNHANDLED_802_3, count=3)
+    assert_counter(count.stop(), "ns2", "rx_dropped", 0 if handled else 3, scope="dev:veth2")

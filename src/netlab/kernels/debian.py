@@ -11,7 +11,8 @@ Package names are resolved, not hard-coded: the suite's ``linux-image-amd64`` de
 ``linux-binary-ABI-amd64`` (the vmlinuz) and ``linux-modules-ABI-amd64``, so every
 ``linux-(image|binary|modules)-`` dependency is fetched too.
 
-Cache layout (``$NETLAB_KERNEL_CACHE``, default ``/var/cache/netlab/kernels`` for root)::
+Cache layout (``$NETLAB_KERNEL_CACHE``, default ``/var/lib/netlab/kernels`` for root; not under
+``/var/cache``, which virtme-ng hides behind a tmpfs in the guest, where the modules must be seen)::
 
     apt/SUITE/        private apt root (sources.list, lists, archives)
     debs/SUITE/       the downloaded .deb files
@@ -46,7 +47,7 @@ def cache_root() -> Path:
     if env:
         return Path(env)
     if os.geteuid() == 0:
-        return Path("/var/cache/netlab/kernels")
+        return Path("/var/lib/netlab/kernels")
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "netlab" / "kernels"
 
 

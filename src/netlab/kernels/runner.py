@@ -157,6 +157,8 @@ def run_matrix(opts: MatrixOptions, say: Say) -> dict[str, Any]:
                 run = _run_running(opts, say)
             else:
                 run, accel = _run_vm(name, opts, say, accel)
+        except vm.TerminatedError:
+            raise  # the user stopped the whole matrix, not one kernel
         except NetlabError as exc:
             run = KernelRun(name=name, release=name, error=str(exc))
             say(f"[{name}] error: {exc}")

@@ -40,6 +40,8 @@ from netlab.errors import KernelFeatureError, NetlabError
 from netlab.kernels.debian import CachedKernel, cache_root
 
 CONSOLE_TAIL = 25
+#: directories virtme-ng mounts an empty tmpfs over in the guest
+GUEST_TMPFS = (Path("/var/cache"), Path("/var/tmp"), Path("/var/log"), Path("/var/lib/apt"), Path("/var/lib/private"))
 PROBE_TIMEOUT = 90.0
 
 
@@ -95,7 +97,7 @@ def _host_env(work: Path | None = None) -> dict[str, str]:
     return env
 
 
-class _TerminatedError(VmError):
+class TerminatedError(VmError):
     """SIGTERM arrived while a VM ran; raised in the main thread so the VM is stopped first."""
 
 
@@ -106,7 +108,7 @@ def _sigterm_stops_vm() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: object) -> None:
-        raise _TerminatedError("terminated (SIGTERM); the VM was stopped")
+        raise TerminatedError("terminated (SIGTERM); the VM was stopped")
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
@@ -224,6 +226,13 @@ def run(
     _require_qemu()
     if not kernel.vmlinuz.is_file():
         raise NetlabError(f"kernel {kernel.release}: {kernel.vmlinuz} is missing", hint="netlab kernels fetch")
+    hidden = [d for d in GUEST_TMPFS if Path(kernel.tree).is_relative_to(d)]
+    if hidden:
+        raise NetlabError(
+            f"the kernel cache {kernel.tree} is under {hidden[0]}, which the guest sees as an empty tmpfs,"
+            " so its modules could not be loaded there",
+            hint="set NETLAB_KERNEL_CACHE to another directory (default /var/lib/netlab/kernels)",
+        )
     own = work is None
     work = Path(tempfile.mkdtemp(prefix=f"netlab-vm-{kernel.series}-")) if work is None else work
     try:

@@ -23,6 +23,19 @@ SYSCTL_ROOT = Path("/proc/sys")
 _IFACE_SYSCTL_DIRS = ("net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.neigh.", "net.ipv6.neigh.")
 
 
+#: what br_netfilter adds under /proc/sys/net/bridge (absent until it is loaded)
+BR_NETFILTER_SYSCTLS = frozenset(
+    {
+        "bridge-nf-call-arptables",
+        "bridge-nf-call-iptables",
+        "bridge-nf-call-ip6tables",
+        "bridge-nf-filter-vlan-tagged",
+        "bridge-nf-filter-pppoe-tagged",
+        "bridge-nf-pass-vlan-input-dev",
+    }
+)
+
+
 def _known(names: Iterable[object]) -> str:
     items = sorted(str(n) for n in names)
     return ", ".join(items) if items else "none"
@@ -236,7 +249,11 @@ def sysctls(topo: Topology) -> Iterator[Finding]:
                     else:
                         probe = f"{prefix}all.{leaf}" if ifname != "default" else key
                     break
-            if probe and not _sysctl_path(probe).exists():
+            if probe.startswith("net.bridge.") and not _sysctl_path("net.bridge").exists():
+                # br_netfilter makes these; `up` loads it first (netlab.apply.modules)
+                if probe.removeprefix("net.bridge.") not in BR_NETFILTER_SYSCTLS:
+                    yield path, f"unknown sysctl '{key}': br_netfilter has {', '.join(sorted(BR_NETFILTER_SYSCTLS))}"
+            elif probe and not _sysctl_path(probe).exists():
                 yield path, f"unknown sysctl '{key}': this kernel has no /proc/sys/{probe.replace('.', '/')}"
 
 

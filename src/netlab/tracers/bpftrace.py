@@ -39,18 +39,23 @@ _COUNT = re.compile(r"^@drops\[(\d+), (\d+), ([^\]]+)\]: (\d+)$")
 _LOST = re.compile(r"[Ll]ost (\d+) events?")
 
 
-def program(inodes: list[int], mode: str) -> str:
-    """The bpftrace program for a lab whose namespaces have ``inodes``."""
+def program(inodes: list[int], mode: str, with_reason: bool = True) -> str:
+    """The bpftrace program for a lab whose namespaces have ``inodes``.
+
+    ``with_reason`` False (kernels before 5.17, whose ``skb:kfree_skb`` has no ``reason``) puts
+    a 0 where the reason goes, so the output has one shape on every kernel.
+    """
     keep = " || ".join(f"$ns == {i}" for i in inodes) or "0"
+    why = "args->reason" if with_reason else "0"
     if mode == "count":
-        action = "    @drops[$ns, args->reason, ksym(args->location)] = count();"
+        action = f"    @drops[$ns, {why}, ksym(args->location)] = count();"
     else:
         action = (
             "    $head = $skb->head;\n"
             "    $link = $skb->mac_header != 65535 && $skb->mac_header < $skb->network_header ? 1 : 0;\n"
             "    $off = $link ? $skb->mac_header : $skb->network_header;\n"
             '    printf("D %llu %u %d %s %d %llx %d %d %s %d %rx\\n", nsecs, $ns, $skb->dev->ifindex,\n'
-            f"           $skb->dev->name, args->reason, (uint64)args->location, args->protocol, pid, comm, $link,\n"
+            f"           $skb->dev->name, {why}, (uint64)args->location, args->protocol, pid, comm, $link,\n"
             f"           buf($head + $off, {SNAP}));"
         )
     return (
@@ -142,7 +147,7 @@ def parse_events(text: str, nodes: dict[int, str]) -> list[DropEvent]:
             DropEvent(
                 time=int(m.group(1)) / 1e9,
                 location=_location(address),
-                reason=reasons.name(reason),
+                reason=reasons.name(reason) if reasons.available() else None,
                 node=nodes.get(ns),
                 device=m.group(4) or None,
                 packet=packet_of(unescape(m.group(11)), proto, link=m.group(10) == "1"),
@@ -153,7 +158,7 @@ def parse_events(text: str, nodes: dict[int, str]) -> list[DropEvent]:
     return drops
 
 
-def parse_counts(text: str, nodes: dict[int, str]) -> list[tuple[str | None, str, Location, int]]:
+def parse_counts(text: str, nodes: dict[int, str]) -> list[tuple[str | None, str | None, Location, int]]:
     """(node, reason, location, count) from the ``count`` program's map dump (function names:
     bpftrace 0.17 cannot print a 64-bit address as a map key)."""
     out = []
@@ -161,7 +166,12 @@ def parse_counts(text: str, nodes: dict[int, str]) -> list[tuple[str | None, str
         m = _COUNT.match(line.strip())
         if m:
             out.append(
-                (nodes.get(int(m.group(1))), reasons.name(int(m.group(2))), Location(m.group(3)), int(m.group(4)))
+                (
+                    nodes.get(int(m.group(1))),
+                    reasons.name(int(m.group(2))) if reasons.available() else None,
+                    Location(m.group(3)),
+                    int(m.group(4)),
+                )
             )
     return out
 
@@ -200,7 +210,7 @@ class BpftraceSession(Session):
         self.started = time.monotonic()
         self._result: TraceResult | None = None
         self._seen = 0
-        self.helper = Helper(lab, ["bpftrace", "-e", program(sorted(self.nodes), mode)])
+        self.helper = Helper(lab, ["bpftrace", "-e", program(sorted(self.nodes), mode, reasons.available())])
         try:
             self._wait_ready()
         except BaseException:

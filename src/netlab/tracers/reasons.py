@@ -36,6 +36,15 @@ def reasons() -> dict[int, str]:
     return table
 
 
+@cache
+def available() -> bool:
+    """Does the running kernel's ``skb:kfree_skb`` carry a reason (5.17 and later)?"""
+    try:
+        return "field:enum skb_drop_reason reason;" in FORMAT.read_text() or bool(reasons())
+    except (OSError, KernelFeatureError):
+        return False
+
+
 def name(number: int) -> str:
     """The reason's name, or ``REASON_<n>`` when the kernel's table does not have it (or
     cannot be read: parsing recorded output on another machine)."""

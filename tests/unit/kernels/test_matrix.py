@@ -1,0 +1,77 @@
+"""Matrix building, merging and rendering from scenario reports (no VM)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from netlab.kernels.html import render
+from netlab.kernels.matrix import KernelRun, build, failures, merge, write
+
+
+def report(release: str, scenarios: list[tuple[str, str, list[tuple[str, str | None]]]]) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "kernel": {"release": release},
+        "scenarios": [
+            {
+                "scenario": name,
+                "outcome": outcome,
+                "summary": f"about {name}",
+                "drops": [{"location": loc, "reason": reason, "node": "n", "count": 3} for loc, reason in drops],
+            }
+            for name, outcome, drops in scenarios
+        ],
+    }
+
+
+OLD = report("5.10.0-32-amd64", [("t::udp", "passed", [("__udp4_lib_rcv", None)]), ("t::arp", "passed", [])])
+NEW = report("7.2.13+deb14-amd64", [("t::udp", "passed", [("udp_rcv", "NO_SOCKET")]), ("t::arp", "passed", [])])
+
+
+def runs() -> list[KernelRun]:
+    return [
+        KernelRun(name="5.10", release="5.10.0-32-amd64", accel="tcg", report="5.10.0-32-amd64.json"),
+        KernelRun(name="7.2", release="7.2.13+deb14-amd64", accel="tcg", report="7.2.13+deb14-amd64.json"),
+    ]
+
+
+def test_rows_where_kernels_differ_are_marked() -> None:
+    m = build(runs(), {"5.10.0-32-amd64.json": OLD, "7.2.13+deb14-amd64.json": NEW})
+    rows = {r["scenario"]: r for r in m["scenarios"]}
+    assert rows["t::udp"]["differs"] is True
+    assert rows["t::arp"]["differs"] is False
+    assert m["kernels"][0]["counts"] == {"passed": 2}
+    assert failures(m) == []
+
+
+def test_failed_new_and_missing_kernels_are_failures() -> None:
+    bad = report("7.2.13+deb14-amd64", [("t::udp", "new", []), ("t::arp", "failed", [])])
+    broken = KernelRun(name="6.1", release="6.1", error="VM hung\nconsole...")
+    m = build([*runs(), broken], {"5.10.0-32-amd64.json": OLD, "7.2.13+deb14-amd64.json": bad})
+    assert failures(m) == [
+        "6.1 (6.1): VM hung",
+        "t::arp: failed on 7.2.13+deb14-amd64",
+        "t::udp: new on 7.2.13+deb14-amd64",
+    ]
+
+
+def test_merge_combines_directories_and_later_sources_win(tmp_path: Path) -> None:
+    a, b, out = tmp_path / "a", tmp_path / "b", tmp_path / "all"
+    first, second = runs()
+    for directory, run, rep in ((a, first, OLD), (b, second, NEW)):
+        directory.mkdir()
+        (directory / str(run.report)).write_text(json.dumps(rep))
+        write(directory, [run], {str(run.report): rep})
+    merged = merge([b, a], out)
+    assert [k["name"] for k in merged["kernels"]] == ["5.10", "7.2"]  # catalogue order, not argument order
+    assert (out / "5.10.0-32-amd64.json").is_file() and (out / "index.html").is_file()
+    assert json.loads((out / "matrix.json").read_text())["scenarios"][1]["differs"] is True
+
+
+def test_html_shows_each_cell_and_marks_differences() -> None:
+    page = render(build(runs(), {"5.10.0-32-amd64.json": OLD, "7.2.13+deb14-amd64.json": NEW}))
+    assert '<tr class="differs">' in page
+    assert "__udp4_lib_rcv (no reason) x3" in page and "udp_rcv NO_SOCKET x3" in page
+    assert page.count("<tr") == 3  # header + 2 scenarios
