@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import pytest
+from expected import NO_REASONS, located
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
@@ -14,12 +15,15 @@ from netlab.lab import Lab
 from netlab.pytest_plugin.assertions import assert_dropped, assert_path
 from netlab.pytest_plugin.expect import Drop, by_kernel
 
-MEASURED = ">=6.18"
 EXPECT = {
-    "rpfilter": by_kernel({MEASURED: Drop("ip_rcv_finish_core", "IP_RPFILTER", "r1")}),
-    "no_route": by_kernel({MEASURED: Drop("ip_error", "IP_INNOROUTES", "r1")}),
-    "not_forwarding": by_kernel({MEASURED: Drop("ip_error", "IP_INADDRERRORS", "r1")}),
-    "neigh_failed": by_kernel({MEASURED: Drop(None, "NEIGH_FAILED", "client")}),
+    "rpfilter": by_kernel(located("ip_rcv_finish_core", "IP_RPFILTER", "r1")),
+    "no_route": by_kernel(located("ip_error", "IP_INNOROUTES", "r1")),
+    "not_forwarding": by_kernel(located("ip_error", "IP_INADDRERRORS", "r1")),
+    # bpftrace only; where it cannot run (5.10: bpftrace 0.17 refuses the kernel's BTF) the
+    # scenario is skipped with that reason
+    "neigh_failed": by_kernel(
+        {NO_REASONS: Drop("neigh_invalidate", None, "client"), ">=5.17": Drop(None, "NEIGH_FAILED", "client")}
+    ),
 }
 pytestmark = pytest.mark.netlab_topology("routed3")
 

@@ -21,6 +21,8 @@ apt_packages=(
   tcpdump iputils-ping ethtool
   bpftrace linux-perf trace-cmd dropwatch
   graphviz
+  # the kernel matrix: QEMU for the VMs, apt/dpkg/depmod to fetch and unpack Debian's kernels
+  qemu-system-x86 kmod debian-archive-keyring
 )
 bench_packages=(mininet bridge-utils)
 workshop_packages=(vagrant)   # only to `vagrant validate` the Vagrantfile; not needed inside the VM
@@ -57,9 +59,9 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 stamp="$venv/.netlab-installed"
 if [[ ! -f "$stamp" || "$here/pyproject.toml" -nt "$stamp" ]]; then
-  echo "bootstrap: pip install -e .[dev]"
+  echo "bootstrap: pip install -e .[dev,vm]"
   "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$venv/bin/python" -m pip install -q -e "$here[dev]"
+  "$venv/bin/python" -m pip install -q -e "$here[dev,vm]"
   touch "$stamp"
 fi
 

@@ -56,7 +56,7 @@ def main(out_root: Path) -> None:
     stack = EventFormat.parse(stack_text)
     addresses = _addresses(pages, formats["skb/kfree_skb"], stack)
     (out / "kallsyms").write_text(_kallsyms_excerpt(addresses))
-    print(f"recorded {sum(len(p) for p in pages.values())} bytes, {len(addresses)} addresses in {out}")
+    print(f"recorded {sum(len(p) for p in pages.values())} bytes, {len(addresses)} addresses in {out}")  # noqa: T201
 
 
 def _drain(inst: Path) -> dict[str, bytes]:

@@ -57,6 +57,12 @@ def snapshot() -> dict[str, object]:
     }
 
 
+def _module_default(path: str, value: str) -> bool:
+    """A setting that appeared because ``up`` loaded br_netfilter, at the value that means
+    "behave as without the module" (netlab.apply.modules sets bridge-nf-call-* back to 0)."""
+    return path.startswith("/proc/sys/net/bridge/") and value.strip() == "0"
+
+
 def diff(before: dict[str, object], after: dict[str, object]) -> list[str]:
     """Human-readable differences, empty when the host is unchanged."""
     changes = []
@@ -67,6 +73,8 @@ def diff(before: dict[str, object], after: dict[str, object]) -> list[str]:
             b, a = old, after[key]
             assert isinstance(b, dict) and isinstance(a, dict)
             for k in sorted(set(b) | set(a)):
+                if k not in b and _module_default(k, a[k]):
+                    continue
                 if b.get(k) != a.get(k):
                     changes.append(f"sysctl {k}: {b.get(k)!r} -> {a.get(k)!r}")
         else:

@@ -75,22 +75,33 @@ def _kernel(name: str) -> Any:
 @click.option("--accel", type=ACCEL, default="auto", show_default=True, help="KVM, TCG, or probe.")
 @click.option("--timeout", type=click.FloatRange(min=10), default=1800.0, show_default=True)
 @click.option("--memory", default="4G", show_default=True)
+@click.option(
+    "-w",
+    "--writable",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A host directory the guest may write to (repeatable); everything else is read-only.",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def vm(name: str, accel: str, timeout: float, memory: str, command: Sequence[str]) -> None:
+def vm(name: str, accel: str, timeout: float, memory: str, writable: tuple[Path, ...], command: Sequence[str]) -> None:
     """Run COMMAND as root inside a throwaway VM of that kernel (no COMMAND: a shell).
 
     The VM sees this machine's files read-only, so `netlab vm -k 6.1 -- netlab up bridge3` uses
     this checkout and its venv. Exits with the command's status.
     """
     from netlab.kernels import vm as vms
+    from netlab.kernels.runner import warm_bytecode
 
     _root("netlab vm")
     kernel = _kernel(name)
+    warm_bytecode()
     chosen = vms.choose_accel(kernel, force=None if accel == "auto" else accel)
     click.echo(f"netlab vm: {kernel.release} under {chosen.kind} ({chosen.why})", err=True)
     if not command:
-        sys.exit(vms.shell(kernel, chosen, memory=memory))
-    result = vms.run(kernel, list(command), accel=chosen, timeout=timeout, memory=memory, on_line=click.echo)
+        sys.exit(vms.shell(kernel, chosen, memory=memory, writable=writable))
+    result = vms.run(
+        kernel, list(command), accel=chosen, timeout=timeout, memory=memory, on_line=click.echo, writable=writable
+    )
     if result.stderr:
         click.echo(result.stderr, err=True, nl=False)
     click.echo(f"netlab vm: booted in {result.boot_seconds:.1f} s, exit {result.rc}", err=True)
@@ -111,7 +122,7 @@ class _PytestArgsGroup(click.Group):
 @click.group(cls=_PytestArgsGroup, invoke_without_command=True)
 @click.option("-k", "--kernel", "names", multiple=True, help="5.10, 6.1, 6.12, 7.2 or running; repeatable.")
 @click.option("-o", "--output", type=click.Path(file_okay=False), default="matrix", show_default=True)
-@click.option("--timeout", type=click.FloatRange(min=10), default=1800.0, show_default=True, help="Per VM.")
+@click.option("--timeout", type=click.FloatRange(min=10), default=1500.0, show_default=True, help="Per VM.")
 @click.option("--accel", type=ACCEL, default="auto", show_default=True)
 @click.pass_context
 def matrix(ctx: click.Context, names: Sequence[str], output: str, timeout: float, accel: str) -> None:

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from netlab.tracers.events import reason_text
+
 
 def _tty(stream: Any) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
@@ -118,7 +120,7 @@ def live_drops(*, enabled: bool = True) -> Iterator[Callable[[Sequence[Any]], No
 
         def plain(drops: Sequence[Any]) -> None:
             for d in drops:
-                print(f"{d.node or '?'} {d.device or '-'} {d.location} {d.reason} {d.packet}", flush=True)
+                print(f"{d.node or '?'} {d.device or '-'} {d.location} {reason_text(d.reason)} {d.packet}", flush=True)
 
         yield plain
         return
@@ -137,7 +139,7 @@ def live_drops(*, enabled: bool = True) -> Iterator[Callable[[Sequence[Any]], No
 
         def update(drops: Sequence[Any]) -> None:
             for d in drops:
-                counts[(d.node or "?", d.device or "-", d.base, d.reason)] += 1
+                counts[(d.node or "?", d.device or "-", d.base, reason_text(d.reason))] += 1
             if drops:
                 live.update(render())
 
@@ -146,13 +148,13 @@ def live_drops(*, enabled: bool = True) -> Iterator[Callable[[Sequence[Any]], No
 
 def trace_result(result: Any) -> None:
     """The end-of-trace summary; points to ``netlab explain`` for each reason."""
-    rows = [(n or "?", d or "-", f, r, str(c)) for n, d, f, r, c in result.summary()]
+    rows = [(n or "?", d or "-", f, reason_text(r), str(c)) for n, d, f, r, c in result.summary()]
     title = f"{result.lab}: {result.total_drops} drops in {result.seconds:.1f}s ({result.tracer})"
     table(("node", "device", "function", "reason", "count"), rows, title=title)
     for note in result.notes:
         print(f"note: {note}")
     if result.lost:
         print(f"lost: {result.lost} events were not recorded")
-    reasons = sorted({r for _n, _d, _f, r, _c in result.summary()})
+    reasons = sorted({r for _n, _d, _f, r, _c in result.summary() if r is not None})
     if reasons:
         print(f"why: netlab explain {' '.join(reasons)}")

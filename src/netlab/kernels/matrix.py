@@ -49,7 +49,7 @@ class KernelRun:
 
 def drop_label(drop: dict[str, Any]) -> str:
     """``function REASON xN`` as a cell shows it (reason ``None``: the kernel has no reasons)."""
-    reason = drop.get("reason") or "(no reason)"
+    reason = drop.get("reason") or "(no reason)"  # a kernel before 5.17
     return f"{drop.get('location')} {reason} x{drop.get('count', 1)}"
 
 
@@ -103,13 +103,14 @@ def failures(matrix: dict[str, Any]) -> list[str]:
 
 
 def write(directory: Path, runs: list[KernelRun], reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Write ``matrix.json`` and ``index.html`` for ``runs`` (their reports are already there)."""
-    from netlab.kernels.html import render
+    """Write ``matrix.json``, ``index.html`` and ``summary.md`` for ``runs`` (reports already there)."""
+    from netlab.kernels.render import html, markdown
 
     matrix = build(runs, reports)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "matrix.json").write_text(json.dumps(matrix, indent=2) + "\n")
-    (directory / "index.html").write_text(render(matrix))
+    (directory / "index.html").write_text(html(matrix))
+    (directory / "summary.md").write_text(markdown(matrix))
     return matrix
 
 

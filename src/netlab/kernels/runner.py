@@ -1,7 +1,8 @@
 """``netlab matrix``: the scenario suite on each kernel, one VM after another.
 
 For each kernel: fetch it (or reuse the cache), boot it, run ``pytest --netlab-report`` inside,
-copy the report out as ``RELEASE.json``, and record how long each phase took. ``running`` runs
+copy the report out as ``RELEASE.json`` and pytest's whole output as ``RELEASE.log`` (the
+failures' details), and record how long each phase took. ``running`` runs
 the same pytest on this machine without a VM. A kernel that cannot be fetched or booted, or
 whose VM hangs, becomes a row with its error; the others still run. VMs run one at a time:
 under TCG two guests on two cores would only make both slower and their waits flakier.
@@ -9,6 +10,7 @@ under TCG two guests on two cores would only make both slower and their waits fl
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import shutil
@@ -67,14 +69,22 @@ class MatrixOptions:
     kernels: tuple[str, ...]
     output: Path
     pytest_args: tuple[str, ...] = DEFAULT_PYTEST_ARGS
-    timeout: float = 1800.0
+    timeout: float = 1500.0
     accel: str | None = None  # None: probe
     memory: str = "4G"
     cpus: int = 2
 
 
+#: per scenario; the thread method ends a test stuck in C code too (a signal would wait for it)
+SCENARIO_TIMEOUT = 240
+
+
 def _pytest_argv(report: Path, args: Sequence[str]) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "--netlab-report", str(report), *args]
+    return [
+        sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
+        "-o", "timeout_method=thread", "--timeout", str(SCENARIO_TIMEOUT),
+        "--netlab-report", str(report), *args,
+    ]  # fmt: skip
 
 
 def _run_running(opts: MatrixOptions, say: Say) -> KernelRun:
@@ -87,10 +97,12 @@ def _run_running(opts: MatrixOptions, say: Say) -> KernelRun:
         _pytest_argv(report, opts.pytest_args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     assert proc.stdout is not None
-    tail: list[str] = []
+    lines: list[str] = []
     for line in proc.stdout:
         progress.line(line.rstrip("\n"))
-        tail = [*tail[-40:], line.rstrip("\n")]
+        lines.append(line)
+    (opts.output / f"{release}.log").write_text("".join(lines))
+    tail = [line.rstrip("\n") for line in lines[-40:]]
     run.exit_code = proc.wait()
     run.suite_seconds = round(time.monotonic() - start, 1)
     _finish(run, report, "\n".join(tail))
@@ -138,6 +150,7 @@ def _run_vm(name: str, opts: MatrixOptions, say: Say, accel: vm.Accel | None) ->
         run.exit_code, run.boot_seconds = result.rc, round(result.boot_seconds, 1)
         run.suite_seconds = round(result.seconds - result.boot_seconds, 1)
         report = opts.output / f"{kernel.release}.json"
+        (opts.output / f"{kernel.release}.log").write_text(result.stdout + result.stderr)
         if (work / "report.json").is_file():
             shutil.copyfile(work / "report.json", report)
         _finish(run, report, "\n".join((result.stdout + result.stderr).splitlines()[-40:]))
@@ -146,9 +159,32 @@ def _run_vm(name: str, opts: MatrixOptions, say: Say, accel: vm.Accel | None) ->
     return run, accel
 
 
+def warm_bytecode(pytest_args: Sequence[str] | None = None) -> None:
+    """Compile netlab and let pytest rewrite the tests on the host, once, before the VMs.
+
+    A guest reads the project over 9p, read-only, several times slower than the host under
+    TCG: compiling every module there again cost minutes per kernel. Best effort: a guest
+    without the bytecode is only slower.
+    """
+    import netlab
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    package = str(Path(netlab.__file__).parent)
+    commands = [[sys.executable, "-m", "compileall", "-q", package]]
+    if pytest_args is not None:
+        commands.append(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *pytest_args]
+        )
+    for argv in commands:
+        subprocess.run(argv, env=env, capture_output=True, check=False)
+
+
 def run_matrix(opts: MatrixOptions, say: Say) -> dict[str, Any]:
     """Run every kernel of ``opts`` and write the matrix; returns it (see :func:`matrix.failures`)."""
     opts.output.mkdir(parents=True, exist_ok=True)
+    if any(name != RUNNING for name in opts.kernels):
+        say("compiling netlab and the tests on the host, for the guests")
+        warm_bytecode(opts.pytest_args)
     runs: list[KernelRun] = []
     accel: vm.Accel | None = None
     for name in opts.kernels:

@@ -41,8 +41,8 @@ from netlab.kernels.debian import CachedKernel, cache_root
 
 CONSOLE_TAIL = 25
 #: directories virtme-ng mounts an empty tmpfs over in the guest
-GUEST_TMPFS = (Path("/var/cache"), Path("/var/tmp"), Path("/var/log"), Path("/var/lib/apt"), Path("/var/lib/private"))
-PROBE_TIMEOUT = 90.0
+GUEST_TMPFS = tuple(Path(p) for p in ("/var/cache", "/var/tmp", "/var/log", "/var/lib/apt", "/var/lib/private"))  # noqa: S108
+PROBE_TIMEOUT = 45.0  # a KVM boot takes seconds; TCG boots in 10-20 s
 
 
 class VmError(NetlabError):
@@ -155,10 +155,21 @@ def guest_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def vng_command(kernel: CachedKernel, accel: Accel, work: Path | None, *, memory: str, cpus: int) -> list[str]:
-    """The ``vng`` invocation; ``work`` None gives an interactive shell."""
+def vng_command(
+    kernel: CachedKernel,
+    accel: Accel,
+    work: Path | None,
+    *,
+    memory: str,
+    cpus: int,
+    writable: Sequence[Path] = (),
+) -> list[str]:
+    """The ``vng`` invocation; ``work`` None gives an interactive shell. ``writable``: host
+    directories the guest may write to (everything else it sees read-only)."""
     argv = [vng_binary(), "--run", str(kernel.vmlinuz), "--force-9p", *accel.vng_args]
     argv += ["--memory", memory, "--cpus", str(cpus), "--name", f"netlab-{kernel.series}"]
+    for directory in writable:
+        argv += ["--rwdir", str(directory.resolve())]
     if work is not None:
         argv += ["--verbose", "--rwdir", str(work), "--exec", f"sh {work / 'guest.sh'}"]
     return argv
@@ -217,6 +228,7 @@ def run(
     cpus: int = 2,
     on_line: Callable[[str], None] | None = None,
     work: Path | None = None,
+    writable: Sequence[Path] = (),
 ) -> VmRun:
     """Boot ``kernel``, run ``argv`` inside as root, return its output; bounded by ``timeout``.
 
@@ -236,7 +248,9 @@ def run(
     own = work is None
     work = Path(tempfile.mkdtemp(prefix=f"netlab-vm-{kernel.series}-")) if work is None else work
     try:
-        return _run_in(kernel, argv, work, accel, timeout, cwd or Path.cwd(), guest_env(env), memory, cpus, on_line)
+        return _run_in(
+            kernel, argv, work, accel, timeout, cwd or Path.cwd(), guest_env(env), memory, cpus, on_line, writable
+        )
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)
@@ -253,6 +267,7 @@ def _run_in(  # noqa: PLR0917 -- the private half of run(), which takes keywords
     memory: str,
     cpus: int,
     on_line: Callable[[str], None] | None,
+    writable: Sequence[Path],
 ) -> VmRun:
     (work / "guest.sh").write_text(guest_script(work, argv, cwd, env))
     console = work / "console.log"
@@ -261,7 +276,7 @@ def _run_in(  # noqa: PLR0917 -- the private half of run(), which takes keywords
     start = time.monotonic()
     with _sigterm_stops_vm(), console.open("wb") as out:
         proc = subprocess.Popen(
-            vng_command(kernel, accel, work, memory=memory, cpus=cpus),
+            vng_command(kernel, accel, work, memory=memory, cpus=cpus, writable=writable),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -301,10 +316,12 @@ def _run_in(  # noqa: PLR0917 -- the private half of run(), which takes keywords
     )
 
 
-def shell(kernel: CachedKernel, accel: Accel, *, memory: str = "4G", cpus: int = 2) -> int:
+def shell(
+    kernel: CachedKernel, accel: Accel, *, memory: str = "4G", cpus: int = 2, writable: Sequence[Path] = ()
+) -> int:
     """An interactive shell in the VM (the user's terminal is the console)."""
     _require_qemu()
-    argv = vng_command(kernel, accel, None, memory=memory, cpus=cpus)
+    argv = vng_command(kernel, accel, None, memory=memory, cpus=cpus, writable=writable)
     return subprocess.call(argv, env=_host_env())
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from netlab.pytest_plugin.expect import Drop, NewBehaviour
-from netlab.tracers.events import DropEvent, TraceResult, devices
+from netlab.pytest_plugin.expect import Drop, NewBehaviour, Untraced
+from netlab.tracers.events import DropEvent, TraceResult, devices, reason_text
 
 NEW_PREFIX = "new behaviour"
 #: expectations asserted successfully in the current test (per process: xdist workers are processes)
-ASSERTED: list[Drop] = []
+ASSERTED: list[Drop | Untraced] = []
 
 
 class DropAssertionError(AssertionError):
@@ -28,8 +28,7 @@ def observed(result: TraceResult) -> str:
     if not rows:
         lines.append("    (no drops)")
     for node, device, function, reason, count in rows[:20]:
-        shown = reason or "unknown (kernel has no drop reasons)"
-        lines.append(f"    {count:>5} x {function} {shown}  node={node or '?'} device={device or '-'}")
+        lines.append(f"    {count:>5} x {function} {reason_text(reason)}  node={node or '?'} device={device or '-'}")
     if len(rows) > 20:
         lines.append(f"    ... and {len(rows) - 20} more kinds")
     if result.paths:
@@ -57,15 +56,25 @@ def matching(result: TraceResult, expect: Drop, *, marker_run: int | None = None
 
 def assert_dropped(
     result: TraceResult,
-    expect: Drop | NewBehaviour,
+    expect: Drop | Untraced | NewBehaviour,
     *,
     count: int | None = None,
     at_least: int = 1,
     marker_run: int | None = None,
 ) -> list[DropEvent]:
-    """These packets were dropped at this function for this reason (``count`` exactly, or at least one)."""
+    """These packets were dropped at this function for this reason (``count`` exactly, or at least one).
+
+    With :class:`Untraced` (a kernel that frees them without the tracepoint): no drop was traced
+    in its node.
+    """
     if isinstance(expect, NewBehaviour):
         _new(result, expect)
+        return []
+    if isinstance(expect, Untraced):
+        traced = [d for d in result.drops if expect.node is None or d.node == expect.node]
+        if traced:
+            raise DropAssertionError(f"expected {expect}, but {len(traced)} were traced\n{observed(result)}")
+        ASSERTED.append(expect)
         return []
     hits = matching(result, expect, marker_run=marker_run)
     if expect.reason is not None and result.drops and all(d.reason is None for d in result.drops):

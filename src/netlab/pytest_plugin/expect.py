@@ -47,6 +47,23 @@ class Drop:
 
 
 @dataclass(frozen=True)
+class Untraced:
+    """The kernel frees these packets without firing ``skb:kfree_skb`` (before 5.17 many paths
+    used ``__kfree_skb``, which has no tracepoint): a tracer sees nothing, and ``why`` says so.
+    Asserting it checks that nothing was traced in ``node``, so a kernel that starts reporting
+    the drop shows up as a failure to update, not as silence."""
+
+    why: str
+    node: str | None = None
+    function: None = None
+    reason: None = None
+
+    def __str__(self) -> str:
+        where = f" in node {self.node}" if self.node else ""
+        return f"no traced drop{where} ({self.why})"
+
+
+@dataclass(frozen=True)
 class NewBehaviour:
     """No expectation covers this kernel: observed drops are to be reported, not judged."""
 

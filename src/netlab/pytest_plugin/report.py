@@ -75,7 +75,9 @@ def observed_drops(result: TraceResult) -> list[dict[str, Any]]:
 def build(scenarios: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The whole report."""
     items = sorted(scenarios, key=lambda s: s["scenario"])
-    reasons = sorted({d["reason"] for s in items if s["outcome"] == "passed" for d in s.get("asserted", [])})
+    reasons = sorted(
+        {d["reason"] for s in items if s["outcome"] == "passed" for d in s.get("asserted", []) if d["reason"]}
+    )
     return {
         "format": 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -127,7 +129,7 @@ def diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
             lines.append(f"{name}: outcome {old['outcome']} -> {new['outcome']}")
         da, db = _drops(old), _drops(new)
         gone, came = da - db, db - da
-        for loc, reason in sorted(came):
+        for loc, reason in sorted(came, key=str):
             moved = [x for x in gone if x[1] == reason or x[0] == loc]
             if moved:
                 was = moved[0]
@@ -135,6 +137,6 @@ def diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
                 lines.append(f"{name}: moved {was[0]} {was[1]} -> {loc} {reason}")
             else:
                 lines.append(f"{name}: new drop {loc} {reason}")
-        for loc, reason in sorted(gone):
+        for loc, reason in sorted(gone, key=str):
             lines.append(f"{name}: vanished drop {loc} {reason}")
     return lines

@@ -13,6 +13,7 @@ every probe is attached: that line is the ready barrier.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import os
 import re
@@ -32,6 +33,8 @@ from netlab.tracers.tracefs import lab_map
 from netlab.traffic import marker
 
 READY = "NETLAB-READY"
+#: bpftrace parses the kernel's BTF before it attaches: ~2 s here, over a minute in a TCG guest
+ATTACH_TIMEOUT = 240.0
 SNAP = 96
 BTF = "/sys/kernel/btf/vmlinux"
 _EVENT = re.compile(r"^D (\d+) (\d+) (\d+) (\S*) (\d+) ([0-9a-f]+) (\d+) (\d+) (\S+) ([01]) (.*)$")
@@ -176,6 +179,13 @@ def parse_counts(text: str, nodes: dict[int, str]) -> list[tuple[str | None, str
     return out
 
 
+@functools.cache
+def _accepts_btf(binary: str) -> bool:
+    """bpftrace's own verdict on the kernel's BTF: the file can exist and still be refused."""
+    info = subprocess.run([binary, "--info"], capture_output=True, text=True, check=False)
+    return re.search(r"^\s*btf: yes", info.stdout + info.stderr, re.MULTILINE) is not None
+
+
 class BpftraceTracer(Tracer):
     """bpftrace program on skb:kfree_skb."""
 
@@ -193,6 +203,12 @@ class BpftraceTracer(Tracer):
         if not os.path.exists(BTF):
             return Probe(False, f"the kernel has no BTF ({BTF}); bpftrace cannot read struct sk_buff")
         version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+        if not _accepts_btf(binary):
+            return Probe(
+                False,
+                f"{version.stdout.strip()} does not use this kernel's BTF (bpftrace --info: 'btf: no'),"
+                " so it cannot read struct sk_buff (seen on Debian's 5.10 with bpftrace 0.17)",
+            )
         return Probe(True, f"{version.stdout.strip()} with BTF")
 
     def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
@@ -218,7 +234,7 @@ class BpftraceSession(Session):
             self.helper.cleanup()
             raise
 
-    def _wait_ready(self, timeout: float = 60) -> None:
+    def _wait_ready(self, timeout: float = ATTACH_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         while READY not in self.helper.stdout():
             if not self.helper.alive():

@@ -23,6 +23,14 @@ def base_function(name: str) -> str:
     return _SUFFIX.sub("", name)
 
 
+NO_REASON = "unknown (kernel has no drop reasons)"
+
+
+def reason_text(reason: str | None) -> str:
+    """A drop reason as people read it; ``None`` is a kernel before 5.17, which has none."""
+    return reason if reason is not None else NO_REASON
+
+
 @dataclass(frozen=True)
 class Location:
     """A kernel code location as ``function+offset``, in the kernel's own spelling."""

@@ -141,6 +141,13 @@ def entries(page: bytes, long_size: int = 8) -> Iterator[RawEvent]:
             yield RawEvent(ts, struct.unpack_from("<H", data, 0)[0], data)
 
 
+def has_entries(page: bytes, long_size: int = 8) -> bool:
+    """Does the page carry any committed data?"""
+    if len(page) < 8 + long_size:
+        return False
+    return bool(struct.unpack_from("<Q" if long_size == 8 else "<I", page, 8)[0] & COMMIT_MASK)
+
+
 def kernel_stack(data: bytes, fmt: EventFormat) -> list[int]:
     """Return addresses of a ``kernel_stack`` entry (the ``stacktrace`` trigger's record)."""
     size_field, caller = fmt.fields.get("size"), fmt.fields.get("caller")

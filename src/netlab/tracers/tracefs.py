@@ -35,6 +35,7 @@ from netlab.tracers.correlate import Correlator
 from netlab.tracers.events import DropEvent, TraceResult
 from netlab.tracers.records import Record
 from netlab.tracers.ringbuf import EventFormat, RecordDecoder
+from netlab.tracers.ringbuf import has_entries as entries_in
 
 TRACEFS = Path("/sys/kernel/tracing")
 EVENTS = ("skb/kfree_skb", "skb/consume_skb", "net/net_dev_start_xmit", "net/netif_rx", "net/netif_receive_skb")
@@ -212,6 +213,12 @@ class TracefsSession(Session):
                     if exc.errno != errno.EAGAIN:
                         raise
                     page = b""
+                if page and not entries_in(page):
+                    # an empty page: the buffer had nothing committed yet; never spin on it
+                    page = b""
+                    if not stopping:
+                        time.sleep(0.02)
+                        continue
                 if page:
                     records = decoder.feed(page)
                 elif stopping:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from netlab.kernels.html import render
+from netlab.kernels.render import html, markdown
 from netlab.kernels.matrix import KernelRun, build, failures, merge, write
 
 
@@ -71,7 +71,11 @@ def test_merge_combines_directories_and_later_sources_win(tmp_path: Path) -> Non
 
 
 def test_html_shows_each_cell_and_marks_differences() -> None:
-    page = render(build(runs(), {"5.10.0-32-amd64.json": OLD, "7.2.13+deb14-amd64.json": NEW}))
+    matrix = build(runs(), {"5.10.0-32-amd64.json": OLD, "7.2.13+deb14-amd64.json": NEW})
+    page = html(matrix)
     assert '<tr class="differs">' in page
     assert "__udp4_lib_rcv (no reason) x3" in page and "udp_rcv NO_SOCKET x3" in page
     assert page.count("<tr") == 3  # header + 2 scenarios
+    text = markdown(matrix).splitlines()
+    assert text[0] == "| scenario | 5.10 (5.10.0-32-amd64) | 7.2 (7.2.13+deb14-amd64) |"
+    assert "| udp * | passed: __udp4_lib_rcv (no reason) x3 | passed: udp_rcv NO_SOCKET x3 |" in text

@@ -1,7 +1,9 @@
-"""``index.html`` of a matrix: scenario x kernel, each cell the outcome and the drops observed.
+"""A matrix for people: ``index.html`` and ``summary.md``, scenario x kernel, each cell the
+outcome and the drops observed.
 
-One self-contained page (no scripts, no external assets) so it can be opened from a CI
-artifact. Rows where kernels differ are marked, since those are what a kernel upgrade changes.
+The page is self-contained (no scripts, no external assets) so it can be opened from a CI
+artifact; the Markdown is the same table for a README or a pull request. Rows where kernels
+differ are marked, since those are what a kernel upgrade changes.
 """
 
 from __future__ import annotations
@@ -40,7 +42,26 @@ def _kernel_header(k: dict[str, Any]) -> str:
     return f"<th>{escape(k['name'])}<br><span class='summary'>{sub}</span></th>"
 
 
-def render(matrix: dict[str, Any]) -> str:
+def markdown(matrix: dict[str, Any]) -> str:
+    """The table as Markdown: one row per scenario, ``*`` where kernels differ."""
+    kernels = matrix["kernels"]
+    head = "| scenario | " + " | ".join(f"{k['name']} ({k['release']})" for k in kernels) + " |"
+    lines = [head, "|" + " --- |" * (len(kernels) + 1)]
+    for row in matrix["scenarios"]:
+        name = row["scenario"].split("::", 1)[-1] + (" *" if row["differs"] else "")
+        cells = []
+        for k in kernels:
+            cell = row["cells"].get(k["release"])
+            if cell is None:
+                cells.append("-")
+                continue
+            drops = "<br>".join(drop_label(d) for d in cell.get("drops", []))
+            cells.append(cell["outcome"] if not drops else f"{cell['outcome']}: {drops}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def html(matrix: dict[str, Any]) -> str:
     """The page for ``matrix`` (as :func:`netlab.kernels.matrix.build` returns it)."""
     kernels = matrix["kernels"]
     differing = sum(1 for row in matrix["scenarios"] if row["differs"])

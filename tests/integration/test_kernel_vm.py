@@ -1,0 +1,56 @@
+"""One kernel of the matrix, booted for real: Debian's 6.1 (the workshop VM's kernel) in a
+virtme-ng VM, running the module-loading tests and one scenario inside.
+
+Slow (a download the first time, then a TCG boot and a guest several times slower than the
+host), which is why it is one test; `netlab matrix` runs the whole suite on every kernel.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from netlab.kernels.catalogue import lookup
+from netlab.kernels.debian import fetch
+from netlab.kernels.runner import warm_bytecode
+from netlab.kernels.vm import choose_accel, run
+from netlab.pytest_plugin.report import load
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="booting a VM that builds labs needs root"),
+    pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="qemu-system-x86 is not installed"),
+    pytest.mark.skipif(
+        not (Path(sys.executable).parent / "vng").exists(), reason="virtme-ng is not installed (bootstrap installs it)"
+    ),
+    pytest.mark.timeout(1200),
+]
+ROOT = Path(__file__).parents[2]
+
+
+def test_debian_6_1_boots_and_runs_a_scenario_and_the_module_tests(tmp_path: Path) -> None:
+    kernel = fetch(lookup("6.1"))
+    report = tmp_path / "report.json"
+    tests = ["tests/integration/test_modules.py", "scenarios/test_transport.py::test_udp_to_a_closed_port"]
+    warm_bytecode(tests)
+    result = run(
+        kernel,
+        [
+            sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *tests,
+            "--netlab-report", str(report),
+        ],
+        accel=choose_accel(kernel),
+        timeout=900,
+        cwd=ROOT,
+        work=tmp_path,
+    )  # fmt: skip
+    assert result.rc == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "3 passed" in result.stdout, result.stdout[-2000:]  # nothing skipped: br_netfilter is a module there
+    data = load(report)
+    assert data["kernel"]["release"] == kernel.release
+    (scenario,) = data["scenarios"]
+    assert scenario["outcome"] == "passed"
+    assert {(d["location"], d["reason"]) for d in scenario["drops"]} == {("__udp4_lib_rcv", "NO_SOCKET")}
