@@ -10,15 +10,13 @@ if that process is killed the lab shows as ``crashed`` and ``netlab clean`` remo
 from __future__ import annotations
 
 import contextlib
-import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from netlab import teardown
@@ -236,22 +234,6 @@ class _SigtermError(BaseException):
     """SIGTERM during ``up``: unwinds like Ctrl-C so the rollback runs."""
 
 
-@contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise _SigtermError
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 Progress = Callable[[str], None]
 
 
@@ -302,7 +284,7 @@ def up(
         header["holder"] = {"pid": pid, "start": start}
     record = journal.Journal.create(name, header)
     try:
-        with _sigterm_unwinds():
+        with procs.sigterm_raises(_SigtermError):
             try:
                 runner = Runner(
                     the_plan, record, (lambda ph, d, t: progress(f"{ph.name.lower()} {d}/{t}")) if progress else None

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 
 def start_time(pid: int) -> int | None:
@@ -78,3 +79,22 @@ def _still(pid: int, started: int | None) -> bool:
         return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] != b"Z"
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def sigterm_raises(make: Callable[[], BaseException]) -> Iterator[None]:
+    """Turn SIGTERM into an exception in the main thread while the block runs, so the block's
+    cleanup (a lab's rollback, a VM's process group) happens before the process ends.
+    Elsewhere than in the main thread, signals cannot be caught: the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise make()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -128,7 +128,8 @@ def _run_vm(name: str, opts: MatrixOptions, say: Say, accel: vm.Accel | None) ->
     run.download_seconds = 0.0 if have and have.release == kernel.release else round(time.monotonic() - start, 1)
     run.release, run.version = kernel.release, kernel.version
     if accel is None:
-        say(f"[{name}] probing KVM with a bounded boot")
+        if opts.accel is None:
+            say(f"[{name}] choosing KVM or TCG (a bounded boot under KVM, unless probed before)")
         accel = vm.choose_accel(kernel, force=opts.accel)
     run.accel, run.accel_why = accel.kind, accel.why
     say(f"[{name}] booting {kernel.release} ({accel.kind}: {accel.why})")

@@ -30,12 +30,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from netlab.apply import procs
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.kernels.debian import CachedKernel, cache_root
 
@@ -99,22 +99,6 @@ def _host_env(work: Path | None = None) -> dict[str, str]:
 
 class TerminatedError(VmError):
     """SIGTERM arrived while a VM ran; raised in the main thread so the VM is stopped first."""
-
-
-@contextlib.contextmanager
-def _sigterm_stops_vm() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise TerminatedError("terminated (SIGTERM); the VM was stopped")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _require_qemu() -> None:
@@ -274,7 +258,8 @@ def _run_in(  # noqa: PLR0917 -- the private half of run(), which takes keywords
     follower = _Follower(work / "stdout", on_line)
     rc_file = work / "rc"
     start = time.monotonic()
-    with _sigterm_stops_vm(), console.open("wb") as out:
+    stopped = TerminatedError("terminated (SIGTERM); the VM was stopped")
+    with procs.sigterm_raises(lambda: stopped), console.open("wb") as out:
         proc = subprocess.Popen(
             vng_command(kernel, accel, work, memory=memory, cpus=cpus, writable=writable),
             stdin=subprocess.DEVNULL,
@@ -345,9 +330,12 @@ def choose_accel(kernel: CachedKernel, *, force: str | None = None, cache: Path 
     try:
         probe = run(kernel, ["true"], accel=Accel("kvm", "probe"), timeout=PROBE_TIMEOUT, memory="1G")
         verdict = Accel("kvm", f"a KVM boot of {kernel.release} took {probe.seconds:.0f} s")
-    except VmError:
+    except VmError as exc:
         mods = ", ".join(key["kvm_modules"]) or "kvm"  # type: ignore[arg-type]
-        verdict = Accel("tcg", f"{kernel.release} did not boot under KVM in {PROBE_TIMEOUT:.0f} s ({mods})")
+        lines = str(exc).splitlines()
+        last = lines[-1].strip() if len(lines) > 1 else ""
+        how = "hung" if "no result after" in lines[0] else f"failed: {last}"
+        verdict = Accel("tcg", f"a bounded boot of {kernel.release} under KVM ({mods}) {how}")
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"key": key, "kind": verdict.kind, "why": verdict.why}) + "\n")

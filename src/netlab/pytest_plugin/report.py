@@ -109,6 +109,10 @@ def _drops(scenario: dict[str, Any]) -> set[tuple[str, str]]:
     return {(d["location"], d["reason"]) for d in scenario.get("drops", [])}
 
 
+def _label(location: str, reason: str | None) -> str:
+    return f"{location} {reason or '(no reason: kernel before 5.17)'}"
+
+
 def diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """What changed from report ``a`` to report ``b``, one line each (empty: nothing)."""
     lines: list[str] = []
@@ -134,9 +138,10 @@ def diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
             if moved:
                 was = moved[0]
                 gone.discard(was)
-                lines.append(f"{name}: moved {was[0]} {was[1]} -> {loc} {reason}")
+                what = "reason appeared" if was[0] == loc and was[1] is None else "moved"
+                lines.append(f"{name}: {what} {_label(*was)} -> {_label(loc, reason)}")
             else:
-                lines.append(f"{name}: new drop {loc} {reason}")
+                lines.append(f"{name}: new drop {_label(loc, reason)}")
         for loc, reason in sorted(gone, key=str):
-            lines.append(f"{name}: vanished drop {loc} {reason}")
+            lines.append(f"{name}: vanished drop {_label(loc, reason)}")
     return lines

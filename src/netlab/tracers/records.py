@@ -95,12 +95,28 @@ def parse_stream(lines: Iterable[str]) -> Iterator[Record]:
         yield last
 
 
-class StreamParser:
-    """Incremental :func:`parse_stream` for a pipe read in chunks: the last event of a chunk is
-    held back until the next chunk shows whether a stack follows it."""
+class HeldBack:
+    """A per-CPU stream of records whose last one is held back until the next shows whether a
+    stack follows it (a stack entry comes after its event, possibly in the next chunk)."""
 
     def __init__(self) -> None:
         self._last: Record | None = None
+
+    def _hold(self, record: Record, out: list[Record]) -> None:
+        """``record`` is now the last; the one before it is complete."""
+        if self._last is not None:
+            out.append(self._last)
+        self._last = record
+
+    def flush(self) -> list[Record]:
+        """The held-back record, at the end of the stream."""
+        out = [self._last] if self._last is not None else []
+        self._last = None
+        return out
+
+
+class StreamParser(HeldBack):
+    """Incremental :func:`parse_stream` for a pipe read in chunks."""
 
     def feed(self, lines: Iterable[str]) -> list[Record]:
         """Records completed by ``lines``."""
@@ -116,13 +132,5 @@ class StreamParser:
             record = parse_line(line)
             if record is None or "<stack trace>" in line:
                 continue
-            if self._last is not None:
-                out.append(self._last)
-            self._last = record
-        return out
-
-    def flush(self) -> list[Record]:
-        """The held-back record, at the end of the stream."""
-        out = [self._last] if self._last is not None else []
-        self._last = None
+            self._hold(record, out)
         return out

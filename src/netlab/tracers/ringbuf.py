@@ -23,7 +23,7 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from netlab.tracers.records import Record
+from netlab.tracers.records import HeldBack, Record
 
 COMMIT_MASK = (1 << 27) - 1
 TS_SHIFT = 27
@@ -161,7 +161,7 @@ def kernel_stack(data: bytes, fmt: EventFormat) -> list[int]:
     return [a for a in struct.unpack_from(f"<{n}Q", data, caller.offset) if a]
 
 
-class RecordDecoder:
+class RecordDecoder(HeldBack):
     """Raw entries of one CPU -> :class:`~netlab.tracers.records.Record`, the shape the text
     parsers give, so correlation and attribution do not care where a record came from.
 
@@ -183,7 +183,7 @@ class RecordDecoder:
         self.symbolize = symbolize
         self.reasons = reasons
         self.cpu = cpu
-        self._last: Record | None = None
+        super().__init__()
 
     def feed(self, page: bytes) -> list[Record]:
         """Records completed by one page; the last is held until we know no stack follows it."""
@@ -196,15 +196,7 @@ class RecordDecoder:
             fmt = self.by_id.get(entry.type_id)
             if fmt is None:
                 continue
-            record = self._record(entry, fmt)
-            if self._last is not None:
-                out.append(self._last)
-            self._last = record
-        return out
-
-    def flush(self) -> list[Record]:
-        out = [self._last] if self._last is not None else []
-        self._last = None
+            self._hold(self._record(entry, fmt), out)
         return out
 
     def _record(self, entry: RawEvent, fmt: EventFormat) -> Record:

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from netlab.kernels.render import html, markdown
 from netlab.kernels.matrix import KernelRun, build, failures, merge, write
+from netlab.kernels.render import html, markdown
 
 
 def report(release: str, scenarios: list[tuple[str, str, list[tuple[str, str | None]]]]) -> dict[str, Any]:

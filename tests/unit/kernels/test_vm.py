@@ -1,0 +1,42 @@
+"""The VM runner's pure parts: the guest script and the vng command line."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from netlab.kernels.debian import CachedKernel
+from netlab.kernels.vm import Accel, guest_env, guest_script, vng_command
+
+
+def kernel(tmp_path: Path) -> CachedKernel:
+    return CachedKernel("6.1", "bookworm", "6.1.0-50-amd64", "6.1.176-1", [], 0, 0.0, "", tree=str(tmp_path))
+
+
+def test_guest_script_reports_through_files_and_quotes_everything(tmp_path: Path) -> None:
+    work = tmp_path / "w d"
+    text = guest_script(work, ["python", "-c", "print('a b')"], Path("/srv/x y"), {"K": "v w"})
+    q = shlex.quote(str(work))
+    assert f"cat /proc/uptime > {q}/uptime.tmp && mv {q}/uptime.tmp {q}/uptime" in text
+    assert "export K='v w'" in text and "cd '/srv/x y' || exit 1" in text
+    assert f"python -c 'print('\"'\"'a b'\"'\"')' > {q}/stdout 2> {q}/stderr < /dev/null" in text
+    assert text.rstrip().endswith(f"mv {q}/rc.tmp {q}/rc")  # rc last, renamed: never half-written
+
+
+def test_guest_env_puts_the_venv_first_and_writes_no_bytecode() -> None:
+    env = guest_env({"EXTRA": "1"})
+    assert env["PATH"].split(":")[0].endswith("/bin")
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1" and env["EXTRA"] == "1" and env["NETLAB_IN_VM"] == "1"
+
+
+def test_vng_command_tcg_readonly_root_and_writable_dirs(tmp_path: Path) -> None:
+    argv = vng_command(kernel(tmp_path), Accel("tcg", "test"), tmp_path, memory="2G", cpus=2, writable=[tmp_path])
+    assert argv[1:3] == ["--run", str(tmp_path / "boot" / "vmlinuz-6.1.0-50-amd64")]
+    assert "--force-9p" in argv and "--disable-kvm" in argv and "--rw" not in argv
+    assert argv.count("--rwdir") == 2  # the work directory and the one asked for
+    assert argv[argv.index("--exec") + 1] == f"sh {tmp_path / 'guest.sh'}"
+
+
+def test_kvm_runs_without_disable_and_a_shell_has_no_exec(tmp_path: Path) -> None:
+    argv = vng_command(kernel(tmp_path), Accel("kvm", "probed"), None, memory="2G", cpus=2)
+    assert "--disable-kvm" not in argv and "--exec" not in argv and "--rwdir" not in argv
