@@ -138,15 +138,19 @@ def _run_vm(name: str, opts: MatrixOptions, say: Say, accel: vm.Accel | None) ->
     work.mkdir(parents=True)
     try:
         progress = Progress(name, say)
-        result = vm.run(
-            kernel,
-            _pytest_argv(work / "report.json", opts.pytest_args),
-            accel=accel,
-            timeout=opts.timeout,
-            memory=opts.memory,
-            cpus=opts.cpus,
-            on_line=progress.line,
-            work=work,
+        result = _keeping_output(
+            work,
+            opts.output / f"{kernel.release}.log",
+            lambda: vm.run(
+                kernel,
+                _pytest_argv(work / "report.json", opts.pytest_args),
+                accel=accel,
+                timeout=opts.timeout,
+                memory=opts.memory,
+                cpus=opts.cpus,
+                on_line=progress.line,
+                work=work,
+            ),
         )
         run.exit_code, run.boot_seconds = result.rc, round(result.boot_seconds, 1)
         run.suite_seconds = round(result.seconds - result.boot_seconds, 1)
@@ -178,6 +182,16 @@ def warm_bytecode(pytest_args: Sequence[str] | None = None) -> None:
         )
     for argv in commands:
         subprocess.run(argv, env=env, capture_output=True, check=False)
+
+
+def _keeping_output(work: Path, log: Path, boot: Callable[[], vm.VmRun]) -> vm.VmRun:
+    """Run the VM; if it hangs or dies, keep what pytest had printed as the kernel's log."""
+    try:
+        return boot()
+    except vm.VmError:
+        if (work / "stdout").exists():
+            log.write_text((work / "stdout").read_text(errors="replace"))
+        raise
 
 
 def run_matrix(opts: MatrixOptions, say: Say) -> dict[str, Any]:

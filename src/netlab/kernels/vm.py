@@ -222,13 +222,14 @@ def run(
     _require_qemu()
     if not kernel.vmlinuz.is_file():
         raise NetlabError(f"kernel {kernel.release}: {kernel.vmlinuz} is missing", hint="netlab kernels fetch")
-    hidden = [d for d in GUEST_TMPFS if Path(kernel.tree).is_relative_to(d)]
-    if hidden:
-        raise NetlabError(
-            f"the kernel cache {kernel.tree} is under {hidden[0]}, which the guest sees as an empty tmpfs,"
-            " so its modules could not be loaded there",
-            hint="set NETLAB_KERNEL_CACHE to another directory (default /var/lib/netlab/kernels)",
-        )
+    for what, path, hint in (
+        ("the kernel cache", Path(kernel.tree), "set NETLAB_KERNEL_CACHE elsewhere (default /var/lib/netlab/kernels)"),
+        ("the working directory", (cwd or Path.cwd()).resolve(), "run from a checkout outside those directories"),
+        ("this Python", Path(sys.executable), "use a venv outside those directories"),
+    ):
+        hidden = [d for d in GUEST_TMPFS if path.is_relative_to(d)]
+        if hidden:
+            raise NetlabError(f"{what} {path} is under {hidden[0]}, which the guest sees as an empty tmpfs", hint=hint)
     own = work is None
     work = Path(tempfile.mkdtemp(prefix=f"netlab-vm-{kernel.series}-")) if work is None else work
     try:

@@ -20,7 +20,6 @@ import contextlib
 import errno
 import itertools
 import os
-import select
 import threading
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ INSTANCE_PREFIX = "netlab_"
 MAX_FILTER = 3500
 READER_DEADLINE = 300.0
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+POLL_INTERVAL = 0.01  # seconds between reads of an empty per-CPU buffer
 _counter = itertools.count()
 
 
@@ -206,7 +206,6 @@ class TracefsSession(Session):
         try:
             while True:
                 stopping = self._stop.is_set()
-                select.select([fd], [], [], 0.05)
                 try:
                     page = os.read(fd, PAGE_SIZE)
                 except OSError as exc:
@@ -214,16 +213,15 @@ class TracefsSession(Session):
                         raise
                     page = b""
                 if page and not entries_in(page):
-                    # an empty page: the buffer had nothing committed yet; never spin on it
-                    page = b""
-                    if not stopping:
-                        time.sleep(0.02)
-                        continue
+                    page = b""  # nothing committed yet
                 if page:
                     records = decoder.feed(page)
                 elif stopping:
                     records = decoder.flush()
                 else:
+                    # Poll by sleeping, not with poll()/select() on trace_pipe_raw: on Debian's
+                    # 6.1 a guest wedged (100 % CPU, no progress) in that wait path mid-suite.
+                    time.sleep(POLL_INTERVAL)
                     continue
                 for rec in records:
                     rec.context = contexts.get(rec.pid)

@@ -47,7 +47,31 @@ def explain(reason: str) -> Explanation:
     """The explanation of ``reason`` (case-insensitive); the error lists the explained ones."""
     key = reason.upper().removeprefix("SKB_DROP_REASON_")
     found = explanations().get(key)
-    if found is None:
-        known = ", ".join(sorted(explanations()))
-        raise NetlabError(f"no explanation for drop reason '{reason}' (explained: {known})")
-    return found
+    if found is not None:
+        return found
+    kernel = _running_kernel_reasons()
+    if key in kernel.values():
+        number = next(n for n, name in kernel.items() if name == key)
+        return Explanation(
+            key,
+            f"netlab has no plain-words text for this one yet. The running kernel reports it as"
+            f" SKB_DROP_REASON_{key} (number {number} in its skb:kfree_skb format); the comment above"
+            " that name in include/net/dropreason-core.h says what the kernel checked.",
+            ("see the kernel's comment for the condition that produces it",),
+            "netlab trace LAB --stack: the stack shows which check dropped the packet",
+            "depends on the check; the stack and the kernel's comment point at it",
+        )
+    known = ", ".join(sorted(explanations()))
+    raise NetlabError(
+        f"no explanation for drop reason '{reason}', and the running kernel does not know it either"
+        f" (explained: {known})"
+    )
+
+
+def _running_kernel_reasons() -> dict[int, str]:
+    from netlab.tracers.reasons import FORMAT, parse_format
+
+    try:
+        return parse_format(FORMAT.read_text())
+    except OSError:
+        return {}
