@@ -20,9 +20,14 @@ NETFILTER = by_kernel(
         ">=6.12": Drop("nft_do_chain", "NETFILTER_DROP", node="host"),
     }
 )
-# 5.10's br_netfilter rejected a bad IP header without freeing the skb itself: the bridge did
+# Up to 6.1 br_netfilter answered a bad IP header with a verdict and the bridge freed the frame
+# (br_handle_frame, NOT_SPECIFIED from 5.17); by 6.12 br_nf_pre_routing frees it itself, IP_INHDR.
 BRIDGE_IP_CHECK = by_kernel(
-    {NO_REASONS: Drop("br_handle_frame", None, node="host"), ">=5.17": Drop("br_nf_pre_routing", "IP_INHDR", "host")}
+    {
+        NO_REASONS: Drop("br_handle_frame", None, node="host"),
+        "5.17-6.11": Drop("br_handle_frame", "NOT_SPECIFIED", node="host"),
+        ">=6.12": Drop("br_nf_pre_routing", "IP_INHDR", node="host"),
+    }
 )
 
 
@@ -69,7 +74,8 @@ def test_without_bridge_nf_call_iptables_the_policy_does_not_apply(
 def test_br_netfilter_checks_ip_headers_on_the_bridge(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
     """Because br_netfilter hands bridged IPv4 to the IP hooks, it first validates the IP header
     as a router would; a bad header checksum is dropped on the bridge itself (IP_INHDR in
-    br_nf_pre_routing), before it ever reaches the destination host."""
+    br_nf_pre_routing), before it ever reaches the destination host. Up to 6.1 the check
+    only returned a verdict and br_handle_frame freed the frame, without a reason."""
     with netlab_trace(netlab_lab) as t:
         netlab_traffic.inject("ns-calm1", "calmveth1", "udp", dst="198.51.100.2", bad="ip-csum", count=2)
     assert_dropped(t.result, BRIDGE_IP_CHECK, count=2)
