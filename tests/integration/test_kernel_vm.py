@@ -39,7 +39,7 @@ def test_debian_6_1_boots_and_runs_a_scenario_and_the_module_tests(tmp_path: Pat
     result = run(
         kernel,
         [
-            sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *tests,
+            sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "--tb=native", *tests,
             "--netlab-report", str(report),
         ],
         accel=choose_accel(kernel),

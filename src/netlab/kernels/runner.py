@@ -77,12 +77,15 @@ class MatrixOptions:
 
 #: per scenario; the thread method ends a test stuck in C code too (a signal would wait for it)
 SCENARIO_TIMEOUT = 240
+#: pytest's usual traceback asks inspect for every loaded module's real path, one 9p round trip
+#: each: in a TCG guest that took minutes per failure. Python's own traceback is enough there.
+TRACEBACK = "--tb=native"
 
 
 def _pytest_argv(report: Path, args: Sequence[str]) -> list[str]:
     return [
         sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
-        "-o", "timeout_method=thread", "--timeout", str(SCENARIO_TIMEOUT),
+        "-o", "timeout_method=thread", "--timeout", str(SCENARIO_TIMEOUT), TRACEBACK,
         "--netlab-report", str(report), *args,
     ]  # fmt: skip
 
