@@ -75,6 +75,7 @@ def _kernel(name: str) -> Any:
 @click.option("--accel", type=ACCEL, default="auto", show_default=True, help="KVM, TCG, or probe.")
 @click.option("--timeout", type=click.FloatRange(min=10), default=1800.0, show_default=True)
 @click.option("--memory", default="4G", show_default=True)
+@click.option("--cpus", type=click.IntRange(1, 64), default=1, show_default=True, help="vCPUs of the VM.")
 @click.option(
     "-w",
     "--writable",
@@ -83,7 +84,9 @@ def _kernel(name: str) -> Any:
     help="A host directory the guest may write to (repeatable); everything else is read-only.",
 )
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def vm(name: str, accel: str, timeout: float, memory: str, writable: tuple[Path, ...], command: Sequence[str]) -> None:
+def vm(
+    name: str, accel: str, timeout: float, memory: str, cpus: int, writable: tuple[Path, ...], command: Sequence[str]
+) -> None:
     """Run COMMAND as root inside a throwaway VM of that kernel (no COMMAND: a shell).
 
     The VM sees this machine's files read-only, so `netlab vm -k 6.1 -- netlab up bridge3` uses
@@ -98,9 +101,16 @@ def vm(name: str, accel: str, timeout: float, memory: str, writable: tuple[Path,
     chosen = vms.choose_accel(kernel, force=None if accel == "auto" else accel)
     click.echo(f"netlab vm: {kernel.release} under {chosen.kind} ({chosen.why})", err=True)
     if not command:
-        sys.exit(vms.shell(kernel, chosen, memory=memory, writable=writable))
+        sys.exit(vms.shell(kernel, chosen, memory=memory, cpus=cpus, writable=writable))
     result = vms.run(
-        kernel, list(command), accel=chosen, timeout=timeout, memory=memory, on_line=click.echo, writable=writable
+        kernel,
+        list(command),
+        accel=chosen,
+        timeout=timeout,
+        memory=memory,
+        cpus=cpus,
+        on_line=click.echo,
+        writable=writable,
     )
     if result.stderr:
         click.echo(result.stderr, err=True, nl=False)
@@ -124,8 +134,9 @@ class _PytestArgsGroup(click.Group):
 @click.option("-o", "--output", type=click.Path(file_okay=False), default="matrix", show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=10), default=1500.0, show_default=True, help="Per VM.")
 @click.option("--accel", type=ACCEL, default="auto", show_default=True)
+@click.option("--cpus", type=click.IntRange(1, 64), default=1, show_default=True, help="vCPUs per VM.")
 @click.pass_context
-def matrix(ctx: click.Context, names: Sequence[str], output: str, timeout: float, accel: str) -> None:
+def matrix(ctx: click.Context, names: Sequence[str], output: str, timeout: float, accel: str, cpus: int) -> None:
     """Run the scenario suite on each kernel (one VM after another) and compare them.
 
     Writes OUTPUT/RELEASE.json per kernel, OUTPUT/matrix.json and OUTPUT/index.html. Arguments
@@ -144,6 +155,7 @@ def matrix(ctx: click.Context, names: Sequence[str], output: str, timeout: float
         pytest_args=ctx.meta.get("netlab.pytest_args") or DEFAULT_PYTEST_ARGS,
         timeout=timeout,
         accel=None if accel == "auto" else accel,
+        cpus=cpus,
     )
     result = run_matrix(opts, click.echo)
     _verdict(result, Path(output))
