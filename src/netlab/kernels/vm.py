@@ -209,7 +209,7 @@ def run(
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     memory: str = "4G",
-    cpus: int = 2,
+    cpus: int = 1,
     on_line: Callable[[str], None] | None = None,
     work: Path | None = None,
     writable: Sequence[Path] = (),
@@ -303,7 +303,7 @@ def _run_in(  # noqa: PLR0917 -- the private half of run(), which takes keywords
 
 
 def shell(
-    kernel: CachedKernel, accel: Accel, *, memory: str = "4G", cpus: int = 2, writable: Sequence[Path] = ()
+    kernel: CachedKernel, accel: Accel, *, memory: str = "4G", cpus: int = 1, writable: Sequence[Path] = ()
 ) -> int:
     """An interactive shell in the VM (the user's terminal is the console)."""
     _require_qemu()
