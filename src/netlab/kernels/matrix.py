@@ -41,6 +41,7 @@ class KernelRun:
     error: str | None = None
     report: str | None = None  # file name of the scenario report beside matrix.json
     counts: dict[str, int] = field(default_factory=dict)
+    hangs: list[str] = field(default_factory=list)  # guests that wedged and were booted again
 
     @property
     def ok(self) -> bool:

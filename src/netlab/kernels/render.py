@@ -39,6 +39,8 @@ def _kernel_header(k: dict[str, Any]) -> str:
     sub = f"{escape(k['release'])}<br>{escape(k['accel'])}, {times}"
     if k.get("error"):
         sub += f"<br><b>{escape(k['error'].splitlines()[0])}</b>"
+    if k.get("hangs"):
+        sub += f"<br>booted again after {len(k['hangs'])} wedged guest(s)"
     return f"<th>{escape(k['name'])}<br><span class='summary'>{sub}</span></th>"
 
 

@@ -71,6 +71,7 @@ class MatrixOptions:
     pytest_args: tuple[str, ...] = DEFAULT_PYTEST_ARGS
     timeout: float = 1500.0
     accel: str | None = None  # None: probe
+    retries: int = 1  # boots again after a guest wedged (VmHangError), at most this often
     memory: str = "4G"
     #: one vCPU: under TCG a second one buys little, and Debian's 6.1 guest wedged twice in 20
     #: minutes with two (the whole guest, mid-scenario, at 100 % CPU); see README
@@ -155,6 +156,7 @@ def _run_vm(name: str, opts: MatrixOptions, say: Say, accel: vm.Accel | None) ->
                 cpus=opts.cpus,
                 on_line=progress.line,
                 work=work,
+                silence=SCENARIO_TIMEOUT + 150.0,
             ),
         )
         run.exit_code, run.boot_seconds = result.rc, round(result.boot_seconds, 1)
@@ -189,6 +191,24 @@ def warm_bytecode(pytest_args: Sequence[str] | None = None) -> None:
         subprocess.run(argv, env=env, capture_output=True, check=False)
 
 
+def _run_vm_retrying(
+    name: str, opts: MatrixOptions, say: Say, accel: vm.Accel | None
+) -> tuple[KernelRun, vm.Accel | None]:
+    """A wedged guest is booted again (``opts.retries`` times); the run records that it was."""
+    hangs: list[str] = []
+    while True:
+        try:
+            run, accel = _run_vm(name, opts, say, accel)
+        except vm.VmHangError as exc:
+            hangs.append(str(exc).splitlines()[0])
+            if len(hangs) > opts.retries:
+                raise
+            say(f"[{name}] the guest wedged; booting it again ({len(hangs)} of {opts.retries})")
+            continue
+        run.hangs = hangs
+        return run, accel
+
+
 def _keeping_output(work: Path, log: Path, boot: Callable[[], vm.VmRun]) -> vm.VmRun:
     """Run the VM; if it hangs or dies, keep what pytest had printed as the kernel's log."""
     try:
@@ -212,7 +232,7 @@ def run_matrix(opts: MatrixOptions, say: Say) -> dict[str, Any]:
             if name == RUNNING:
                 run = _run_running(opts, say)
             else:
-                run, accel = _run_vm(name, opts, say, accel)
+                run, accel = _run_vm_retrying(name, opts, say, accel)
         except vm.TerminatedError:
             raise  # the user stopped the whole matrix, not one kernel
         except NetlabError as exc:

@@ -97,6 +97,10 @@ def _host_env(work: Path | None = None) -> dict[str, str]:
     return env
 
 
+class VmHangError(VmError):
+    """The guest went silent: neither the command nor the console printed for too long."""
+
+
 class TerminatedError(VmError):
     """SIGTERM arrived while a VM ran; raised in the main thread so the VM is stopped first."""
 
@@ -159,6 +163,13 @@ def vng_command(
     return argv
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
 def _tail(path: Path, lines: int = CONSOLE_TAIL) -> str:
     with contextlib.suppress(OSError):
         text = path.read_text(errors="replace")
@@ -213,9 +224,11 @@ def run(
     on_line: Callable[[str], None] | None = None,
     work: Path | None = None,
     writable: Sequence[Path] = (),
+    silence: float | None = None,
 ) -> VmRun:
     """Boot ``kernel``, run ``argv`` inside as root, return its output; bounded by ``timeout``.
 
+    ``silence``: stop a guest whose command and console both printed nothing for that long.
     ``work`` is the guest's writable directory; by default a temporary one, removed afterwards.
     A caller that passes its own keeps what the guest wrote there (a report, say) and removes it.
     """
@@ -234,7 +247,18 @@ def run(
     work = Path(tempfile.mkdtemp(prefix=f"netlab-vm-{kernel.series}-")) if work is None else work
     try:
         return _run_in(
-            kernel, argv, work, accel, timeout, cwd or Path.cwd(), guest_env(env), memory, cpus, on_line, writable
+            kernel,
+            argv,
+            work,
+            accel,
+            timeout,
+            cwd or Path.cwd(),
+            guest_env(env),
+            memory,
+            cpus,
+            on_line,
+            writable,
+            silence,
         )
     finally:
         if own:
@@ -253,6 +277,7 @@ def _run_in(  # noqa: PLR0917 -- the private half of run(), which takes keywords
     cpus: int,
     on_line: Callable[[str], None] | None,
     writable: Sequence[Path],
+    silence: float | None,
 ) -> VmRun:
     (work / "guest.sh").write_text(guest_script(work, argv, cwd, env))
     console = work / "console.log"
@@ -271,12 +296,22 @@ def _run_in(  # noqa: PLR0917 -- the private half of run(), which takes keywords
             env=_host_env(work),
         )
         try:
+            heard, heard_at = (-1, -1), time.monotonic()
             while not rc_file.exists() and proc.poll() is None:
                 follower.poll()
-                if time.monotonic() - start > timeout:
+                now = time.monotonic()
+                sizes = (_size(work / "stdout"), _size(console))
+                if sizes != heard:
+                    heard, heard_at = sizes, now
+                if now - start > timeout:
                     raise VmError(
                         f"kernel {kernel.release} ({accel.kind}): no result after {timeout:.0f} s; "
                         f"the VM was stopped. Console's last lines:\n{_tail(console)}"
+                    )
+                if silence is not None and now - heard_at > silence:
+                    raise VmHangError(
+                        f"kernel {kernel.release} ({accel.kind}): the guest printed nothing for {silence:.0f} s"
+                        f" (wedged); the VM was stopped. Console's last lines:\n{_tail(console)}"
                     )
                 time.sleep(0.5)
             with contextlib.suppress(subprocess.TimeoutExpired):
