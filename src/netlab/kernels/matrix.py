@@ -128,19 +128,20 @@ def load_runs(directory: Path) -> tuple[list[KernelRun], dict[str, dict[str, Any
 
 
 def merge(sources: list[Path], output: Path) -> dict[str, Any]:
-    """Combine matrices run elsewhere; a kernel run in several sources is taken from the last."""
-    by_release: dict[str, KernelRun] = {}
+    """Combine matrices run elsewhere; a kernel (5.10, running...) run in several sources is taken
+    from the last source that has it."""
+    by_name: dict[str, KernelRun] = {}
     reports: dict[str, dict[str, Any]] = {}
     output.mkdir(parents=True, exist_ok=True)
     for source in sources:
         runs, found = load_runs(source)
         for run in runs:
-            by_release[run.release] = run
+            by_name[run.name] = run
             if run.report:
                 reports[run.report] = found[run.report]
                 if source.resolve() != output.resolve():
                     shutil.copyfile(source / run.report, output / run.report)
-    ordered = sorted(by_release.values(), key=_order)
+    ordered = sorted(by_name.values(), key=_order)
     return write(output, ordered, reports)
 
 

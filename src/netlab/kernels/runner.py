@@ -236,12 +236,20 @@ def run_matrix(opts: MatrixOptions, say: Say) -> dict[str, Any]:
         except vm.TerminatedError:
             raise  # the user stopped the whole matrix, not one kernel
         except NetlabError as exc:
-            run = KernelRun(name=name, release=name, error=str(exc))
+            run = KernelRun(name=name, release=_release_of(name), error=str(exc))
             say(f"[{name}] error: {exc}")
         runs.append(run)
         say(f"[{name}] done: {_summary(run)}")
     reports = {r.report: load_report(opts.output / r.report) for r in runs if r.report}
     return write_matrix(opts.output, runs, reports)
+
+
+def _release_of(name: str) -> str:
+    """The release a kernel that failed would have had: the cached one, else its name."""
+    if name == RUNNING:
+        return platform.release()
+    have = debian.cached(lookup(name))
+    return have.release if have else name
 
 
 def _summary(run: KernelRun) -> str:

@@ -66,6 +66,11 @@ def test_merge_combines_directories_and_later_sources_win(tmp_path: Path) -> Non
         write(directory, [run], {str(run.report): rep})
     merged = merge([b, a], out)
     assert [k["name"] for k in merged["kernels"]] == ["5.10", "7.2"]  # catalogue order, not argument order
+    # a kernel that failed in one place and ran in another: the later source wins
+    failed = KernelRun(name="7.2", release="7.2", error="hung")
+    (tmp_path / "c").mkdir()
+    write(tmp_path / "c", [failed], {})
+    assert merge([tmp_path / "c", b], tmp_path / "again")["kernels"][0]["error"] is None
     assert (out / "5.10.0-32-amd64.json").is_file() and (out / "index.html").is_file()
     assert json.loads((out / "matrix.json").read_text())["scenarios"][1]["differs"] is True
 
