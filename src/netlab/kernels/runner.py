@@ -19,7 +19,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,6 @@ class Progress:
     say: Say
     total: int = 0
     done: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
 
     def line(self, text: str) -> None:
         m = _COLLECTED.search(text)
@@ -57,7 +56,6 @@ class Progress:
         if m:
             self.done += 1
             outcome = m.group(2).lower()
-            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
             name = m.group(1).split("::", 1)[1]
             self.say(f"[{self.kernel}] {self.done}/{self.total or '?'} {outcome:7} {name}")
 
