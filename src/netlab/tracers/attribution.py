@@ -174,6 +174,7 @@ def continues(m: LabMap, hops: Sequence[tuple[str, str]], event: str, device: st
 
     skb addresses are recycled, sometimes without a ``consume_skb`` in between (deferred and
     cached frees), so a new packet can inherit an old packet's address: a hop that no path of
-    the lab can reach from the previous ones starts a new packet.
+    the lab can reach from the previous ones, or on a device the lab does not have, starts a
+    new packet (which, if it then dies, is not this lab's).
     """
-    return bool(decode(m, [*hops, (event, device)])) or not m.knows(device)
+    return m.knows(device) and bool(decode(m, [*hops, (event, device)]))

@@ -8,8 +8,9 @@ so ``netlab down`` / ``netlab clean`` remove it if the tracing process dies.
 It enables ``skb:kfree_skb`` (location and drop reason; the reason names come from the
 running kernel, see :mod:`netlab.tracers.reasons`), optionally with the ``stacktrace``
 trigger, and the path events ``net:net_dev_start_xmit``, ``net:netif_rx``,
-``net:netif_receive_skb`` and ``skb:consume_skb``, filtered in the kernel to the lab's device
-names. One reader thread per CPU drains ``per_cpu/cpuN/trace_pipe`` (keeping each CPU's
+``net:netif_receive_skb`` and ``skb:consume_skb``, the path events filtered in the kernel to
+the device names of the labs that are up (theirs too, so that their packets are seen to be
+theirs). One reader thread per CPU drains ``per_cpu/cpuN/trace_pipe_raw`` (keeping each CPU's
 order, so a stack stays with its event). Events the ring buffer had to drop are read from the
 per-CPU ``stats`` and reported as ``lost``, never silently.
 """
@@ -149,7 +150,14 @@ def _write(path: Path, value: str) -> None:
         raise KernelFeatureError(f"cannot write '{value.strip()}' to {path}: {exc.strerror}") from None
 
 
-def _name_filter(names: set[str]) -> str | None:
+def name_filter(mine: LabMap, others: list[LabMap]) -> str | None:
+    """The kernel filter for path events: every device name of every lab that is up.
+
+    Other labs' names are included so that a packet of theirs which inherits the skb address
+    of one of ours whose free we did not see (GRO, deferred frees) starts its own path instead
+    of ending ours. None (no filter) when the names are too many for one filter.
+    """
+    names = set(mine.by_name).union(*(o.by_name for o in others))
     text = " || ".join(f'name == "{n}"' for n in sorted(names))
     return text if 0 < len(text) <= MAX_FILTER else None
 
@@ -190,7 +198,7 @@ class TracefsSession(Session):
         _write(self.path / "options" / "overwrite", "0")  # when full, drop new events and count them
         with contextlib.suppress(KernelFeatureError):  # poll() wakes at the first event, not at 50 %
             _write(self.path / "buffer_percent", "0")
-        flt = _name_filter(set(mine.by_name))
+        flt = name_filter(mine, self.correlator.others)
         for event in EVENTS:
             if flt and event in PATH_EVENTS:
                 _write(self.path / "events" / event / "filter", flt)

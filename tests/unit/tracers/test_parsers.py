@@ -7,13 +7,13 @@ from pathlib import Path
 
 from netlab.model.loader import load
 from netlab.model.topology import Topology
-from netlab.tracers import bpftrace, dropwatch, ftrace, perf
+from netlab.tracers import bpftrace, dropwatch, ftrace, perf, tracefs
 from netlab.tracers.attribution import LabMap, decode, last_hop
 from netlab.tracers.correlate import Correlator
 from netlab.tracers.counters import parse_dev, parse_iptables, parse_snmp
 from netlab.tracers.events import Location, base_function, devices
 from netlab.tracers.reasons import parse_format
-from netlab.tracers.records import StreamParser, parse_line, parse_stream
+from netlab.tracers.records import Record, StreamParser, parse_line, parse_stream
 from netlab.tracers.symbols import parse as parse_kallsyms
 from netlab.tracers.symbols import symbolize
 
@@ -196,6 +196,39 @@ def test_a_path_another_lab_explains_needs_our_process_context() -> None:
     c2 = Correlator(LabMap.of("bridge3", topo), [LabMap.of("bridge3-other", topo)], "tracefs")
     c2.feed(records)
     assert c2.drops and c2.ambiguous == 0
+
+
+def test_another_labs_packet_on_a_recycled_address_is_not_ours() -> None:
+    """Our ICMP reply's free went unseen (a deferred free), its skb address was reused by a SYN
+    of another lab that dies there: the SYN's own hops start a new path, so the drop is not ours
+    even though our own process drove both labs (the CI failure this guards against)."""
+    topo, _ = load("bridge3")
+    other, _ = load("veth-two-ns")
+
+    def rec(t: float, event: str, **fields: str) -> Record:
+        return Record(t, 0, 1, "pytest", event, {"skbaddr": "0xffff1", **fields}, context=(None, True))
+
+    records = [
+        rec(1.0, "net_dev_start_xmit", name="calmveth2"),
+        rec(1.1, "netif_rx", name="calmveth2_peer"),
+        rec(1.2, "net_dev_start_xmit", name="calmveth1_peer"),
+        rec(1.3, "netif_receive_skb", name="calmveth1"),  # ...and then freed without a tracepoint
+        rec(2.0, "net_dev_start_xmit", name="veth1"),
+        rec(2.1, "netif_receive_skb", name="veth2"),
+        rec(2.2, "kfree_skb", location="tcp_v4_rcv+0x1", reason="NO_SOCKET", protocol="2048"),
+    ]
+    c = Correlator(LabMap.of("bridge3", topo), [LabMap.of("veth-two-ns", other)], "tracefs")
+    c.feed(records)
+    assert c.drops == [] and c.unattributed == 1
+    theirs = Correlator(LabMap.of("veth-two-ns", other), [LabMap.of("bridge3", topo)], "tracefs")
+    theirs.feed(records)
+    assert [(d.node, d.device) for d in theirs.drops] == [("ns2", "veth2")]
+    # which needs the kernel to pass the other lab's path events to our trace
+    flt = tracefs.name_filter(LabMap.of("bridge3", topo), [LabMap.of("veth-two-ns", other)])
+    assert flt is not None and 'name == "veth1"' in flt and 'name == "calmveth1"' in flt
+    without = Correlator(LabMap.of("bridge3", topo), [LabMap.of("veth-two-ns", other)], "tracefs")
+    without.feed(r for r in records if r.fields.get("name") not in ("veth1", "veth2"))
+    assert [d.node for d in without.drops] == ["ns-calm1"]  # what a filter of our names alone gave
 
 
 def test_line_regex_ignores_noise() -> None:
