@@ -8,6 +8,9 @@ import pytest
 
 from netlab.lab import Lab
 from netlab.pytest_plugin.assertions import assert_path
+from netlab.tracers.base import TraceOptions
+from netlab.tracers.ftrace import SEED_003_WALK, FtraceSession, contains_in_order, seed_name, walk
+from netlab.tracers.registry import get
 
 
 @pytest.mark.netlab_topology("veth-same-ns")
@@ -38,3 +41,29 @@ def test_bridged_path_through_calmbr(netlab_lab: Lab, netlab_trace: Any) -> None
     with netlab_trace(netlab_lab) as t:
         netlab_lab.node("ns-calm1").run(["ping", "-c1", "-W1", "198.51.100.2"], check=True)
     assert_path(t.result, ["calmveth1", "calmveth1_peer", "calmbr", "calmveth2_peer", "calmveth2"])
+
+
+@pytest.mark.netlab_topology("bridge3")
+def test_tcp_segment_walks_across_bridge3_function_by_function(netlab_lab: Lab, netlab_traffic: Any) -> None:
+    """Seed 003 followed a TCP segment with function_graph by hand: tcp_sendmsg builds it,
+    __ip_queue_xmit routes it, dev_queue_xmit hands it to veth_xmit, which passes it to the
+    peer with netif_rx; the backlog (run in the sender's own softirq) delivers it to
+    __netif_receive_skb_core on calmveth1_peer, a bridge port, so br_handle_frame takes it
+    and br_forward sends it out of calmveth2_peer (dev_queue_xmit, veth_xmit, netif_rx
+    again); in ns-calm2 it is an IP packet for us (ip_rcv), TCP's (tcp_v4_rcv), queued for
+    the socket (tcp_queue_rcv). The same walk on every kernel, under the names each has."""
+    tracer = get("ftrace")
+    found = tracer.probe()
+    if not found.usable:
+        pytest.skip(f"no function tracer here: {found.detail}")
+    session = tracer.start(netlab_lab, TraceOptions(graph=True))
+    assert isinstance(session, FtraceSession)
+    try:
+        netlab_traffic.flow("ns-calm1", "ns-calm2", 4096, timeout=120)
+    finally:
+        result = session.stop()
+    traced = {seed_name(f) for f in session.functions}
+    assert {"tcp_sendmsg", "veth_xmit", "br_handle_frame", "ip_rcv", "tcp_v4_rcv"} <= traced
+    wanted = [f for f in SEED_003_WALK if f in traced]  # tcp_queue_rcv may be inlined
+    walks = {pid: walk(result.calls, pid) for pid in {c.pid for c in result.calls}}
+    assert any(contains_in_order(w, wanted) for w in walks.values()), walks

@@ -16,12 +16,12 @@ lab takes a few milliseconds.
 from __future__ import annotations
 
 import contextlib
-import errno
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from netlab.apply import journal, netns, procs
 from netlab.errors import LabStateError
+from netlab.tracers import instance as tracefs_instance
 
 
 @dataclass
@@ -76,7 +76,7 @@ def remove(record: journal.Record) -> Removal:
     for entry in record.of("tracefs"):
         instance = Path(entry["path"])
         try:
-            remove_instance(instance)
+            tracefs_instance.remove(instance)
             result.instances.append(instance.name)
         except FileNotFoundError:
             continue
@@ -90,22 +90,6 @@ def remove(record: journal.Record) -> Removal:
     if survivors:
         raise LabStateError(f"lab '{record.lab}': processes {survivors} survived SIGKILL; namespaces kept")
     return result
-
-
-def remove_instance(instance: Path) -> None:
-    """rmdir a tracefs instance; tracing must be off in it first or rmdir says EBUSY."""
-    for _ in range(50):
-        try:
-            instance.rmdir()
-            return
-        except OSError as exc:
-            if exc.errno != errno.EBUSY:
-                raise
-            with contextlib.suppress(OSError):
-                (instance / "tracing_on").write_text("0")
-            with contextlib.suppress(OSError):
-                (instance / "events" / "enable").write_text("0")
-    instance.rmdir()
 
 
 def down(lab: str, *, missing_ok: bool = False) -> Removal:
@@ -140,31 +124,4 @@ def clean(*, everything: bool = False) -> list[Removal]:
             removed.append(down(lab, missing_ok=True))
         except LabStateError:
             continue  # busy: someone else is tearing it down right now
-    return removed
-
-
-def leftover_instances(prefix: str = "netlab_") -> list[Path]:
-    """tracefs instances named like ours whose owning process (pid in the name) is dead."""
-    root = Path("/sys/kernel/tracing/instances")
-    found: list[Path] = []
-    if not root.is_dir():
-        return found
-    for inst in root.iterdir():
-        if not inst.name.startswith(prefix):
-            continue
-        parts = inst.name.split("_")
-        with contextlib.suppress(ValueError, IndexError):
-            pid, start = int(parts[1]), int(parts[2])
-            if not procs.alive(pid, start):
-                found.append(inst)
-    return found
-
-
-def clean_instances() -> list[str]:
-    """Remove tracefs instances of dead netlab processes."""
-    removed = []
-    for inst in leftover_instances():
-        with contextlib.suppress(OSError):
-            remove_instance(inst)
-            removed.append(inst.name)
     return removed

@@ -163,13 +163,13 @@ def clean(everything: bool) -> None:
     """Remove what crashed labs left behind (and only that)."""
     from netlab.apply.netns import require_root
     from netlab.teardown import clean as do_clean
-    from netlab.teardown import clean_instances
+    from netlab.tracers.instance import clean_leftovers
 
     require_root()
     removed = do_clean(everything=everything)
     for removal in removed:
         click.echo(f"{removal.lab}: removed {len(removal.namespaces)} namespaces")
-    instances = clean_instances()
+    instances = clean_leftovers()
     for inst in instances:
         click.echo(f"removed tracefs instance {inst}")
     if not removed and not instances:
@@ -433,9 +433,15 @@ def doctor(as_json: bool) -> None:
 @click.argument("lab")
 @click.option("--tracer", "tracer_name", default="tracefs", show_default=True, help="See netlab doctor.")
 @click.option("--stack", is_flag=True, help="Record the kernel stack of each drop.")
+@click.option(
+    "--graph",
+    is_flag=True,
+    help="Each packet's walk through the seeds' functions (tcp_sendmsg ... veth_xmit ... tcp_v4_rcv),"
+    " nested, with durations: function_graph via the ftrace tracer.",
+)
 @click.option("--duration", type=click.FloatRange(min=0.1), help="Stop after this many seconds (default: Ctrl-C).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON at the end.")
-def trace(lab: str, tracer_name: str, stack: bool, duration: float | None, as_json: bool) -> None:
+def trace(lab: str, tracer_name: str, stack: bool, graph: bool, duration: float | None, as_json: bool) -> None:
     """Trace drops in LAB: node, device, kernel location, reason, count (live table until Ctrl-C)."""
     import time as _time
 
@@ -444,10 +450,16 @@ def trace(lab: str, tracer_name: str, stack: bool, duration: float | None, as_js
     from netlab.tracers.base import TraceOptions
     from netlab.tracers.registry import get
 
+    if graph:
+        if tracer_name not in ("tracefs", "ftrace"):  # tracefs: the default, not a choice
+            raise click.UsageError(f"--graph is the ftrace tracer's, not {tracer_name}'s")
+        if stack:
+            raise click.UsageError("--graph and --stack do not go together: the graph is the call stack")
+        tracer_name = "ftrace"
     tracer = get(tracer_name)
     tracer.require()
     handle = attach(lab)
-    session = tracer.start(handle, TraceOptions(stack=stack))
+    session = tracer.start(handle, TraceOptions(stack=stack, graph=graph))
     _err(f"tracing {lab} with {tracer_name}" + (f" for {duration:g}s" if duration else "; Ctrl-C stops") + ": ready")
     deadline = _time.monotonic() + duration if duration else None
     try:

@@ -146,8 +146,25 @@ def live_drops(*, enabled: bool = True) -> Iterator[Callable[[Sequence[Any]], No
         yield update
 
 
+def call_walk(result: Any, limit: int = 400) -> None:
+    """The function tracer's calls as the kernel nested them, one line per call."""
+    calls = result.calls
+    print(f"{result.lab}: {len(calls)} calls in {result.seconds:.1f}s ({result.tracer})")
+    for call in calls[:limit]:
+        took = f"{call.duration_us:10.3f} us" if call.duration_us is not None else " " * 13
+        via = f"  <- {call.parent}" if call.parent and not call.depth else ""
+        print(f"{call.time:14.6f}  cpu{call.cpu} {call.pid:>7}  {took}  {'  ' * call.depth}{call.function}{via}")
+    if len(calls) > limit:
+        print(f"... {len(calls) - limit} more (--json has them all)")
+    for note in result.notes:
+        print(f"note: {note}")
+
+
 def trace_result(result: Any) -> None:
     """The end-of-trace summary; points to ``netlab explain`` for each reason."""
+    if result.calls and not result.drops:
+        call_walk(result)
+        return
     rows = [(n or "?", d or "-", f, reason_text(r), str(c)) for n, d, f, r, c in result.summary()]
     title = f"{result.lab}: {result.total_drops} drops in {result.seconds:.1f}s ({result.tracer})"
     table(("node", "device", "function", "reason", "count"), rows, title=title)

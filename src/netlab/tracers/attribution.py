@@ -35,6 +35,8 @@ class LabMap:
     peer: dict[Iface, Iface] = field(default_factory=dict)
     bridge_of: dict[Iface, str] = field(default_factory=dict)
     netns_inodes: dict[int, str] = field(default_factory=dict)
+    #: decode() results by path: a flood repeats a handful of paths hundreds of thousands of times
+    memo: dict[tuple[tuple[str, str], ...], list[list[Iface]]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def of(cls, lab: str, topo: Topology, inodes: dict[int, str] | None = None) -> LabMap:
@@ -66,12 +68,25 @@ def _step_ok(m: LabMap, a: Iface, ev_a: str, b: Iface, ev_b: str) -> bool:
     return a[0] == b[0]
 
 
+MEMO_LIMIT = 50_000
+
+
 def decode(m: LabMap, hops: Sequence[tuple[str, str]]) -> list[list[Iface]]:
     """Every assignment of (node, ifname) to ``hops`` [(event, device name)] the lab allows.
 
     Returns at most a handful of assignments (the search stops at 8): more means the path
-    says little about where it was.
+    says little about where it was. The result is shared between calls: do not modify it.
     """
+    key = tuple(hops)
+    found = m.memo.get(key)
+    if found is None:
+        if len(m.memo) >= MEMO_LIMIT:
+            m.memo.clear()
+        found = m.memo[key] = _decode(m, key)
+    return found
+
+
+def _decode(m: LabMap, hops: tuple[tuple[str, str], ...]) -> list[list[Iface]]:
     paths: list[list[Iface]] = [[c] for c in m.by_name.get(hops[0][1], [])] if hops else []
     for i in range(1, len(hops)):
         ev_prev, ev = hops[i - 1][0], hops[i][0]
@@ -94,6 +109,8 @@ def last_hop(m: LabMap, hops: Sequence[tuple[str, str]]) -> Iface | str | None:
     if not hops:
         return None
     found = decode(m, hops)
+    if len(found) == 1:
+        return found[0][-1]
     ends = {p[-1] for p in found}
     if not ends:
         return None

@@ -34,6 +34,8 @@ class TraceOptions:
 
     stack: bool = False
     buffer_kb: int = 8192
+    #: the function tracer's walk with function_graph (``netlab trace --graph``)
+    graph: bool = False
 
 
 def tool_refusal(binary: str, package: str) -> Probe | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from functools import lru_cache
 
 from netlab.tracers.attribution import LabMap, claims, continues, decode, last_hop
 from netlab.tracers.events import DropEvent, Hop, Location, Packet
@@ -42,6 +43,11 @@ def trim_stack(stack: list[str]) -> tuple[str, ...]:
     return tuple(stack[i:])
 
 
+@lru_cache(maxsize=4096)
+def _location(text: str) -> Location:
+    return Location.parse(text)
+
+
 class Correlator:
     """Feeds on records of one lab's trace; collects its drops and completed paths."""
 
@@ -49,12 +55,12 @@ class Correlator:
         self.mine = mine
         self.others = list(others)
         self.tracer = tracer
-        self.open: OrderedDict[str, list[tuple[float, str, str]]] = OrderedDict()
+        #: packets in flight by skb address: their hops' (event, device) and the hops' times
+        self.open: OrderedDict[str, tuple[tuple[tuple[str, str], ...], list[float]]] = OrderedDict()
         self.drops: list[DropEvent] = []
         self.paths: list[tuple[Hop, ...]] = []
         self.unattributed = 0
         self.ambiguous = 0
-        self.ambiguous_paths: list[list[tuple[str, str]]] = []
 
     def feed(self, records: Iterable[Record]) -> list[DropEvent]:
         """Consume records (time-ordered); returns the drops they completed."""
@@ -63,35 +69,39 @@ class Correlator:
             addr = rec.skbaddr
             if addr is None:
                 continue
-            if rec.event in PATH_EVENTS and rec.device:
-                hops = self.open.pop(addr, [])
-                if hops and not continues(self.mine, [(e, d) for _t, e, d in hops], rec.event, rec.device):
-                    hops = []  # a recycled skb address: this is a new packet
-                hops.append((rec.time, rec.event, rec.device))
-                self.open[addr] = hops
+            event = rec.event
+            if event in PATH_EVENTS:
+                device = rec.device
+                if not device:
+                    continue
+                names, times = self.open.pop(addr, ((), []))
+                if names and not continues(self.mine, names, event, device):
+                    names, times = (), []  # a recycled skb address: this is a new packet
+                times.append(rec.time)
+                self.open[addr] = ((*names, (event, device)), times)
                 if len(self.open) > MAX_OPEN:
                     self.open.popitem(last=False)
-            elif rec.event == "consume_skb":
-                hops = self.open.pop(addr, [])
-                if hops:
-                    path = self._decoded(hops)
+            elif event == "consume_skb":
+                names, times = self.open.pop(addr, ((), []))
+                if names:
+                    path = self._decoded(names, times)
                     if path:
                         self.paths.append(path)
-            elif rec.event == "kfree_skb":
-                drop = self._drop(rec, self.open.pop(addr, []))
+            elif event == "kfree_skb":
+                names, times = self.open.pop(addr, ((), []))
+                drop = self._drop(rec, names, times)
                 if drop is not None:
                     self.drops.append(drop)
                     new.append(drop)
         return new
 
-    def _decoded(self, hops: list[tuple[float, str, str]]) -> tuple[Hop, ...] | None:
-        names = [(ev, dev) for _t, ev, dev in hops]
+    def _decoded(self, names: tuple[tuple[str, str], ...], times: list[float]) -> tuple[Hop, ...] | None:
         found = decode(self.mine, names)
         if not found:
             return None
         nodes = found[0] if len(found) == 1 else None
         out: list[Hop] = []
-        for i, (t, ev, dev) in enumerate(hops):
+        for i, (t, (ev, dev)) in enumerate(zip(times, names, strict=True)):
             here = nodes[i] if nodes else None
             if nodes and i > 0 and ev in ("net_dev_start_xmit", "net_dev_queue"):
                 prev = nodes[i - 1]
@@ -101,8 +111,7 @@ class Correlator:
             out.append(Hop(t, ev, dev, here[0] if here else None))
         return tuple(out)
 
-    def _drop(self, rec: Record, hops: list[tuple[float, str, str]]) -> DropEvent | None:
-        names = [(ev, dev) for _t, ev, dev in hops]
+    def _drop(self, rec: Record, names: tuple[tuple[str, str], ...], times: list[float]) -> DropEvent | None:
         node: str | None = None
         device: str | None = None
         if names:
@@ -112,7 +121,6 @@ class Correlator:
                 return None
             if not isinstance(where, tuple):  # explanations disagree on where it died
                 self.ambiguous += 1
-                self.ambiguous_paths.append(names)
                 return None
             elsewhere = any(isinstance(last_hop(o, names), tuple) for o in self.others)
             if elsewhere and not claims(self.mine, rec.context):
@@ -125,11 +133,11 @@ class Correlator:
                 self.unattributed += 1
                 return None
             node = self.mine.netns_inodes[inode]
-        path = self._decoded(hops) or ()
+        path = self._decoded(names, times) or ()
         protocol = int(rec.fields["protocol"]) if rec.fields.get("protocol", "").isdigit() else None
         return DropEvent(
             time=rec.time,
-            location=Location.parse(rec.fields.get("location", "?")),
+            location=_location(rec.fields.get("location", "?")),
             reason=rec.fields.get("reason"),  # None: the kernel has no drop reasons (before 5.17)
             node=node,
             device=device,

@@ -1,34 +1,92 @@
-"""The function and function_graph tracers (the seeds' tcp_sendmsg, tcp_recvmsg,
-tcp_retransmit_skb, netif_receive_skb; ``function_graph -g net_rx_action``).
+"""The function tracers: a packet's walk through the kernel, function by function.
 
-Where the kernel allows them, a session sets ``current_tracer`` in its own instance and reads
-the calls back. Kernels in lockdown (or built without the function tracer) refuse: the probe
-tries it in a scratch instance and reports the kernel's answer (EPERM here) instead of
-assuming. The parsers are tested on recorded output, so they work where the tracer runs.
+Seed 003 followed a TCP segment across a bridge by hand with ``function_graph``. Here
+``TraceOptions(graph=True)`` (``netlab trace LAB --graph``) traces the seeds' functions on
+that walk (:data:`WALK`: ``tcp_sendmsg`` ... ``veth_xmit`` ... ``br_handle_frame`` ...
+``tcp_v4_rcv``) with ``function_graph`` in a private tracefs instance: nesting, per-call
+durations, the task. Without ``graph`` the plain ``function`` tracer records entries of the
+seeds' TCP functions (:data:`FUNCTIONS`).
+
+What the kernel allows decides what you get, and the result says which:
+- Kernels before 6.11 refuse ``function_graph`` in an instance (only the global one, which
+  other tools use, may have it). There the walk comes from the ``function`` tracer: the same
+  calls in the same order, each with its caller, but without nesting or durations.
+- Functions are matched with their compiler suffixes (``__netif_receive_skb_core.constprop.0``)
+  and only where the kernel has them: names differ between versions (``netif_rx`` became
+  ``__netif_rx`` on veth's path in 6.0; ``dev_queue_xmit`` is inline from 5.18) and modules
+  (veth, bridge) only list their functions once loaded, i.e. once the lab is up.
+- Functions have no namespace, so the trace is limited by task: this process (its threads
+  and, through ``function-fork``, what it starts after) and the processes already inside the
+  lab's namespaces. Receive processing runs in the sender's context (softirq on the way out
+  of ``dev_queue_xmit``), so a flow's whole walk is there; work a kernel thread picks up
+  (ksoftirqd under load, timers) is not.
+- Kernels in lockdown refuse the function tracers altogether (EPERM): the probe tries it in a
+  scratch instance and reports the kernel's answer instead of assuming.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import os
 import re
 import time
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
-from netlab.apply import procs
 from netlab.errors import KernelFeatureError
 from netlab.lab import Lab
-from netlab.teardown import remove_instance
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
-from netlab.tracers.events import Call, DropEvent, TraceResult
-from netlab.tracers.tracefs import INSTANCE_PREFIX, TRACEFS, mounted
+from netlab.tracers.events import Call, DropEvent, TraceResult, base_function
+from netlab.tracers.instance import TRACEFS, Instance, mounted
 
 FUNCTIONS = ("tcp_sendmsg", "tcp_recvmsg", "tcp_retransmit_skb", "netif_receive_skb")
-GRAPH_ROOT = "net_rx_action"
+WALK = (
+    "tcp_sendmsg",
+    "__ip_queue_xmit",
+    "dev_queue_xmit",
+    "__dev_queue_xmit",
+    "veth_xmit",
+    "netif_rx",
+    "__netif_rx",
+    "__netif_receive_skb_core",
+    "br_handle_frame",
+    "br_forward",
+    "__br_forward",
+    "ip_rcv",
+    "tcp_v4_rcv",
+    "tcp_queue_rcv",
+    "tcp_retransmit_skb",
+)
+#: seed 003's walk of a TCP data segment from ns-calm1 across calmbr to ns-calm2, in the seeds' names
+SEED_003_WALK = (
+    "tcp_sendmsg",
+    "__ip_queue_xmit",
+    "dev_queue_xmit",
+    "veth_xmit",
+    "netif_rx",
+    "__netif_receive_skb_core",
+    "br_handle_frame",
+    "br_forward",
+    "dev_queue_xmit",
+    "veth_xmit",
+    "netif_rx",
+    "__netif_receive_skb_core",
+    "ip_rcv",
+    "tcp_v4_rcv",
+    "tcp_queue_rcv",
+)
+#: one name for a function and the inner function it became, so walks compare across kernels
+SEED_NAMES = {"__dev_queue_xmit": "dev_queue_xmit", "__netif_rx": "netif_rx", "__br_forward": "br_forward"}
+GRAPH_OPTIONS = ("funcgraph-proc", "funcgraph-abstime", "funcgraph-tail")
+
 _FUNC = re.compile(r"^\s*(.+?)-(\d+)\s+\[(\d+)\]\s+\S+\s+(\d+\.\d+):\s+(\S+?)(?: <-(\S+))?\s*$")
-_GRAPH = re.compile(r"^\s*(\d+)\)\s+(?:([\d.]+) us\s+)?\|\s(\s*)(\w[\w.]*)\(\)\s*[;{]")
-_counter = itertools.count()
+_GRAPH = re.compile(
+    r"^\s*(?:(?P<time>\d+\.\d+)\s+\|\s+)?(?P<cpu>\d+)\)\s+(?:(?P<task>\S.*?)\s+\|\s+)?"
+    r"(?:[!#*@$+]\s+)?(?:(?P<dur>[\d.]+) us\s+)?\|\s(?P<indent>\s*)(?P<body>\S.*?)\s*$"
+)
+_ENTRY = re.compile(r"^(?P<func>[\w.]+)(?: \[\w+\])?\(\)\s*(?P<open>[;{])")
+_EXIT = re.compile(r"^\}")
 
 
 def parse_function(text: str) -> list[Call]:
@@ -44,46 +102,111 @@ def parse_function(text: str) -> list[Call]:
 
 
 def parse_graph(text: str) -> list[Call]:
-    """``function_graph`` output: ``cpu)  duration |   func() {`` with indentation as depth."""
-    calls = []
+    """``function_graph`` output, with or without the abstime/proc columns: one Call per entry
+    (``func() {`` or the leaf ``func();``), its depth from the indentation, and its duration
+    from the leaf line or from the ``}`` that closes it on the same CPU."""
+    calls: list[Call] = []
+    open_calls: dict[int, list[int]] = {}  # per CPU: indexes of the calls not closed yet
     for line in text.splitlines():
         m = _GRAPH.match(line)
-        if m:
-            depth = len(m.group(3)) // 2
-            duration = float(m.group(2)) if m.group(2) else None
-            calls.append(Call(0.0, int(m.group(1)), 0, m.group(4), None, depth, duration))
+        if not m:
+            continue
+        cpu = int(m["cpu"])
+        duration = float(m["dur"]) if m["dur"] else None
+        stack = open_calls.setdefault(cpu, [])
+        entry = _ENTRY.match(m["body"])
+        if entry:
+            pid = 0
+            if m["task"] and "-" in m["task"]:
+                with contextlib.suppress(ValueError):
+                    pid = int(m["task"].rsplit("-", 1)[1])
+            parent = calls[stack[-1]].function if stack else None
+            depth = len(m["indent"]) // 2
+            calls.append(Call(float(m["time"] or 0.0), cpu, pid, entry["func"], parent, depth, duration))
+            if entry["open"] == "{":
+                stack.append(len(calls) - 1)
+        elif _EXIT.match(m["body"]) and stack:
+            i = stack.pop()
+            calls[i] = replace(calls[i], duration_us=duration)
     return calls
+
+
+def seed_name(function: str) -> str:
+    """The seeds' name of a traced function: no compiler suffix, inner functions as their outer."""
+    base = base_function(function)
+    return SEED_NAMES.get(base, base)
+
+
+def walk(calls: Iterable[Call], pid: int | None = None) -> list[str]:
+    """The seeds' names of ``calls`` (of task ``pid``, if given) in order, repeats in a row
+    counted once (``dev_queue_xmit`` calls ``__dev_queue_xmit`` on 5.10: one step of the walk)."""
+    out: list[str] = []
+    for call in calls:
+        if pid is not None and call.pid != pid:
+            continue
+        name = seed_name(call.function)
+        if not out or out[-1] != name:
+            out.append(name)
+    return out
+
+
+def contains_in_order(seq: Sequence[str], wanted: Sequence[str]) -> bool:
+    """Is ``wanted`` a subsequence of ``seq`` (in order, gaps allowed)?"""
+    it = iter(seq)
+    return all(any(x == w for x in it) for w in wanted)
+
+
+def kernel_functions(names: Iterable[str]) -> list[str]:
+    """The traceable kernel functions for ``names``: exact, or with a compiler suffix
+    (``.constprop.0``, ``.isra.0``), as listed in available_filter_functions now."""
+    wanted = set(names)
+    found: list[str] = []
+    with open(TRACEFS / "available_filter_functions", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            symbol = line.split(maxsplit=1)[0] if line.strip() else ""
+            if symbol.split(".", 1)[0] in wanted and symbol not in found:
+                found.append(symbol)
+    return found
 
 
 def _try_tracer(kind: str) -> str | None:
     """None if the kernel lets an instance use tracer ``kind``, else its refusal."""
-    pid, start = procs.me()  # the naming `netlab clean` parses to find instances of dead processes
-    scratch = TRACEFS / "instances" / f"{INSTANCE_PREFIX}{pid}_{start}_p{next(_counter)}"
     try:
-        scratch.mkdir()
-    except OSError as exc:
-        return f"cannot create a tracefs instance: {exc.strerror}"
-    try:
-        (scratch / "current_tracer").write_text(kind)
-        (scratch / "current_tracer").write_text("nop")
-        return None
-    except OSError as exc:
-        if exc.errno == errno.EPERM:
-            return (
-                f"the kernel refuses the {kind} tracer: writing '{kind}' to current_tracer gives EPERM"
-                " (kernel lockdown or a restricted tracefs)"
-            )
-        return f"writing '{kind}' to current_tracer: {exc.strerror}"
-    finally:
-        with contextlib.suppress(OSError):
-            remove_instance(scratch)
+        scratch = Instance("p")
+    except Exception as exc:  # noqa: BLE001 -- the refusal is the answer
+        return str(exc)
+    with scratch:
+        try:
+            scratch.write("current_tracer", kind)
+            scratch.write("current_tracer", "nop")
+            return None
+        except OSError as exc:
+            if exc.errno == errno.EPERM:
+                return (
+                    f"the kernel refuses the {kind} tracer: writing '{kind}' to current_tracer gives EPERM"
+                    " (kernel lockdown or a restricted tracefs)"
+                )
+            if exc.errno == errno.EINVAL and kind == "function_graph":
+                return "this kernel allows function_graph only in the global tracefs instance (before 6.11)"
+            return f"writing '{kind}' to current_tracer: {exc.strerror}"
+    return None
+
+
+def _lab_tasks(lab: Lab) -> list[int]:
+    """Task ids to trace: this process's threads and every process inside the lab's namespaces."""
+    from netlab.apply import netns
+
+    tasks = [int(t) for t in os.listdir("/proc/self/task")]
+    for pids in netns.pids_in([n.netns for n in lab.nodes.values()]).values():
+        tasks.extend(pids)
+    return sorted(set(tasks))
 
 
 class FtraceTracer(Tracer):
-    """function / function_graph."""
+    """function / function_graph in a private instance."""
 
     name = "ftrace"
-    summary = "function / function_graph tracers on the seeds' TCP and RX functions"
+    summary = "a packet's walk function by function (--graph: function_graph), or the seeds' TCP functions"
 
     def __init__(self, kind: str = "function") -> None:
         self.kind = kind
@@ -99,45 +222,80 @@ class FtraceTracer(Tracer):
         refusal = _try_tracer(self.kind)
         if refusal:
             return Probe(False, refusal)
-        return Probe(True, f"{self.kind} tracer allowed")
+        graph = "function_graph" in available and _try_tracer("function_graph") is None
+        return Probe(
+            True,
+            f"{self.kind} tracer allowed; --graph "
+            + ("with function_graph" if graph else "as a flat walk (no function_graph in an instance here)"),
+        )
 
     def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
         self.require()
-        return FtraceSession(lab, self.kind)
+        return FtraceSession(lab, self.kind, options or TraceOptions())
 
 
 class FtraceSession(Session):
-    """One function-tracer instance (machine-wide calls: functions have no namespace)."""
+    """One function-tracer instance, limited to the lab's tasks."""
 
-    def __init__(self, lab: Lab, kind: str) -> None:
+    def __init__(self, lab: Lab, kind: str, options: TraceOptions) -> None:
         self.lab = lab
-        self.kind = kind
-        pid, start = procs.me()
-        self.path = TRACEFS / "instances" / f"{INSTANCE_PREFIX}{pid}_{start}_f{next(_counter)}"
+        self.graph = options.graph
         self.started = time.monotonic()
+        self.notes: list[str] = []
         self._result: TraceResult | None = None
-        lab.record({"op": "tracefs", "key": self.path.name, "path": str(self.path)})
-        self.path.mkdir()
+        self.functions = kernel_functions(WALK if self.graph else FUNCTIONS)
+        if not self.functions:
+            raise KernelFeatureError("none of the functions to trace is traceable on this kernel")
+        self.instance = Instance("f", lab=lab)
         try:
-            if kind == "function_graph":
-                (self.path / "set_graph_function").write_text(GRAPH_ROOT)
-            else:
-                (self.path / "set_ftrace_filter").write_text("\n".join(FUNCTIONS))
-            (self.path / "current_tracer").write_text(kind)
+            self.kind = self._configure(kind)
+        except BaseException:
+            self.instance.close()
+            raise
+
+    def _configure(self, kind: str) -> str:
+        inst = self.instance
+        try:
+            inst.write("set_ftrace_filter", "\n".join(self.functions))
+            inst.write("set_ftrace_pid", " ".join(map(str, _lab_tasks(self.lab))))
+            inst.write("options/function-fork", "1")
         except OSError as exc:
-            remove_instance(self.path)
-            raise KernelFeatureError(f"{kind} tracer: {exc.strerror}") from None
+            raise KernelFeatureError(f"function tracer filters: {exc.strerror}") from None
+        chosen = "function_graph" if self.graph else kind
+        try:
+            inst.write("current_tracer", chosen)
+        except OSError as exc:
+            if chosen != "function_graph" or exc.errno != errno.EINVAL:
+                raise KernelFeatureError(f"{chosen} tracer: {exc.strerror}") from None
+            self.notes.append(
+                "this kernel allows function_graph only in the global instance (before 6.11):"
+                " the walk is from the function tracer, in order, without nesting or durations"
+            )
+            chosen = "function"
+            try:
+                inst.write("current_tracer", chosen)
+            except OSError as exc2:
+                raise KernelFeatureError(f"function tracer: {exc2.strerror}") from None
+        if chosen == "function_graph":
+            for option in GRAPH_OPTIONS:
+                with contextlib.suppress(OSError):
+                    inst.write(f"options/{option}", "1")
+        return chosen
 
     def poll(self) -> list[DropEvent]:
         return []
 
     def stop(self) -> TraceResult:
         if self._result is None:
-            text = (self.path / "trace").read_text(errors="replace")
-            with contextlib.suppress(OSError):
-                (self.path / "current_tracer").write_text("nop")
-            remove_instance(self.path)
-            self.lab.record({"op": "tracefs-done", "key": self.path.name})
+            try:
+                with contextlib.suppress(OSError):
+                    self.instance.write("tracing_on", "0")  # switching the tracer would clear the buffer
+                text = (self.instance.path / "trace").read_text(errors="replace")
+            finally:
+                self.instance.close()
             calls = parse_graph(text) if self.kind == "function_graph" else parse_function(text)
-            self._result = TraceResult("ftrace", self.lab.name, calls=calls, seconds=time.monotonic() - self.started)
+            self._result = TraceResult(
+                "ftrace", self.lab.name, calls=calls, seconds=time.monotonic() - self.started, notes=list(self.notes)
+            )
+            self._result.notes.append(f"{self.kind} on {len(self.functions)} functions: {' '.join(self.functions)}")
         return self._result

@@ -22,9 +22,10 @@ from netlab.lab import Lab
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal
 from netlab.tracers.correlate import Correlator
 from netlab.tracers.events import DropEvent, TraceResult
+from netlab.tracers.instance import TRACEFS
 from netlab.tracers.procrun import Helper
 from netlab.tracers.records import Record, parse_stream
-from netlab.tracers.tracefs import TRACEFS, lab_map, other_lab_maps
+from netlab.tracers.tracefs import lab_map, other_lab_maps
 
 PATH_EVENTS = ("net:net_dev_start_xmit", "net:netif_rx", "net:netif_receive_skb", "skb:consume_skb")
 _NS_EVENT = re.compile(r"PERF_RECORD_NAMESPACES\s+(\d+)/(\d+).*?net: \S+/(0x[0-9a-f]+)")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from pathlib import Path
 
 from netlab.errors import KernelFeatureError
+from netlab.tracers.instance import TRACEFS
 
-FORMAT = Path("/sys/kernel/tracing/events/skb/kfree_skb/format")
+FORMAT = TRACEFS / "events" / "skb" / "kfree_skb" / "format"
 _PAIR = re.compile(r'\{\s*(\d+)\s*,\s*"([A-Z0-9_]+)"\s*\}')
 
 

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import os
 import threading
 import time
 from pathlib import Path
 
-from netlab.apply import journal, procs
+from netlab.apply import journal
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.lab import Lab
 from netlab.model.topology import Topology
@@ -33,19 +32,17 @@ from netlab.tracers.attribution import ContextCache, LabMap
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
 from netlab.tracers.correlate import Correlator
 from netlab.tracers.events import DropEvent, TraceResult
+from netlab.tracers.instance import TRACEFS, Instance, mounted
 from netlab.tracers.records import Record
 from netlab.tracers.ringbuf import EventFormat, RecordDecoder
 from netlab.tracers.ringbuf import has_entries as entries_in
 
-TRACEFS = Path("/sys/kernel/tracing")
 EVENTS = ("skb/kfree_skb", "skb/consume_skb", "net/net_dev_start_xmit", "net/netif_rx", "net/netif_receive_skb")
 PATH_EVENTS = ("net/net_dev_start_xmit", "net/netif_rx", "net/netif_receive_skb")
-INSTANCE_PREFIX = "netlab_"
 MAX_FILTER = 3500
 READER_DEADLINE = 300.0
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 POLL_INTERVAL = 0.01  # seconds between reads of an empty per-CPU buffer
-_counter = itertools.count()
 
 
 class _Decoding:
@@ -81,12 +78,7 @@ class _Decoding:
         return cls(formats, stack, parse_format((events / "skb" / "kfree_skb" / "format").read_text()))
 
     def decoder(self, cpu: int) -> RecordDecoder:
-        return RecordDecoder(self.formats, self.stack, self.symbolize, self.reasons, cpu)
-
-
-def mounted() -> bool:
-    """True when tracefs is mounted where we look for it."""
-    return (TRACEFS / "instances").is_dir()
+        return RecordDecoder(self.formats, self.stack, self.symbolize, self.reasons, cpu=cpu)
 
 
 def lab_map(lab: Lab) -> LabMap:
@@ -168,9 +160,6 @@ class TracefsSession(Session):
     def __init__(self, lab: Lab, options: TraceOptions) -> None:
         self.lab = lab
         self.options = options
-        pid, start = procs.me()
-        self.name = f"{INSTANCE_PREFIX}{pid}_{start}_{next(_counter)}"
-        self.path = TRACEFS / "instances" / self.name
         self.started = time.monotonic()
         mine = lab_map(lab)
         self.correlator = Correlator(mine, other_lab_maps(lab), "tracefs")
@@ -180,13 +169,13 @@ class TracefsSession(Session):
         self._threads: list[threading.Thread] = []
         self._stopped: TraceResult | None = None
         self._reader_errors: list[str] = []
-        lab.record({"op": "tracefs", "key": self.name, "path": str(self.path)})
+        self.instance = Instance(lab=lab)
+        self.name, self.path = self.instance.name, self.instance.path
         try:
-            self.path.mkdir()
             self._configure(mine)
             self._decoding = _Decoding.of(self.path)
         except BaseException:
-            self._remove()
+            self.instance.close()
             raise
         for cpu_dir in sorted((self.path / "per_cpu").iterdir()):
             t = threading.Thread(target=self._reader, args=(cpu_dir,), daemon=True, name=f"tracefs {cpu_dir.name}")
@@ -279,7 +268,7 @@ class TracefsSession(Session):
             self._drain()
             lost = self._lost()
         finally:
-            self._remove()
+            self.instance.close()
         c = self.correlator
         result = TraceResult(
             "tracefs",
@@ -302,20 +291,3 @@ class TracefsSession(Session):
             )
         self._stopped = result
         return result
-
-    def _remove(self) -> None:
-        if self.path.exists():
-            with contextlib.suppress(OSError):
-                (self.path / "tracing_on").write_text("0")
-            with contextlib.suppress(OSError):
-                (self.path / "events" / "skb" / "kfree_skb" / "trigger").write_text("!stacktrace")
-            with contextlib.suppress(OSError):
-                (self.path / "events" / "enable").write_text("0")
-            from netlab.teardown import remove_instance
-
-            try:
-                remove_instance(self.path)
-            except OSError as exc:
-                raise NetlabError(f"cannot remove tracefs instance {self.path}: {exc.strerror}") from None
-        with contextlib.suppress(Exception):
-            self.lab.record({"op": "tracefs-done", "key": self.name})

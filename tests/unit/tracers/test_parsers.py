@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from netlab.model.loader import load
 from netlab.model.topology import Topology
 from netlab.tracers import bpftrace, dropwatch, ftrace, perf, tracefs
@@ -98,6 +100,50 @@ def test_function_and_graph_output() -> None:
     ]
     leaf = graph[4]
     assert (leaf.function, leaf.depth, leaf.duration_us) == ("br_handle_frame", 4, 0.345)
+
+
+WALKS = RECORDED / "ftrace"
+
+
+@pytest.mark.parametrize("kernel", sorted(p.name for p in WALKS.iterdir() if p.is_dir()))
+def test_recorded_walks_hold_seed_003s_walk(kernel: str) -> None:
+    """Each kernel's own ``--graph`` output of a 4 KiB TCP flow across bridge3
+    (scripts/record_function_walk.py): whatever the kernel calls its functions, and whether it
+    allows function_graph in an instance or not, one task's walk is seed 003's."""
+    kind, *functions = (WALKS / kernel / "functions.txt").read_text().split()
+    text = (WALKS / kernel / "graph.txt").read_text()
+    calls = ftrace.parse_graph(text) if kind == "function_graph" else ftrace.parse_function(text)
+    traced = {ftrace.seed_name(f) for f in functions}
+    assert calls and {ftrace.seed_name(c.function) for c in calls} <= traced
+    wanted = [f for f in ftrace.SEED_003_WALK if f in traced]
+    assert len(wanted) >= 14, wanted  # all but tcp_queue_rcv, which a compiler may inline
+    walks = [ftrace.walk(calls, pid) for pid in {c.pid for c in calls}]
+    assert any(ftrace.contains_in_order(w, wanted) for w in walks)
+    if kind == "function_graph":  # nesting and durations: the receive side runs inside the sender's transmit
+        rcv = next(c for c in calls if c.function == "tcp_v4_rcv")
+        assert rcv.depth > 0 and rcv.parent is not None and rcv.duration_us is not None
+    plain = ftrace.parse_function((WALKS / kernel / "function.txt").read_text())
+    assert {c.function for c in plain} >= {"tcp_sendmsg", "tcp_recvmsg"}
+
+
+def test_walk_helpers() -> None:
+    assert ftrace.seed_name("__netif_receive_skb_core.constprop.0") == "__netif_receive_skb_core"
+    assert ftrace.seed_name("__dev_queue_xmit") == "dev_queue_xmit"
+    assert ftrace.contains_in_order(["a", "x", "b", "c"], ["a", "b", "c"])
+    assert not ftrace.contains_in_order(["b", "a", "c"], ["a", "b", "c"])
+    graph = ftrace.parse_graph(
+        "   41.914044 |   0)   python-153   |               |  __dev_queue_xmit() {\n"
+        "   41.916261 |   0)   python-153   |               |    veth_xmit [veth]() {\n"
+        "   41.916339 |   0)   python-153   | ! 104.085 us  |      __netif_rx();\n"
+        "   41.916680 |   0)   python-153   | ! 420.518 us  |    } /* veth_xmit [veth] */\n"
+        "   41.916690 |   0)   python-153   | ! 549.570 us  |  } /* __dev_queue_xmit */\n"
+    )
+    assert [(c.function, c.depth, c.parent, c.duration_us, c.pid) for c in graph] == [
+        ("__dev_queue_xmit", 0, None, 549.57, 153),
+        ("veth_xmit", 1, "__dev_queue_xmit", 420.518, 153),
+        ("__netif_rx", 2, "veth_xmit", 104.085, 153),
+    ]
+    assert ftrace.walk(graph) == ["dev_queue_xmit", "veth_xmit", "netif_rx"]
 
 
 def test_bpftrace_event_lines_and_headers() -> None:

@@ -104,7 +104,7 @@ def test_recorded_udp_to_a_closed_port(release: str) -> None:
     records: list[Record] = []
     for raw in sorted(d.glob("cpu*.raw")):
         data = raw.read_bytes()
-        dec = RecordDecoder(formats, stack, lambda a: symbols.symbolize(a, syms), reasons, int(raw.stem[3:]))
+        dec = RecordDecoder(formats, stack, lambda a: symbols.symbolize(a, syms), reasons, cpu=int(raw.stem[3:]))
         for off in range(0, len(data), PAGE):
             records += dec.feed(data[off : off + PAGE])
         records += dec.flush()
@@ -115,3 +115,14 @@ def test_recorded_udp_to_a_closed_port(release: str) -> None:
         assert r.fields.get("reason") == ("NO_SOCKET" if reasons else None)
         assert any(frame.split("+")[0] in ("__udp4_lib_rcv", "udp_rcv") for frame in r.stack)
     assert any(r.event == "netif_receive_skb" and r.device == "calmveth2" for r in records)
+
+
+@pytest.mark.parametrize("release", KERNELS)
+def test_reason_table_of_each_kernel(release: str) -> None:
+    """The reason names come from each kernel's own format: none before 5.17."""
+    table = parse_format((RAW / release / "skb.kfree_skb.format").read_text())
+    if release.startswith("5.10."):
+        assert table == {}
+        return
+    assert "NO_SOCKET" in table.values() and "NOT_SPECIFIED" in table.values()
+    assert len(set(table.values())) == len(table)

@@ -12,7 +12,7 @@ import pytest
 
 from netlab.errors import NetlabError
 from netlab.model.loader import load
-from netlab.workshop.explain import explain, explanations
+from netlab.workshop.explain import explain, explanations, kernel_tables
 from netlab.workshop.graph import render, to_dot, to_mermaid
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -90,8 +90,30 @@ def test_every_reason_the_scenarios_assert_is_explained() -> None:
 def test_explain_is_case_insensitive_and_refuses_unknown() -> None:
     assert explain("netfilter_drop").reason == "NETFILTER_DROP"
     assert explain("SKB_DROP_REASON_NO_SOCKET").reason == "NO_SOCKET"
-    with pytest.raises(NetlabError, match="no explanation for drop reason 'BOGUS'"):
+    with pytest.raises(NetlabError, match="no explanation for drop reason 'BOGUS', and no known kernel reports it"):
         explain("BOGUS")
+
+
+def test_reasons_of_the_matrix_kernels_all_say_something() -> None:
+    """Every reason a matrix kernel can report gets an answer: the plain-words text where netlab
+    has one, else the kernel's name for it and the kernels that report it (never "no explanation")."""
+    tables = kernel_tables()
+    assert any(k.startswith("6.1.") for k in tables) and any(k.startswith("6.12.") for k in tables)
+    everything = set().union(*tables.values())
+    for reason in sorted(everything):
+        found = explain(reason)
+        assert found.kernels and all(reason in tables[k] for k in found.kernels)
+        assert "typical causes:" in found.render() and "reported by:" in found.render()
+    unexplained = sorted(everything - set(explanations()))
+    assert unexplained, "every reason has text: this test needs another example"
+    text = explain(unexplained[0]).render()
+    assert f"SKB_DROP_REASON_{unexplained[0]}" in text and "dropreason-core.h" in text
+
+
+def test_what_the_tracer_points_to_is_explained() -> None:
+    """`netlab trace` says "why: netlab explain REASON"; these are what labs show most."""
+    for reason in ("TC_INGRESS", "TC_EGRESS", "SOCKET_CLOSE", "TCP_LISTEN_OVERFLOW", "IP_OUTNOROUTES", "FULL_RING"):
+        assert "no plain-words text" not in explain(reason).what
 
 
 @pytest.mark.skipif(

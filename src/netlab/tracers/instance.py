@@ -1,0 +1,142 @@
+"""The one home of netlab's private tracefs instances: their names, creation, journal and removal.
+
+Every tracer that needs tracefs state (the tracepoint tracer, the function tracers, a probe
+that tries whether a tracer is allowed) works in an instance of its own under
+``/sys/kernel/tracing/instances``, so it never touches the global buffer other tools use and
+never shares a setting with another session.
+
+The name is ``netlab_<pid>_<start>_<tag><n>``: the creating process's pid and start time,
+which is how ``netlab clean`` tells an instance whose owner died from one in use, even when
+the pid has been reused. An instance made for a lab is written to the lab's journal *before*
+it is made, so ``netlab down`` removes it if the tracing process is killed mid-trace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from netlab.apply import procs
+from netlab.errors import NetlabError
+
+if TYPE_CHECKING:
+    from netlab.lab import Lab
+
+TRACEFS = Path("/sys/kernel/tracing")
+INSTANCES = TRACEFS / "instances"
+PREFIX = "netlab_"
+_counter = itertools.count()
+
+
+def mounted() -> bool:
+    """True when tracefs (with instances) is mounted where we look for it."""
+    return INSTANCES.is_dir()
+
+
+def new_name(tag: str = "") -> str:
+    """A fresh instance name owned by this process."""
+    pid, start = procs.me()
+    return f"{PREFIX}{pid}_{start}_{tag}{next(_counter)}"
+
+
+def owner(name: str) -> tuple[int, int] | None:
+    """(pid, start time) of the process that made instance ``name``; None if not ours."""
+    if not name.startswith(PREFIX):
+        return None
+    parts = name.split("_")
+    try:
+        return int(parts[1]), int(parts[2])
+    except (IndexError, ValueError):
+        return None
+
+
+class Instance:
+    """A private tracefs instance; ``close()`` (or leaving the ``with``) removes it."""
+
+    def __init__(self, tag: str = "", lab: Lab | None = None) -> None:
+        self.name = new_name(tag)
+        self.path = INSTANCES / self.name
+        self.lab = lab
+        if lab is not None:
+            lab.record({"op": "tracefs", "key": self.name, "path": str(self.path)})
+        try:
+            self.path.mkdir()
+        except OSError as exc:
+            self._forget()
+            raise NetlabError(f"cannot create tracefs instance {self.path}: {exc.strerror}") from None
+
+    def __enter__(self) -> Instance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write(self, relative: str, value: str) -> None:
+        """Write a control file of the instance (errors are the caller's to word)."""
+        (self.path / relative).write_text(value)
+
+    def close(self) -> None:
+        """Stop tracing in the instance and remove it; journaled as done."""
+        if self.path.exists():
+            try:
+                remove(self.path)
+            except OSError as exc:
+                raise NetlabError(f"cannot remove tracefs instance {self.path}: {exc.strerror}") from None
+        self._forget()
+
+    def _forget(self) -> None:
+        if self.lab is not None:
+            with contextlib.suppress(Exception):
+                self.lab.record({"op": "tracefs-done", "key": self.name})
+
+
+def _quiesce(path: Path) -> None:
+    """Turn everything off that keeps an instance busy: tracing, triggers, events, tracer."""
+    for relative, value in (
+        ("tracing_on", "0"),
+        ("events/skb/kfree_skb/trigger", "!stacktrace"),
+        ("events/enable", "0"),
+        ("current_tracer", "nop"),
+    ):
+        with contextlib.suppress(OSError):
+            (path / relative).write_text(value)
+
+
+def remove(path: Path) -> None:
+    """rmdir an instance; the kernel says EBUSY while anything in it is still on, so that is
+    switched off and the rmdir retried. FileNotFoundError if it is already gone."""
+    _quiesce(path)
+    for _ in range(50):
+        try:
+            path.rmdir()
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            _quiesce(path)
+    path.rmdir()
+
+
+def leftovers() -> list[Path]:
+    """Instances named like ours whose owning process is gone."""
+    if not INSTANCES.is_dir():
+        return []
+    found = []
+    for inst in INSTANCES.iterdir():
+        who = owner(inst.name)
+        if who is not None and not procs.alive(*who):
+            found.append(inst)
+    return found
+
+
+def clean_leftovers() -> list[str]:
+    """Remove the instances of dead netlab processes; returns their names."""
+    removed = []
+    for inst in leftovers():
+        with contextlib.suppress(OSError):
+            remove(inst)
+            removed.append(inst.name)
+    return removed
