@@ -60,7 +60,7 @@ def flood(lab: Lab, frames: int) -> float:
     return float(out.stdout)
 
 
-def run(lab: Lab, label: str, frames: int, start: object) -> tuple[str, int, int, int, float, float]:
+def run(lab: Lab, label: str, frames: int, start: object) -> dict[str, float]:
     before = rx_dropped(lab)
     session = start() if callable(start) else None
     try:
@@ -70,10 +70,15 @@ def run(lab: Lab, label: str, frames: int, start: object) -> tuple[str, int, int
         analysed = time.perf_counter()
         result = session.stop() if session is not None else None
         analysed = time.perf_counter() - analysed
-    generated = rx_dropped(lab) - before
-    captured = result.total_drops if result is not None else 0
-    lost = result.lost if result is not None else 0
-    return label, generated, captured, lost, seconds, analysed
+    return {
+        "label": label,  # type: ignore[dict-item]
+        "generated": rx_dropped(lab) - before,
+        "captured": result.total_drops if result is not None else 0,
+        "lost": result.lost if result is not None else 0,
+        "events": result.events if result is not None else 0,
+        "flood": seconds,
+        "stop": analysed,
+    }
 
 
 def main() -> None:
@@ -86,21 +91,26 @@ def main() -> None:
         flood(lab, 1000)  # warm up
         rows.append(run(lab, "no tracer", args.frames, None))
         rows.append(run(lab, "tracefs", args.frames, lambda: TracefsSession(lab, TraceOptions(buffer_kb=262144))))
+        if get("perf").probe().usable:
+            rows.append(run(lab, "perf", args.frames, lambda: get("perf").start(lab)))
         if get("bpftrace").probe().usable:
             rows.append(run(lab, "bpftrace (count)", args.frames, lambda: BpftraceSession(lab, "count")))
             rows.append(run(lab, "bpftrace (events)", args.frames, lambda: BpftraceSession(lab, "events")))
     print(f"{args.frames} frames flooded from ns1 to ns2, each dropped once in ns2; same run")
     print(
         f"{'tracer':20}{'generated':>11}{'captured':>10}{'lost':>8}{'flood s':>9}{'drops/s':>10}"
-        f"{'captured/s':>12}{'stop s':>8}"
+        f"{'stop s':>8}{'events':>9}{'analysed/s':>12}"
     )
-    for label, generated, captured, lost, seconds, analysed in rows:
-        rate = generated / seconds
-        got = captured / seconds if captured else 0
+    for r in rows:
+        rate = r["generated"] / r["flood"]
+        total = r["flood"] + r["stop"]
+        analysed = r["events"] / total if r["events"] else 0
         print(
-            f"{label:20}{generated:>11}{captured:>10}{lost:>8}{seconds:>9.3f}{rate:>10.0f}{got:>12.0f}{analysed:>8.2f}"
+            f"{r['label']:20}{r['generated']:>11}{r['captured']:>10}{r['lost']:>8}{r['flood']:>9.3f}{rate:>10.0f}"
+            f"{r['stop']:>8.2f}{r['events']:>9}{analysed:>12.0f}"
         )
-    print("stop s: time to stop the tracer and read, parse and attribute what it recorded")
+    print("stop s: from stopping the tracer to its result (what is left to read, decode and attribute)")
+    print("events: trace records analysed (drops, path events, frees); analysed/s: events / (flood s + stop s)")
 
 
 if __name__ == "__main__":

@@ -61,11 +61,13 @@ class Correlator:
         self.paths: list[tuple[Hop, ...]] = []
         self.unattributed = 0
         self.ambiguous = 0
+        self.records = 0
 
     def feed(self, records: Iterable[Record]) -> list[DropEvent]:
         """Consume records (time-ordered); returns the drops they completed."""
         new: list[DropEvent] = []
         for rec in records:
+            self.records += 1
             addr = rec.skbaddr
             if addr is None:
                 continue

@@ -171,6 +171,8 @@ class TraceResult:
     calls: list[Call] = field(default_factory=list)
     #: drops counted in the kernel without per-packet events: (node, function, reason) -> count
     totals: dict[tuple[str | None, str, str | None], int] = field(default_factory=dict)
+    #: trace records read and analysed (drops, path events, frees), for throughput figures
+    events: int = 0
 
     @property
     def total_drops(self) -> int:
@@ -199,6 +201,7 @@ class TraceResult:
             "lost": self.lost,
             "unattributed": self.unattributed,
             "ambiguous": self.ambiguous,
+            "events": self.events,
             "notes": self.notes,
             "summary": [
                 {"node": n, "device": d, "function": f, "reason": r, "count": c} for n, d, f, r, c in self.summary()

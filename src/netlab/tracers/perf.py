@@ -174,6 +174,7 @@ class PerfSession(Session):
             unattributed=correlator.unattributed,
             ambiguous=correlator.ambiguous,
             seconds=time.monotonic() - self.started,
+            events=correlator.records,
         )
         lost = re.findall(r"(\d+) (?:lost|chunks LOST)", diagnostics)
         self._result.lost = sum(int(n) for n in lost)

@@ -279,6 +279,7 @@ class TracefsSession(Session):
             unattributed=c.unattributed,
             ambiguous=c.ambiguous,
             seconds=time.monotonic() - self.started,
+            events=c.records,
         )
         if lost:
             result.notes.append(f"{lost} events lost: the ring buffer filled faster than it was read")
