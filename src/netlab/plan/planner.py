@@ -1,10 +1,12 @@
 """Topology -> Plan: decide every kernel object, its namespace and its ifindex.
 
-The planner assigns interface indexes itself (``IFINDEX_BASE`` upwards in each namespace, in
-the order bridges, then link ends) and asks the kernel for exactly those. Knowing every index
-in advance means no step ever has to look an interface up, so a node's steps of one phase can
-go to the kernel in one netlink batch; it also makes a lab's ifindexes the same on every run,
-which keeps traces comparable.
+The planner assigns interface indexes itself (``IFINDEX_BASE`` upwards, one count for the
+whole lab, in the order bridges, then link ends) and asks the kernel for exactly those. Knowing
+every index in advance means no step ever has to look an interface up, so a node's steps of one
+phase can go to the kernel in one netlink batch; it also makes a lab's ifindexes the same on
+every run, which keeps traces comparable. Counting across the lab rather than per namespace
+makes an ifindex name one interface of the lab: tools that report only the input ifindex of a
+dropped packet (NET_DROP_MONITOR, i.e. dropwatch) can then be placed on a node.
 
 With IPv6 on, duplicate address detection is off in every node (``accept_dad=0`` before any
 interface exists): a lab's addresses are unique by validation, and DAD would otherwise keep
@@ -21,6 +23,7 @@ created up, so it gets a :class:`SetLink` in the next phase.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -64,13 +67,13 @@ def marker(lab: str) -> str:
     return f"netlab:{lab}"
 
 
-def _assign_ifindexes(topo: Topology) -> dict[tuple[str, str], int]:
+def assign_ifindexes(topo: Topology) -> dict[tuple[str, str], int]:
+    """(node, ifname) -> the ifindex the lab gives it: unique in the lab except ``lo`` (1)."""
     index: dict[tuple[str, str], int] = {}
-    counters = dict.fromkeys(topo.nodes, IFINDEX_BASE)
+    counter = itertools.count(IFINDEX_BASE)
 
     def take(node: str, ifname: str) -> None:
-        index[(node, ifname)] = counters[node]
-        counters[node] += 1
+        index[(node, ifname)] = next(counter)
 
     for node_name, node in topo.nodes.items():
         index[(node_name, "lo")] = LOOPBACK_IFINDEX
@@ -133,7 +136,7 @@ def plan(topo: Topology, lab: str) -> Plan:
         topo=topo,
         lab=lab,
         netns={node: netns_name(lab, node) for node in topo.nodes},
-        ifindex=_assign_ifindexes(topo),
+        ifindex=assign_ifindexes(topo),
         bridge_of=_bridge_of(topo),
         carrier={n: [] for n in topo.nodes},
         carrier_only={n: [] for n in topo.nodes},

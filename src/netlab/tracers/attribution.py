@@ -35,13 +35,18 @@ class LabMap:
     peer: dict[Iface, Iface] = field(default_factory=dict)
     bridge_of: dict[Iface, str] = field(default_factory=dict)
     netns_inodes: dict[int, str] = field(default_factory=dict)
+    #: the lab's interfaces by the ifindex the planner gave them (unique in the lab but for lo)
+    by_ifindex: dict[int, Iface] = field(default_factory=dict)
     #: decode() results by path: a flood repeats a handful of paths hundreds of thousands of times
     memo: dict[tuple[tuple[str, str], ...], list[list[Iface]]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def of(cls, lab: str, topo: Topology, inodes: dict[int, str] | None = None) -> LabMap:
         """Build the map of ``topo`` brought up as ``lab``."""
+        from netlab.plan.planner import assign_ifindexes
+
         m = cls(lab, netns_inodes=dict(inodes or {}))
+        m.by_ifindex = {i: end for end, i in assign_ifindexes(topo).items() if end[1] != "lo"}
         for link in topo.links:
             a, b = ((e.node, e.ifname) for e in link.endpoints)
             m.peer[a], m.peer[b] = b, a

@@ -2,9 +2,18 @@
 
 Kernels built without CONFIG_NET_DROP_MONITOR have no ``NET_DM`` generic-netlink family;
 dropwatch then says "Unable to find NET_DM family", and :meth:`DropwatchTracer.probe` says so
-up front by asking the generic-netlink controller. dropwatch reports machine-wide
-``N drops at function+offset``: no device, namespace or reason, so its drops are not attributed
-to a node (the ``skb:kfree_skb`` tracers are the ones that do that).
+up front by asking the generic-netlink controller.
+
+dropwatch runs in *packet* alert mode (kernels from 5.4): one alert per dropped packet with
+its location (``drop at: __udp4_lib_rcv+0x9a2/0xc30``), the ifindex of the interface it came
+in on, its protocol and length, and from 5.18 the drop reason. NET_DM says nothing about
+namespaces, but netlab's planner numbers a lab's interfaces once across the whole lab, so the
+input ifindex names one interface of the lab: that is how a drop is placed on a node and a
+device. What it cannot rule out is a drop elsewhere on the machine (the host, another
+container) on an interface that happens to have the same index; an ifindex that another lab
+that is up also uses is counted as ambiguous, and drops on other ifindexes as unattributed.
+Locally generated packets dropped before they had an input interface (ifindex 0) are
+unattributed. The older summary mode (``N drops at function+offset``) is still parsed.
 """
 
 from __future__ import annotations
@@ -13,19 +22,23 @@ import re
 import socket
 import struct
 import time
+from dataclasses import dataclass, field
 
 from netlab.errors import NetlabError
 from netlab.lab import Lab
+from netlab.tracers.attribution import LabMap
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal
-from netlab.tracers.events import DropEvent, Location, TraceResult
+from netlab.tracers.events import DropEvent, Location, Packet, TraceResult
 from netlab.tracers.procrun import Helper
 
 NETLINK_GENERIC = 16
 GENL_ID_CTRL = 0x10
 CTRL_CMD_GETFAMILY = 3
 CTRL_ATTR_FAMILY_NAME = 2
+START_TIMEOUT = 60.0  # seconds; a TCG guest takes several to load kallsyms
 _LINE = re.compile(r"^(\d+) drops? at (\S+?)(?:\+([0-9a-fx]+))? \((0x[0-9a-f]+)\)")
 _LOCATION_LINE = re.compile(r"^(\d+) drops? at location (0x[0-9a-f]+)")
+_ALERT_KEY = re.compile(r"^(drop at|input port ifindex|protocol|length|drop reason|origin):\s*(.*)$")
 
 
 def genl_family_exists(name: str) -> bool:
@@ -68,6 +81,84 @@ def parse(text: str, when: float = 0.0) -> list[DropEvent]:
     return drops
 
 
+@dataclass(frozen=True)
+class Alert:
+    """One packet alert: where it died and what NET_DM said about it."""
+
+    location: str
+    ifindex: int
+    protocol: int | None
+    length: int | None
+    reason: str | None
+    hardware: bool = False
+
+
+def parse_alerts(text: str) -> list[Alert]:
+    """Packet-mode output: blocks of ``key: value`` lines, one block per dropped packet."""
+    alerts: list[Alert] = []
+    block: dict[str, str] = {}
+
+    def close() -> None:
+        if "drop at" in block:
+            where = block["drop at"].split(" (", 1)[0]
+            alerts.append(
+                Alert(
+                    where,
+                    int(block.get("input port ifindex", "0")),
+                    int(block["protocol"], 16) if "protocol" in block else None,
+                    int(block["length"]) if block.get("length", "").isdigit() else None,
+                    block.get("drop reason"),
+                    block.get("origin") == "hardware",
+                )
+            )
+        block.clear()
+
+    for line in text.splitlines():
+        m = _ALERT_KEY.match(line.strip())
+        if m:
+            if m.group(1) == "drop at":
+                close()
+            block[m.group(1)] = m.group(2).strip()
+        elif not line.strip():
+            close()
+    close()
+    return alerts
+
+
+@dataclass
+class Placed:
+    """Alerts turned into drops of one lab, and what could not be placed."""
+
+    drops: list[DropEvent] = field(default_factory=list)
+    unattributed: int = 0
+    ambiguous: int = 0
+
+
+def place(alerts: list[Alert], mine: LabMap, others: list[LabMap], when: float = 0.0) -> Placed:
+    """Each alert on a node of ``mine`` by its input ifindex, where only ``mine`` has it."""
+    out = Placed()
+    for alert in alerts:
+        iface = mine.by_ifindex.get(alert.ifindex)
+        if iface is None or alert.hardware:
+            out.unattributed += 1
+            continue
+        if any(alert.ifindex in o.by_ifindex for o in others):
+            out.ambiguous += 1
+            continue
+        out.drops.append(
+            DropEvent(
+                time=when,
+                location=Location.parse(alert.location),
+                reason=alert.reason,  # None on kernels whose NET_DM has no reasons (before 5.18)
+                node=iface[0],
+                device=iface[1],
+                packet=Packet(protocol=alert.protocol, length=alert.length),
+                tracer="dropwatch",
+            )
+        )
+    return out
+
+
 class DropwatchTracer(Tracer):
     """dropwatch -l kas."""
 
@@ -96,19 +187,28 @@ class DropwatchTracer(Tracer):
 
 
 class DropwatchSession(Session):
-    """dropwatch running in the background."""
+    """dropwatch running in the background, in packet alert mode."""
 
     def __init__(self, lab: Lab) -> None:
+        from netlab.tracers.tracefs import lab_map, other_lab_maps
+
         self.lab = lab
+        self.mine, self.others = lab_map(lab), other_lab_maps(lab)
         self.started = time.monotonic()
         self.helper = Helper(lab, ["dropwatch", "-l", "kas"], stdin=True)
         assert self.helper.proc.stdin is not None
-        self.helper.proc.stdin.write("start\n")
+        self.helper.proc.stdin.write("set alertmode packet\nstart\n")
         self.helper.proc.stdin.flush()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + START_TIMEOUT
         while "monitoring activated" not in self.helper.stdout():
             if not self.helper.alive() or time.monotonic() > deadline:
-                raise NetlabError(f"dropwatch did not start: {self.helper.stderr().strip()}")
+                said = (self.helper.stderr() + self.helper.stdout()).strip().splitlines()
+                self.helper.stop()
+                self.helper.cleanup()
+                raise NetlabError(
+                    f"dropwatch did not start within {START_TIMEOUT:.0f}s: "
+                    + (said[-1] if said else "it printed nothing")
+                )
             time.sleep(0.02)
         self._result: TraceResult | None = None
 
@@ -120,8 +220,23 @@ class DropwatchSession(Session):
             self.helper.stop()
             out = self.helper.stdout()
             self.helper.cleanup()
-            self._result = TraceResult(
-                "dropwatch", self.lab.name, drops=parse(out), seconds=time.monotonic() - self.started
+            alerts = parse_alerts(out)
+            placed = place(alerts, self.mine, self.others, time.monotonic())
+            result = TraceResult(
+                "dropwatch",
+                self.lab.name,
+                drops=placed.drops,
+                unattributed=placed.unattributed,
+                ambiguous=placed.ambiguous,
+                seconds=time.monotonic() - self.started,
+                events=len(alerts),
             )
-            self._result.notes.append("dropwatch drops are machine-wide and not attributed to nodes")
+            if not alerts and parse(out):
+                result.drops = parse(out)
+                result.notes.append("dropwatch gave summary alerts only (no packet mode): drops are not attributed")
+            result.notes.append(
+                "dropwatch places drops by input ifindex (netlab numbers a lab's interfaces uniquely);"
+                " it cannot see namespaces, so a drop elsewhere on an interface with the same index would count"
+            )
+            self._result = result
         return self._result

@@ -66,6 +66,7 @@ class Packet:
     dport: int | None = None
     l4: str | None = None
     marker: str | None = None
+    length: int | None = None
 
     def __str__(self) -> str:
         if self.src is None:

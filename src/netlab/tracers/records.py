@@ -26,7 +26,7 @@ _STACK = re.compile(r"^\s*=> (\S+)")
 _PERF_STACK = re.compile(r"^\s+[0-9a-f]{8,}\s+(\S+?)(?:\+0x[0-9a-f]+)?(?:\s+\(.*\))?\s*$")
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One tracepoint hit."""
 

@@ -221,7 +221,8 @@ class TracefsSession(Session):
                     time.sleep(POLL_INTERVAL)
                     continue
                 for rec in records:
-                    rec.context = contexts.get(rec.pid)
+                    if rec.event == "kfree_skb":  # only a drop's process context is ever asked
+                        rec.context = contexts.get(rec.pid)
                 with self._lock:
                     self._pending.append(records)
                 if not page:

@@ -87,6 +87,30 @@ def test_dropwatch_output() -> None:
     assert {d.base for d in drops[1:3]} == {"ip_rcv_finish_core"}
 
 
+def test_dropwatch_packet_alerts_are_placed_by_the_labs_ifindex() -> None:
+    """6.1's packet-mode alerts for 3 UDP datagrams to a closed port; then placement: the
+    planner numbers bridge3's interfaces once for the whole lab, so an input ifindex names one
+    interface, unless another lab that is up has it too."""
+    alerts = dropwatch.parse_alerts((RECORDED / "dropwatch-packet-6.1.txt").read_text())
+    assert len(alerts) == 3
+    assert {(a.location, a.protocol, a.length, a.reason) for a in alerts} == {
+        ("__udp4_lib_rcv+0x9a2/0xc30", 0x800, 54, "NO_SOCKET")
+    }
+    topo, _ = load("bridge3")
+    other, _ = load("veth-two-ns")
+    mine = LabMap.of("bridge3", topo)
+    calmveth2 = next(i for i, end in mine.by_ifindex.items() if end == ("ns-calm2", "calmveth2"))
+    ours = [dropwatch.Alert("__udp4_lib_rcv+0x9a2/0xc30", calmveth2, 0x800, 54, None)]
+    placed = dropwatch.place([*ours, dropwatch.Alert("x+0x1/0x2", 0, None, None, None)], mine, [])
+    assert [(d.node, d.device, d.base, d.reason) for d in placed.drops] == [
+        ("ns-calm2", "calmveth2", "__udp4_lib_rcv", None)
+    ]
+    assert placed.unattributed == 1
+    twin = dropwatch.place(ours, mine, [LabMap.of("bridge3-b", topo)])
+    assert twin.drops == [] and twin.ambiguous == 1
+    assert dropwatch.place(ours, mine, [LabMap.of("veth-two-ns", other)]).drops  # its ifindexes differ
+
+
 def test_function_and_graph_output() -> None:
     calls = ftrace.parse_function((RECORDED / "function.txt").read_text())
     assert [c.function for c in calls] == ["tcp_sendmsg", "netif_receive_skb", "tcp_recvmsg", "tcp_retransmit_skb"]
