@@ -1,5 +1,5 @@
 """One kernel of the matrix, booted for real: Debian's 6.1 (the workshop VM's kernel) in a
-virtme-ng VM, running the module-loading tests and one scenario inside.
+virtme-ng VM, running the module-loading tests, `netlab trace --graph` and one scenario inside.
 
 Slow (a download the first time, then a TCG boot and a guest several times slower than the
 host), which is why it is one test; `netlab matrix` runs the whole suite on every kernel.
@@ -31,10 +31,14 @@ pytestmark = [
 ROOT = Path(__file__).parents[2]
 
 
-def test_debian_6_1_boots_and_runs_a_scenario_and_the_module_tests(tmp_path: Path) -> None:
+def test_debian_6_1_boots_and_runs_a_scenario_the_module_tests_and_the_graph(tmp_path: Path) -> None:
     kernel = fetch(lookup("6.1"))
     report = tmp_path / "report.json"
-    tests = ["tests/integration/test_modules.py", "scenarios/test_transport.py::test_udp_to_a_closed_port"]
+    tests = [
+        "tests/integration/test_modules.py",
+        "tests/integration/test_tracers.py::test_trace_graph_cli_prints_the_walk",
+        "scenarios/test_transport.py::test_udp_to_a_closed_port",
+    ]
     warm_bytecode(tests)
     result = run(
         kernel,
@@ -48,7 +52,9 @@ def test_debian_6_1_boots_and_runs_a_scenario_and_the_module_tests(tmp_path: Pat
         work=tmp_path,
     )  # fmt: skip
     assert result.rc == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "3 passed" in result.stdout, result.stdout[-2000:]  # nothing skipped: br_netfilter is a module there
+    assert "4 passed" in result.stdout, result.stdout[
+        -2000:
+    ]  # nothing skipped: br_netfilter is a module, ftrace allowed
     data = load(report)
     assert data["kernel"]["release"] == kernel.release
     (scenario,) = data["scenarios"]

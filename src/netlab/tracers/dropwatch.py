@@ -195,7 +195,9 @@ class DropwatchSession(Session):
         self.lab = lab
         self.mine, self.others = lab_map(lab), other_lab_maps(lab)
         self.started = time.monotonic()
-        self.helper = Helper(lab, ["dropwatch", "-l", "kas"], stdin=True)
+        # stdbuf: dropwatch's stdout is a file, which stdio would buffer until exit, and the
+        # start is only known from its "monitoring activated" line
+        self.helper = Helper(lab, ["stdbuf", "-oL", "dropwatch", "-l", "kas"], stdin=True)
         assert self.helper.proc.stdin is not None
         self.helper.proc.stdin.write("set alertmode packet\nstart\n")
         self.helper.proc.stdin.flush()

@@ -16,10 +16,11 @@ What the kernel allows decides what you get, and the result says which:
   ``__netif_rx`` on veth's path in 6.0; ``dev_queue_xmit`` is inline from 5.18) and modules
   (veth, bridge) only list their functions once loaded, i.e. once the lab is up.
 - Functions have no namespace, so the trace is limited by task: this process (its threads
-  and, through ``function-fork``, what it starts after) and the processes already inside the
-  lab's namespaces. Receive processing runs in the sender's context (softirq on the way out
-  of ``dev_queue_xmit``), so a flow's whole walk is there; work a kernel thread picks up
-  (ksoftirqd under load, timers) is not.
+  and, through ``function-fork``, what it starts after), the processes inside the lab's
+  namespaces, and those that enter them while the trace runs (found every 50 ms). Receive
+  processing runs in the sender's context (softirq on the way out of ``dev_queue_xmit``), so
+  a flow's whole walk is there; work a kernel thread picks up (ksoftirqd under load, timers)
+  is not.
 - Kernels in lockdown refuse the function tracers altogether (EPERM): the probe tries it in a
   scratch instance and reports the kernel's answer instead of assuming.
 """
@@ -30,6 +31,7 @@ import contextlib
 import errno
 import os
 import re
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -79,6 +81,7 @@ SEED_003_WALK = (
 #: one name for a function and the inner function it became, so walks compare across kernels
 SEED_NAMES = {"__dev_queue_xmit": "dev_queue_xmit", "__netif_rx": "netif_rx", "__br_forward": "br_forward"}
 GRAPH_OPTIONS = ("funcgraph-proc", "funcgraph-abstime", "funcgraph-tail")
+FOLLOW_INTERVAL = 0.05  # seconds between scans for processes that entered the lab
 
 _FUNC = re.compile(r"^\s*(.+?)-(\d+)\s+\[(\d+)\]\s+\S+\s+(\d+\.\d+):\s+(\S+?)(?: <-(\S+))?\s*$")
 _GRAPH = re.compile(
@@ -192,14 +195,31 @@ def _try_tracer(kind: str) -> str | None:
     return None
 
 
-def _lab_tasks(lab: Lab) -> list[int]:
-    """Task ids to trace: this process's threads and every process inside the lab's namespaces."""
+def _lab_processes(lab: Lab) -> set[int]:
+    """The processes inside the lab's namespaces now."""
     from netlab.apply import netns
 
-    tasks = [int(t) for t in os.listdir("/proc/self/task")]
-    for pids in netns.pids_in([n.netns for n in lab.nodes.values()]).values():
-        tasks.extend(pids)
-    return sorted(set(tasks))
+    return {pid for pids in netns.pids_in([n.netns for n in lab.nodes.values()]).values() for pid in pids}
+
+
+class _Follower(threading.Thread):
+    """Adds processes that enter the lab's namespaces to ``set_ftrace_pid`` while the trace runs
+    (``netlab exec LAB NODE -- ...`` from another shell is nobody's child we know of). A process
+    is traced from the scan that finds it: one that lives less than ``FOLLOW_INTERVAL`` may be
+    missed, its children (``function-fork``) are not."""
+
+    def __init__(self, lab: Lab, instance: Instance, known: set[int]) -> None:
+        super().__init__(daemon=True, name="ftrace follower")
+        self.lab, self.instance, self.known = lab, instance, known
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(FOLLOW_INTERVAL):
+            new = _lab_processes(self.lab) - self.known
+            if new:
+                with contextlib.suppress(OSError), open(self.instance.path / "set_ftrace_pid", "a") as f:
+                    f.write(" ".join(map(str, sorted(new))))
+                self.known |= new
 
 
 class FtraceTracer(Tracer):
@@ -252,12 +272,15 @@ class FtraceSession(Session):
         except BaseException:
             self.instance.close()
             raise
+        self.follower = _Follower(lab, self.instance, set(self.tasks))
+        self.follower.start()
 
     def _configure(self, kind: str) -> str:
         inst = self.instance
+        self.tasks = {int(t) for t in os.listdir("/proc/self/task")} | _lab_processes(self.lab)
         try:
             inst.write("set_ftrace_filter", "\n".join(self.functions))
-            inst.write("set_ftrace_pid", " ".join(map(str, _lab_tasks(self.lab))))
+            inst.write("set_ftrace_pid", " ".join(map(str, sorted(self.tasks))))
             inst.write("options/function-fork", "1")
         except OSError as exc:
             raise KernelFeatureError(f"function tracer filters: {exc.strerror}") from None
@@ -287,6 +310,8 @@ class FtraceSession(Session):
 
     def stop(self) -> TraceResult:
         if self._result is None:
+            self.follower.done.set()
+            self.follower.join()
             try:
                 with contextlib.suppress(OSError):
                     self.instance.write("tracing_on", "0")  # switching the tracer would clear the buffer

@@ -9,8 +9,10 @@ process context tracefs reads live.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import select
 import shutil
 import subprocess
 import tempfile
@@ -27,6 +29,7 @@ from netlab.tracers.procrun import Helper
 from netlab.tracers.records import Record, parse_stream
 from netlab.tracers.tracefs import lab_map, other_lab_maps
 
+START_TIMEOUT = 300.0  # seconds for perf record to set up and start recording
 PATH_EVENTS = ("net:net_dev_start_xmit", "net:netif_rx", "net:netif_receive_skb", "skb:consume_skb")
 _NS_EVENT = re.compile(r"PERF_RECORD_NAMESPACES\s+(\d+)/(\d+).*?net: \S+/(0x[0-9a-f]+)")
 
@@ -77,11 +80,12 @@ class PerfSession(Session):
         events = ["-e", "skb:kfree_skb/call-graph=fp/" if options.stack else "skb:kfree_skb"]
         for ev in PATH_EVENTS:
             events += ["-e", ev]
-        fifo_dir = Path(tempfile.mkdtemp(prefix="netlab-perf-"))
-        self.ctl, self.ack = fifo_dir / "ctl", fifo_dir / "ack"
-        os.mkfifo(self.ctl)
-        os.mkfifo(self.ack)
-        self.data = fifo_dir / "perf.data"
+        # perf is told when to start recording over a pipe pair (--control fd:CTL,ACK), not
+        # named FIFOs: a FIFO on a 9p mount (a matrix guest's work directory) never delivers
+        self.data_dir = Path(tempfile.mkdtemp(prefix="netlab-perf-"))
+        self.data = self.data_dir / "perf.data"
+        ctl_r, self._ctl = os.pipe()
+        self._ack, ack_w = os.pipe()
         argv = [
             "perf",
             "record",
@@ -90,43 +94,55 @@ class PerfSession(Session):
             "-D",
             "-1",
             "--control",
-            f"fifo:{self.ctl},{self.ack}",
+            f"fd:{ctl_r},{ack_w}",
             "-o",
             str(self.data),
             *events,
         ]
-        self.helper = Helper(lab, argv)
-        self.fifo_dir = fifo_dir
+        try:
+            self.helper = Helper(lab, argv, pass_fds=(ctl_r, ack_w))
+        finally:
+            os.close(ctl_r)
+            os.close(ack_w)
         try:
             self._enable()
         except BaseException:
             self.helper.stop()
+            self.helper.cleanup()
+            self._close_control()
+            self._remove_data()
             raise
 
     def _enable(self) -> None:
-        deadline = time.monotonic() + 30
-        ctl = None
-        while ctl is None:
-            try:
-                ctl = os.open(self.ctl, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError:
-                if not self.helper.alive() or time.monotonic() > deadline:
-                    raise KernelFeatureError(f"perf record did not start: {self.helper.stderr().strip()}") from None
-                time.sleep(0.01)
-        ack = os.open(self.ack, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            os.write(ctl, b"enable\n")
-            while time.monotonic() < deadline:
-                try:
-                    if os.read(ack, 16).startswith(b"ack"):
-                        return
-                except BlockingIOError:
-                    pass
-                time.sleep(0.005)
-            raise KernelFeatureError("perf record never acknowledged 'enable'")
-        finally:
-            os.close(ctl)
-            os.close(ack)
+        """Ask perf to start recording, and wait until it says it does (setting up takes a
+        while: it reads every process's maps, minutes in a slow guest, hence the bound)."""
+        os.write(self._ctl, b"enable\n")
+        deadline = time.monotonic() + START_TIMEOUT
+        got = b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self._ack], [], [], 0.1)
+            if ready:
+                chunk = os.read(self._ack, 64)
+                if not chunk:
+                    break  # perf closed its end: it exited
+                got += chunk
+                if got.startswith(b"ack"):
+                    return
+            elif not self.helper.alive():
+                break
+        if not self.helper.alive():
+            raise KernelFeatureError(f"perf record exited: {self.helper.stderr().strip()[-500:]}")
+        raise KernelFeatureError(f"perf record did not acknowledge 'enable' within {START_TIMEOUT:.0f}s")
+
+    def _close_control(self) -> None:
+        for fd in (self._ctl, self._ack):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _remove_data(self) -> None:
+        for f in self.data_dir.iterdir():
+            f.unlink()
+        self.data_dir.rmdir()
 
     def poll(self) -> list[DropEvent]:
         return []  # perf writes a file; results come at stop
@@ -156,9 +172,8 @@ class PerfSession(Session):
                 raise NetlabError(f"perf script failed: {script.stderr.strip()[-500:]}")
         finally:
             self.helper.cleanup()
-            for f in self.fifo_dir.iterdir():
-                f.unlink()
-            self.fifo_dir.rmdir()
+            self._close_control()
+            self._remove_data()
         netns_of = parse_namespace_events(script.stdout)
         records = parse_script(script.stdout)
         me = os.getpid()

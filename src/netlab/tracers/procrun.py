@@ -17,7 +17,7 @@ from netlab.lab import Lab
 class Helper:
     """One helper process of one trace session."""
 
-    def __init__(self, lab: Lab, argv: list[str], *, stdin: bool = False) -> None:
+    def __init__(self, lab: Lab, argv: list[str], *, stdin: bool = False, pass_fds: tuple[int, ...] = ()) -> None:
         self.lab = lab
         self.workdir = Path(tempfile.mkdtemp(prefix="netlab-trace-"))
         self.stderr_path = self.workdir / "stderr"
@@ -31,6 +31,7 @@ class Helper:
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             text=True,
             start_new_session=True,
+            pass_fds=pass_fds,
         )
         started = procs.start_time(self.proc.pid)
         self.key = f"pid{self.proc.pid}"
