@@ -9,7 +9,6 @@ inferred hop (no tracepoint fires for bridge forwarding itself).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -56,7 +55,8 @@ class Correlator:
         self.others = list(others)
         self.tracer = tracer
         #: packets in flight by skb address: their hops' (event, device) and the hops' times
-        self.open: OrderedDict[str, tuple[tuple[tuple[str, str], ...], list[float]]] = OrderedDict()
+        #: (a plain dict keeps insertion order, so the oldest is evicted first)
+        self.open: dict[str, tuple[tuple[tuple[str, str], ...], list[float]]] = {}
         self.drops: list[DropEvent] = []
         self.paths: list[tuple[Hop, ...]] = []
         self.unattributed = 0
@@ -82,7 +82,7 @@ class Correlator:
                 times.append(rec.time)
                 self.open[addr] = ((*names, (event, device)), times)
                 if len(self.open) > MAX_OPEN:
-                    self.open.popitem(last=False)
+                    del self.open[next(iter(self.open))]
             elif event == "consume_skb":
                 names, times = self.open.pop(addr, ((), []))
                 if names:

@@ -27,6 +27,7 @@ from netlab.tracers.events import DropEvent, TraceResult
 from netlab.tracers.instance import TRACEFS
 from netlab.tracers.procrun import Helper
 from netlab.tracers.records import Record, parse_stream
+from netlab.tracers.symbols import Symbols
 from netlab.tracers.tracefs import lab_map, other_lab_maps
 
 START_TIMEOUT = 300.0  # seconds for perf record to set up and start recording
@@ -45,6 +46,25 @@ def parse_namespace_events(text: str) -> dict[int, int]:
 def parse_script(text: str) -> list[Record]:
     """Records (with stacks) from ``perf script`` output, time-ordered."""
     return sorted(parse_stream(text.splitlines()), key=lambda r: r.time)
+
+
+def symbolize_locations(records: list[Record], symbols: Symbols | None = None) -> None:
+    """Kernels before 6.2 print ``location=%p``: perf shows the raw address, which is turned
+    into ``function+offset`` here from /proc/kallsyms (later kernels print ``%pS`` themselves)."""
+    from netlab.tracers.symbols import kernel_symbols, symbolize
+
+    done: dict[str, str] = {}
+    for rec in records:
+        location = rec.fields.get("location", "")
+        if not location.startswith("0x"):
+            continue
+        if location not in done:
+            symbols = symbols or kernel_symbols()
+            try:
+                done[location] = symbolize(location, symbols)
+            except NetlabError:
+                done[location] = location
+        rec.fields["location"] = done[location]
 
 
 class PerfTracer(Tracer):
@@ -176,6 +196,7 @@ class PerfSession(Session):
             self._remove_data()
         netns_of = parse_namespace_events(script.stdout)
         records = parse_script(script.stdout)
+        symbolize_locations(records)
         me = os.getpid()
         for rec in records:
             rec.context = (netns_of.get(rec.pid), rec.pid == me)

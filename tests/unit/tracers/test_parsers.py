@@ -80,6 +80,15 @@ def test_perf_script() -> None:
     ) == {100: 0xEFFFFFFC}
 
 
+def test_perf_locations_printed_as_addresses_are_symbolized() -> None:
+    """6.1 prints kfree_skb's location with %p: perf shows 0xffff..., netlab shows function+offset."""
+    syms = parse_kallsyms((RECORDED / "raw" / "6.1.0-50-amd64" / "kallsyms").read_text())
+    address = next(a for a, n in zip(syms.addresses, syms.names, strict=True) if n == "__udp4_lib_rcv") + 0x9A2
+    rec = Record(1.0, 0, 1, "x", "kfree_skb", {"skbaddr": "ffff1", "location": f"{address:#x}"})
+    perf.symbolize_locations([rec], syms)
+    assert rec.fields["location"].startswith("__udp4_lib_rcv+0x9a2")
+
+
 def test_dropwatch_output() -> None:
     drops = dropwatch.parse((RECORDED / "dropwatch.txt").read_text())
     assert len(drops) == 4
