@@ -189,14 +189,3 @@ def claims(m: LabMap, context: tuple[int | None, bool] | None) -> bool:
         return False
     inode, mine = context
     return mine or (inode is not None and inode in m.netns_inodes)
-
-
-def continues(m: LabMap, hops: Sequence[tuple[str, str]], event: str, device: str) -> bool:
-    """Can (event, device) be the next hop of ``hops`` in this lab?
-
-    skb addresses are recycled, sometimes without a ``consume_skb`` in between (deferred and
-    cached frees), so a new packet can inherit an old packet's address: a hop that no path of
-    the lab can reach from the previous ones, or on a device the lab does not have, starts a
-    new packet (which, if it then dies, is not this lab's).
-    """
-    return m.knows(device) and bool(decode(m, [*hops, (event, device)]))

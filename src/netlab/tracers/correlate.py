@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
-from netlab.tracers.attribution import LabMap, claims, continues, decode, last_hop
+from netlab.tracers.attribution import LabMap, claims, decode, last_hop
 from netlab.tracers.events import DropEvent, Hop, Location, Packet
 from netlab.tracers.records import Record
 
@@ -47,6 +47,11 @@ def _location(text: str) -> Location:
     return Location.parse(text)
 
 
+@lru_cache(maxsize=256)
+def _packet(protocol: str) -> Packet:
+    return Packet(protocol=int(protocol) if protocol.isdigit() else None)
+
+
 class Correlator:
     """Feeds on records of one lab's trace; collects its drops and completed paths."""
 
@@ -62,27 +67,36 @@ class Correlator:
         self.unattributed = 0
         self.ambiguous = 0
         self.records = 0
+        self._shapes: dict[tuple[tuple[str, str], ...], list[tuple[int, str, str, str | None, bool]]] = {}
 
     def feed(self, records: Iterable[Record]) -> list[DropEvent]:
         """Consume records (time-ordered); returns the drops they completed."""
         new: list[DropEvent] = []
+        mine, opened = self.mine, self.open
         for rec in records:
             self.records += 1
-            addr = rec.skbaddr
+            fields = rec.fields
+            addr = fields.get("skbaddr")
             if addr is None:
                 continue
             event = rec.event
             if event in PATH_EVENTS:
-                device = rec.device
+                device = fields.get("dev") or fields.get("name")
                 if not device:
                     continue
-                names, times = self.open.pop(addr, ((), []))
-                if names and not continues(self.mine, names, event, device):
-                    names, times = (), []  # a recycled skb address: this is a new packet
+                names, times = opened.pop(addr, ((), []))
+                hop = (event, device)
+                longer = (*names, hop)
+                if names and not (mine.knows(device) and decode(mine, longer)):
+                    # skb addresses are recycled, sometimes without a free we see (deferred and
+                    # cached frees), so a new packet can inherit an old one's address: a hop no
+                    # path of the lab reaches from the previous ones, or on a device the lab does
+                    # not have, starts a new packet (which, if it then dies, is not this lab's)
+                    longer, times = (hop,), []
                 times.append(rec.time)
-                self.open[addr] = ((*names, (event, device)), times)
-                if len(self.open) > MAX_OPEN:
-                    del self.open[next(iter(self.open))]
+                opened[addr] = (longer, times)
+                if len(opened) > MAX_OPEN:
+                    del opened[next(iter(opened))]
             elif event == "consume_skb":
                 names, times = self.open.pop(addr, ((), []))
                 if names:
@@ -98,20 +112,32 @@ class Correlator:
         return new
 
     def _decoded(self, names: tuple[tuple[str, str], ...], times: list[float]) -> tuple[Hop, ...] | None:
+        shape = self._shapes.get(names)
+        if shape is None:
+            if len(self._shapes) >= MAX_OPEN:
+                self._shapes.clear()
+            shape = self._shapes[names] = self._shape(names)
+        if not shape:
+            return None
+        return tuple(Hop(times[i], ev, dev, node, inferred) for i, ev, dev, node, inferred in shape)
+
+    def _shape(self, names: tuple[tuple[str, str], ...]) -> list[tuple[int, str, str, str | None, bool]]:
+        """A path's hops without their times (the same for every packet that took it): each
+        hop's node where one decoding fits, with the bridge inferred where a frame entered one
+        port and left another; hop i takes the time of event i."""
         found = decode(self.mine, names)
         if not found:
-            return None
+            return []
         nodes = found[0] if len(found) == 1 else None
-        out: list[Hop] = []
-        for i, (t, (ev, dev)) in enumerate(zip(times, names, strict=True)):
-            here = nodes[i] if nodes else None
+        out: list[tuple[int, str, str, str | None, bool]] = []
+        for i, (ev, dev) in enumerate(names):
             if nodes and i > 0 and ev in ("net_dev_start_xmit", "net_dev_queue"):
                 prev = nodes[i - 1]
                 bridge = self.mine.bridge_of.get(prev)
                 if bridge and prev[0] == nodes[i][0] and self.mine.bridge_of.get(nodes[i]) == bridge:
-                    out.append(Hop(t, "bridge", bridge, prev[0], inferred=True))
-            out.append(Hop(t, ev, dev, here[0] if here else None))
-        return tuple(out)
+                    out.append((i, "bridge", bridge, prev[0], True))
+            out.append((i, ev, dev, nodes[i][0] if nodes else None, False))
+        return out
 
     def _drop(self, rec: Record, names: tuple[tuple[str, str], ...], times: list[float]) -> DropEvent | None:
         node: str | None = None
@@ -136,14 +162,13 @@ class Correlator:
                 return None
             node = self.mine.netns_inodes[inode]
         path = self._decoded(names, times) or ()
-        protocol = int(rec.fields["protocol"]) if rec.fields.get("protocol", "").isdigit() else None
         return DropEvent(
             time=rec.time,
             location=_location(rec.fields.get("location", "?")),
             reason=rec.fields.get("reason"),  # None: the kernel has no drop reasons (before 5.17)
             node=node,
             device=device,
-            packet=Packet(protocol=protocol),
+            packet=_packet(rec.fields.get("protocol", "")),
             stack=trim_stack(rec.stack),
             path=path,
             pid=rec.pid,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 _SUFFIX = re.compile(r"(\.(constprop|isra|part|cold|llvm|lto_priv|localalias)(\.\d+)?)+$")
 
@@ -76,9 +76,11 @@ class Packet:
         return f"{self.l4 or ''} {self.src}{ports} > {self.dst}{dports}".strip()
 
 
-@dataclass(frozen=True)
-class Hop:
-    """One step of a packet's path: an event on a device (or a bridge inferred from the topology)."""
+class Hop(NamedTuple):
+    """One step of a packet's path: an event on a device (or a bridge inferred from the topology).
+
+    A named tuple rather than a dataclass: a flood makes hundreds of thousands of them.
+    """
 
     time: float
     event: str
@@ -119,7 +121,7 @@ class DropEvent:
         out["function"] = self.function
         out["function_base"] = self.base
         out["packet"] = {k: v for k, v in asdict(self.packet).items() if v is not None}
-        out["path"] = [asdict(h) for h in self.path]
+        out["path"] = [h._asdict() for h in self.path]
         return out
 
 
