@@ -76,8 +76,9 @@ class MatrixOptions:
     cpus: int = 1
 
 
-#: per scenario; the thread method ends a test stuck in C code too (a signal would wait for it)
-SCENARIO_TIMEOUT = 240
+#: per scenario, in seconds (bpftrace alone parses a TCG guest's BTF for over a minute); the
+#: thread method ends a test stuck in C code too (a signal would wait for it)
+SCENARIO_TIMEOUT = 480
 #: pytest's usual traceback asks inspect for every loaded module's real path, one 9p round trip
 #: each: in a TCG guest that took minutes per failure. Python's own traceback is enough there.
 TRACEBACK = "--tb=native"
