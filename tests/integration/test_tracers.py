@@ -191,11 +191,10 @@ def test_tracers_this_kernel_refuses_say_why(tracer: str, netlab_up: LabFactory)
         get(tracer).start(netlab_up("veth-two-ns"))
 
 
-def test_trace_cli_and_ctrl_c_removes_the_instance(netlab_up: LabFactory) -> None:
-    lab = netlab_up("bridge3")
-    before = set(os.listdir("/sys/kernel/tracing/instances"))
+def trace_cli(*args: str) -> subprocess.Popen[str]:
+    """`netlab trace ARGS` as a user starts it, returned once it says it is ready."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "netlab", "trace", lab.name, "--json"],
+        [sys.executable, "-m", "netlab", "trace", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -203,6 +202,13 @@ def test_trace_cli_and_ctrl_c_removes_the_instance(netlab_up: LabFactory) -> Non
     )
     assert proc.stderr is not None
     assert "ready" in proc.stderr.readline()
+    return proc
+
+
+def test_trace_cli_and_ctrl_c_removes_the_instance(netlab_up: LabFactory) -> None:
+    lab = netlab_up("bridge3")
+    before = set(os.listdir("/sys/kernel/tracing/instances"))
+    proc = trace_cli(lab.name, "--json")
     assert len(set(os.listdir("/sys/kernel/tracing/instances")) - before) == 1
     inject(lab, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=2)
     time.sleep(0.4)
@@ -260,15 +266,7 @@ def test_trace_graph_cli_prints_the_walk(netlab_up: LabFactory) -> None:
     6.1 guest of test_kernel_vm; the development kernel refuses the function tracer)."""
     tracer_or_skip("ftrace")
     lab = netlab_up("bridge3")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "netlab", "trace", lab.name, "--graph", "--duration", "600"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    assert "ready" in proc.stderr.readline()
+    proc = trace_cli(lab.name, "--graph", "--duration", "600")
     # a process that enters the lab after the trace started (as `netlab exec` from another
     # shell does) is followed: its pings walk across the bridge
     lab.node("ns-calm1").run(["ping", "-c3", "-i0.3", "-W2", "198.51.100.2"], check=True)
