@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netlab import teardown
 from netlab.apply import journal, netns, procs
@@ -25,6 +25,9 @@ from netlab.errors import Issue, LabStateError, NetlabError, TopologyError
 from netlab.model.names import lab_name, label_problem
 from netlab.model.topology import Topology
 from netlab.model.yamlsrc import Source
+
+if TYPE_CHECKING:
+    from netlab.plan.steps import Plan
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -217,6 +220,20 @@ def _load(topology: str | Path | Topology) -> tuple[Topology, Source | None]:
     return load(topology if isinstance(topology, Path) else str(topology))
 
 
+def planned(topology: str | Path | Topology, instance: str | None = None) -> tuple[Topology, Source | None, str, Plan]:
+    """Load, check the instance name and plan: all that ``up`` decides before touching the
+    kernel, and all ``up --dry-run`` does, so the two accept and refuse exactly the same."""
+    from netlab.plan import plan as make_plan
+
+    topo, source = _load(topology)
+    if instance is not None:
+        problem = label_problem("instance", instance)
+        if problem:
+            raise TopologyError([Issue(None, problem)])
+    name = lab_name(topo.name, instance)
+    return topo, source, name, make_plan(topo, name)
+
+
 def _locate(exc: NetlabError, source: Source | None) -> NetlabError:
     """Add file:line to a step error whose step came from a known line of the topology."""
     origin = getattr(exc, "origin", None)
@@ -256,16 +273,9 @@ def up(
     """
     from netlab.apply import ready
     from netlab.apply.runner import Runner
-    from netlab.plan import plan as make_plan
 
-    topo, source = _load(topology)
-    if instance is not None:
-        problem = label_problem("instance", instance)
-        if problem:
-            raise TopologyError([Issue(None, problem)])
-    name = lab_name(topo.name, instance)
+    topo, source, name, the_plan = planned(topology, instance)
     netns.require_root()
-    the_plan = make_plan(topo, name)
     from netlab.apply import modules
 
     loaded = modules.ensure(the_plan.modules)

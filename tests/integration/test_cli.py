@@ -84,6 +84,48 @@ def test_not_root_is_one_message() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_every_command_as_a_user_is_exit_3_or_works() -> None:
+    """Without root: the documented exit 3 and one message, or the command's answer; never a
+    traceback (status and down used to raise PermissionError)."""
+    up = netlab_cli("up", "veth-two-ns", "--instance", "nobody")
+    assert up.returncode == 0, up.stderr
+    try:
+        for args in (
+            ["status"],
+            ["status", "veth-two-ns-nobody"],
+            ["down", "veth-two-ns-nobody"],
+            ["clean"],
+            ["exec", "veth-two-ns-nobody", "ns1", "--", "true"],
+            ["trace", "veth-two-ns-nobody", "--duration", "1"],
+            ["topologies"],
+            ["doctor"],
+        ):
+            result = netlab_cli_as_nobody(*args)
+            assert result.returncode in (0, 3), (args, result.stderr)
+            assert "Traceback" not in result.stderr, (args, result.stderr)
+            if result.returncode == 3:
+                assert "root" in result.stderr, (args, result.stderr)
+        assert "veth-two-ns-nobody" in journal.all_labs()  # the user's down removed nothing
+    finally:
+        netlab_cli("down", "veth-two-ns-nobody")
+
+
+def test_down_of_several_labs_removes_those_that_are_up() -> None:
+    up = netlab_cli("up", "veth-two-ns", "--instance", "several")
+    assert up.returncode == 0, up.stderr
+    result = netlab_cli("down", "nosuchlab", "veth-two-ns-several")
+    assert result.returncode == 5, result.stderr
+    assert "no lab named 'nosuchlab' is up" in result.stderr
+    assert "veth-two-ns-several: removed 2 namespaces" in result.stdout
+    assert "veth-two-ns-several" not in journal.all_labs()
+
+
+def test_dry_run_refuses_what_up_refuses() -> None:
+    result = netlab_cli("up", "bridge3", "--dry-run", "--instance", "a/b")
+    assert result.returncode == 2
+    assert "instance name 'a/b' contains '/'" in result.stderr
+
+
 def netlab_cli_as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "netlab", *args],

@@ -45,6 +45,16 @@ class StepError(ApplyError):
         self.origin = origin if origin is not None else step.origin
 
 
+def first_error(stderr: str, stdout: str = "") -> str:
+    """What a failed command said first (tools put the cause first and usage or context after),
+    with a count of the rest; its stdout when it wrote nothing to stderr."""
+    lines = [ln.strip() for ln in (stderr.strip() or stdout.strip()).splitlines() if ln.strip()]
+    if not lines:
+        return "no output"
+    more = f" (+{len(lines) - 1} more lines)" if len(lines) > 1 else ""
+    return lines[0] + more
+
+
 class Runner:
     """Applies one plan; owns the per-node netlink sockets while it runs."""
 
@@ -144,5 +154,4 @@ class Runner:
         except subprocess.TimeoutExpired:
             raise StepError(step.node, step, f"still running after {COMMAND_TIMEOUT:.0f}s") from None
         if proc.returncode != 0:
-            detail = proc.stderr.strip().splitlines()
-            raise StepError(step.node, step, f"exit {proc.returncode}: {detail[-1] if detail else 'no output'}")
+            raise StepError(step.node, step, f"exit {proc.returncode}: {first_error(proc.stderr, proc.stdout)}")

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from netlab.errors import NetlabError
+from netlab.errors import NetlabError, PrivilegeError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,12 +50,9 @@ def cli() -> None:
 def up(topology: str, instance: str | None, timeout: float, dry_run: bool, as_json: bool) -> None:
     """Build the lab described by TOPOLOGY (a name on the search path, or a file)."""
     if dry_run:
-        from netlab.model.loader import load
-        from netlab.model.names import lab_name
-        from netlab.plan import plan
+        from netlab.lab import planned
 
-        topo, _ = load(topology)
-        click.echo(plan(topo, lab_name(topo.name, instance)).render())
+        click.echo(planned(topology, instance)[3].render())
         return
     from netlab.cli import render
     from netlab.lab import up as lab_up
@@ -82,17 +79,29 @@ def up(topology: str, instance: str | None, timeout: float, dry_run: bool, as_js
 def down(labs: Sequence[str], everything: bool, missing_ok: bool) -> None:
     """Tear down LABS: kill what runs inside, remove their namespaces."""
     from netlab.apply.journal import all_labs
+    from netlab.apply.netns import require_root
+    from netlab.errors import LabStateError
     from netlab.teardown import down as lab_down
 
     targets = list(labs) + (all_labs() if everything else [])
     if not targets:
         raise click.UsageError("name a lab (netlab status lists them) or use --all")
-    for lab in targets:
-        removal = lab_down(lab, missing_ok=missing_ok)
+    require_root()
+    failed: list[LabStateError] = []
+    for lab in targets:  # one lab that is not up does not keep the others up
+        try:
+            removal = lab_down(lab, missing_ok=missing_ok)
+        except LabStateError as exc:
+            failed.append(exc)
+            continue
         extra = f", killed {len(removal.killed)} processes" if removal.killed else ""
         click.echo(f"{lab}: removed {len(removal.namespaces)} namespaces{extra}")
         for left in removal.skipped:
             _err(f"{lab}: left {left}")
+    if len(failed) == 1:
+        raise failed[0]
+    if failed:
+        raise LabStateError("; ".join(str(e).split("\n", 1)[0] for e in failed))
 
 
 @cli.command()
@@ -605,4 +614,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except PermissionError as exc:
+        # what a command meets without root where it did not ask first (the journal under
+        # /run/netlab, a namespace's files): the documented exit 3, not a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        _err(f"error: permission denied{where}; netlab needs root for this (run it with sudo, or as root)")
+        sys.exit(PrivilegeError.exit_code)
     sys.exit(0)

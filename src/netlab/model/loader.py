@@ -49,6 +49,8 @@ def resolve(ref: str) -> Path:
     """The file ``ref`` names: a path, or a topology name on the search path."""
     if "/" in ref or ref.endswith((".yaml", ".yml")):
         path = Path(ref)
+        if path.is_dir():
+            raise TopologyError([Issue(None, f"{ref}: is a directory, not a topology file")])
         if not path.is_file():
             raise TopologyError([Issue(None, f"{ref}: no such topology file")])
         return path

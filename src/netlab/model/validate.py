@@ -51,6 +51,12 @@ def _veth_ends(topo: Topology) -> dict[str, dict[str, PathKey]]:
     return ends
 
 
+def has_nodes(topo: Topology) -> Iterator[Finding]:
+    """A lab of no nodes would build nothing and then report itself up."""
+    if not topo.nodes:
+        yield ("nodes",), "a lab needs at least one node"
+
+
 def endpoints_exist(topo: Topology) -> Iterator[Finding]:
     """A link endpoint must name a node of this topology."""
     for li, link in enumerate(topo.links):
@@ -298,6 +304,7 @@ def exec_commands(topo: Topology) -> Iterator[Finding]:
 
 
 RULES: tuple[Rule, ...] = (
+    has_nodes,
     endpoints_exist,
     unique_interfaces,
     interfaces_exist,

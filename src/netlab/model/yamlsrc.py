@@ -19,6 +19,12 @@ from netlab.errors import Issue, Position, TopologyError
 
 PathKey = tuple[str | int, ...]
 
+#: limits that keep a hostile or broken file from costing minutes or memory: a topology is a
+#: few hundred lines; these are far above any real one
+MAX_BYTES = 4 << 20
+MAX_DEPTH = 64
+MAX_VALUES = 200_000
+
 try:  # the C composer is ~10x faster; fall back when libyaml is absent
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
 except AttributeError:  # pragma: no cover - depends on the PyYAML build
@@ -53,14 +59,32 @@ def _mark(file: str, node: yaml.Node) -> Position:
     return Position(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+class _LimitError(Exception):
+    """The document broke one of the limits; carries the located issue."""
+
+    def __init__(self, issue: Issue) -> None:
+        super().__init__(issue.message)
+        self.issue = issue
+
+
 class _Builder:
     def __init__(self, file: str) -> None:
         self.file = file
         self.source = Source(file, None)
         self.constructor = yaml.constructor.SafeConstructor()
         self.issues: list[Issue] = []
+        self.values = 0
 
     def build(self, node: yaml.Node, path: PathKey) -> Any:
+        # Aliases make the node graph a DAG that expands exponentially when built ("billion
+        # laughs"), and nesting recurses here: both are bounded, with the place they broke.
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise _LimitError(
+                Issue(_mark(self.file, node), f"the document expands to more than {MAX_VALUES} values (aliases?)")
+            )
+        if len(path) > MAX_DEPTH:
+            raise _LimitError(Issue(_mark(self.file, node), f"nested more than {MAX_DEPTH} levels deep"))
         self.source.values[path] = _mark(self.file, node)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
@@ -89,6 +113,8 @@ class _Builder:
 
 def parse(text: str, file: str) -> Source:
     """Parse one YAML document; a syntax error becomes a located :class:`TopologyError`."""
+    if len(text) > MAX_BYTES:
+        raise TopologyError([Issue(Position(file, 1, 1), f"the file is larger than {MAX_BYTES >> 20} MiB")])
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -107,6 +133,8 @@ def parse(text: str, file: str) -> Source:
         mark = exc.problem_mark
         pos = Position(file, mark.line + 1, mark.column + 1) if mark else None
         raise TopologyError([Issue(pos, f"malformed YAML: {exc.problem}")]) from None
+    except _LimitError as exc:
+        raise TopologyError([exc.issue]) from None
     if builder.issues:
         raise TopologyError(builder.issues)
     return builder.source

@@ -9,6 +9,8 @@ Each case is a file whose first lines say what it must produce:
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,20 @@ def test_bad_topology(path: Path) -> None:
         first = matching[0] if matching else info.value.issues[0]
         assert first.position is not None
         assert f"{first.position.line}:{first.position.column}" == at, str(first)
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_bad_topology_in_a_fresh_process(path: Path) -> None:
+    """As a user meets it: `netlab validate FILE` answers within seconds (an alias bomb or deep
+    nesting included), exits 2 with the one message, and never shows a traceback."""
+    expect, _at = _expectations(path)
+    result = subprocess.run(
+        [sys.executable, "-m", "netlab", "validate", str(path)], capture_output=True, text=True, timeout=20, check=False
+    )
+    assert result.returncode == 2, result.stderr
+    assert expect in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_directory_is_named_as_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(TopologyError, match="is a directory, not a topology file"):
+        load(str(tmp_path))
