@@ -10,7 +10,7 @@ Two kernel changes run through the whole suite:
 
 from __future__ import annotations
 
-from netlab.pytest_plugin.expect import Drop, NewBehaviour, by_kernel
+from netlab.testing import Drop, NewBehaviour, by_kernel
 
 NO_REASONS = "<5.17"
 

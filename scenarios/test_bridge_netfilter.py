@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from expected import NO_REASONS, udp
 
-from netlab.lab import Lab
-from netlab.pytest_plugin.assertions import assert_dropped, assert_not_dropped
-from netlab.pytest_plugin.expect import Drop, by_kernel
+from netlab.testing import Drop, Lab, TraceFactory, Traffic, assert_dropped, assert_not_dropped, by_kernel
 
 # Where netfilter's verdict frees the packet moved: nf_hook_slow before 6.x reasons reached
 # nf_tables, nft_do_chain since (the 6.1 row is what the matrix measured on Debian's 6.1).
@@ -36,7 +32,9 @@ def delete_accept_rule(lab: Lab) -> None:
 
 
 @pytest.mark.netlab_topology("bridge3")
-def test_forward_policy_drop_kills_bridged_traffic(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_forward_policy_drop_kills_bridged_traffic(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
     """With bridge-nf-call-iptables=1 a bridged IPv4 packet traverses the FORWARD chain of the
     host's iptables. On a host whose FORWARD policy is DROP (as with container rules), without
     an ACCEPT for the bridge it dies in nf_tables: NETFILTER_DROP in nft_do_chain, on host."""
@@ -47,7 +45,9 @@ def test_forward_policy_drop_kills_bridged_traffic(netlab_lab: Lab, netlab_traff
 
 
 @pytest.mark.netlab_topology("bridge3")
-def test_forward_accept_rule_lets_it_through(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_forward_accept_rule_lets_it_through(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
     """`-A FORWARD -i calmbr -j ACCEPT` is what makes bridge3 work: the packet reaches ns-calm2
     (where UDP to a closed port ends in NO_SOCKET, proof that it arrived)."""
     with netlab_trace(netlab_lab) as t:
@@ -58,7 +58,7 @@ def test_forward_accept_rule_lets_it_through(netlab_lab: Lab, netlab_traffic: An
 
 @pytest.mark.netlab_topology("bridge3")
 def test_without_bridge_nf_call_iptables_the_policy_does_not_apply(
-    netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
 ) -> None:
     """Set net.bridge.bridge-nf-call-iptables=0 on host and bridged frames bypass iptables:
     the DROP policy no longer matters, with or without the ACCEPT rule."""
@@ -71,7 +71,9 @@ def test_without_bridge_nf_call_iptables_the_policy_does_not_apply(
 
 
 @pytest.mark.netlab_topology("bridge3")
-def test_br_netfilter_checks_ip_headers_on_the_bridge(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_br_netfilter_checks_ip_headers_on_the_bridge(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
     """Because br_netfilter hands bridged IPv4 to the IP hooks, it first validates the IP header
     as a router would; a bad header checksum is dropped on the bridge itself (IP_INHDR in
     br_nf_pre_routing), before it ever reaches the destination host. Up to 6.1 the check

@@ -12,9 +12,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from netlab.lab import Lab
-from netlab.pytest_plugin.assertions import assert_dropped
-from netlab.pytest_plugin.expect import Drop, by_kernel
+from netlab.testing import Drop, Lab, TraceFactory, Traffic, assert_dropped, by_kernel
 
 
 def martian(reason: str) -> dict[str, Drop]:
@@ -50,7 +48,7 @@ def to_ns2(traffic: Any, dst_mac: str | None = None) -> Any:
     ["ip-csum", "ihl", "tot-len"],
     ids=["bad-header-checksum", "header-length-below-5", "total-length-beyond-frame"],
 )
-def test_malformed_ipv4_headers(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any, bad: str) -> None:
+def test_malformed_ipv4_headers(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory, bad: str) -> None:
     """ip_rcv_core checks every IPv4 header before anything else looks at it: a wrong header
     checksum is IP_CSUM, a header length under 5 words IP_INHDR, and a total length longer
     than the frame PKT_TOO_SMALL (the packet was truncated on the way)."""
@@ -59,7 +57,9 @@ def test_malformed_ipv4_headers(netlab_lab: Lab, netlab_traffic: Any, netlab_tra
     assert_dropped(t.result, EXPECT[bad], count=2)
 
 
-def test_packet_from_my_own_address_is_a_martian(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_packet_from_my_own_address_is_a_martian(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
     """A packet arriving from outside with one of the host's own addresses as its source is
     spoofed or looped: the route lookup refuses it (IP_LOCAL_SOURCE)."""
     pkt = to_ns2(netlab_traffic) / IP(src="198.51.100.2", dst="198.51.100.2") / UDP(dport=9) / Raw(b"x" * 20)
@@ -68,7 +68,9 @@ def test_packet_from_my_own_address_is_a_martian(netlab_lab: Lab, netlab_traffic
     assert_dropped(t.result, EXPECT["local_source"], count=2)
 
 
-def test_multicast_source_address_is_invalid(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_multicast_source_address_is_invalid(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
     """No packet may come *from* a multicast or broadcast address (IP_INVALID_SOURCE)."""
     pkt = to_ns2(netlab_traffic) / IP(src="224.0.0.9", dst="198.51.100.2") / UDP(dport=9) / Raw(b"x" * 20)
     with netlab_trace(netlab_lab) as t:
@@ -76,7 +78,7 @@ def test_multicast_source_address_is_invalid(netlab_lab: Lab, netlab_traffic: An
     assert_dropped(t.result, EXPECT["invalid_source"], count=2)
 
 
-def test_destination_0_0_0_0_is_invalid(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_destination_0_0_0_0_is_invalid(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:
     """0.0.0.0 is never a destination on the wire (IP_INVALID_DEST)."""
     pkt = to_ns2(netlab_traffic) / IP(src="198.51.100.1", dst="0.0.0.0") / UDP(dport=9) / Raw(b"x" * 20)  # noqa: S104
     with netlab_trace(netlab_lab) as t:
@@ -84,7 +86,7 @@ def test_destination_0_0_0_0_is_invalid(netlab_lab: Lab, netlab_traffic: Any, ne
     assert_dropped(t.result, EXPECT["invalid_dest"], count=2)
 
 
-def test_unknown_ip_protocol(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_unknown_ip_protocol(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:
     """IP protocol 253 (experimental) has no handler in the host: it answers with ICMP
     protocol unreachable and drops the packet (IP_NOPROTO)."""
     pkt = to_ns2(netlab_traffic) / IP(src="198.51.100.1", dst="198.51.100.2", proto=253) / Raw(b"x" * 20)
@@ -93,7 +95,7 @@ def test_unknown_ip_protocol(netlab_lab: Lab, netlab_traffic: Any, netlab_trace:
     assert_dropped(t.result, EXPECT["noproto"], count=2)
 
 
-def test_unicast_ip_in_a_broadcast_frame(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_unicast_ip_in_a_broadcast_frame(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:
     """With net.ipv4.conf.all.drop_unicast_in_l2_multicast=1 (RFC 1122 says hosts should), a
     unicast IP packet in a broadcast Ethernet frame is dropped (UNICAST_IN_L2_MULTICAST)."""
     netlab_lab.node("ns2").run(["sysctl", "-qw", "net.ipv4.conf.all.drop_unicast_in_l2_multicast=1"], check=True)
@@ -108,7 +110,9 @@ def test_unicast_ip_in_a_broadcast_frame(netlab_lab: Lab, netlab_traffic: Any, n
     assert_dropped(t.result, EXPECT["l2_multicast"], count=2)
 
 
-def test_ipv6_to_a_host_with_ipv6_disabled(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_ipv6_to_a_host_with_ipv6_disabled(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
     """The lab disables IPv6 (ipv6: false): an IPv6 packet arriving anyway is dropped at the
     door of the IPv6 stack (IPV6DISABLED), which is why IPv6-off labs keep traces quiet."""
     pkt = to_ns2(netlab_traffic) / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(dport=9) / Raw(b"x" * 20)

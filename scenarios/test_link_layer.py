@@ -10,10 +10,7 @@ from expected import NO_REASONS, located
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from netlab.lab import Lab
-from netlab.pytest_plugin.assertions import assert_counter, assert_dropped
-from netlab.pytest_plugin.expect import Drop, by_kernel
-from netlab.tracers.registry import get
+from netlab.testing import Drop, Lab, TraceFactory, Traffic, assert_counter, assert_dropped, by_kernel, get_tracer
 
 
 def bridge_ingress(reason: str, node: str) -> dict[str, Drop]:
@@ -39,11 +36,13 @@ UNHANDLED_802_3 = by_kernel(located("__netif_receive_skb_core", "UNHANDLED_PROTO
 
 
 def counters(lab: Lab) -> Any:
-    return get("counters").start(lab)
+    return get_tracer("counters").start(lab)
 
 
 @pytest.mark.netlab_topology("bridge3")
-def test_stp_bpdus_reach_the_host_and_die_in_stp(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_stp_bpdus_reach_the_host_and_die_in_stp(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
     """A switch's 802.3 STP BPDUs (LLC, ethertype field < 0x600) flooded by a bridge with STP
     off reach ns-calm2, whose kernel hands them to the built-in LLC/STP code; stp_pdu_rcv frees
     them because no bridge there runs STP. The LLC handler took them, so rx_dropped does not
@@ -56,7 +55,9 @@ def test_stp_bpdus_reach_the_host_and_die_in_stp(netlab_lab: Lab, netlab_traffic
 
 
 @pytest.mark.netlab_topology("veth-two-ns")
-def test_unknown_ethertype_is_unhandled_and_counted(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_unknown_ethertype_is_unhandled_and_counted(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
     """A frame whose ethertype no protocol handler registered (0x88b5, the local experimental
     one) is dropped at the end of __netif_receive_skb_core with UNHANDLED_PROTO, and each one
     bumps the device's rx_dropped: the seeds' "rx_dropped grows by one every second" symptom.
@@ -70,7 +71,7 @@ def test_unknown_ethertype_is_unhandled_and_counted(netlab_lab: Lab, netlab_traf
 
 
 @pytest.mark.netlab_topology("bridge3")
-def test_pause_frames_are_never_bridged(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_pause_frames_are_never_bridged(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:
     """802.3x PAUSE frames (to 01:80:c2:00:00:01) are for the link partner only; a Linux bridge
     drops them on ingress, whatever group_fwd_mask says (bit 1 cannot be set)."""
     with netlab_trace(netlab_lab) as t:
@@ -80,7 +81,7 @@ def test_pause_frames_are_never_bridged(netlab_lab: Lab, netlab_traffic: Any, ne
 
 @pytest.mark.netlab_topology("bridge3")
 def test_frames_with_a_multicast_source_mac_are_refused(
-    netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
 ) -> None:
     """A source MAC must be a valid unicast address: the bridge will not learn or forward a
     frame from 01:00:5e:00:00:01 (or from 00:00:00:00:00:00)."""
@@ -95,7 +96,9 @@ def test_frames_with_a_multicast_source_mac_are_refused(
 
 
 @pytest.mark.netlab_topology("bridge3")
-def test_ip_for_another_hosts_mac_is_otherhost(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_ip_for_another_hosts_mac_is_otherhost(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
     """The bridge floods a frame for an unknown MAC to every port; ns-calm2 receives it with
     pkt_type OTHERHOST and IP drops it at once, even though the IP address is its own."""
     with netlab_trace(netlab_lab) as t:
@@ -104,7 +107,9 @@ def test_ip_for_another_hosts_mac_is_otherhost(netlab_lab: Lab, netlab_traffic: 
 
 
 @pytest.mark.netlab_topology("bridge-stp")
-def test_a_port_stp_has_not_opened_drops_frames(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_a_port_stp_has_not_opened_drops_frames(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
     """With STP on, a new port listens and learns for 2 x forward_delay before it forwards; data
     frames arriving meanwhile are dropped by the bridge with BRIDGE_INGRESS_STP_STATE."""
     with netlab_trace(netlab_lab) as t:
@@ -140,7 +145,9 @@ LLC_DROP = {
 
 @pytest.mark.netlab_topology("veth-two-ns")
 @pytest.mark.parametrize("kind", list(SEED_FRAMES))
-def test_802_3_frames_and_the_llc_handler(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any, kind: str) -> None:
+def test_802_3_frames_and_the_llc_handler(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory, kind: str
+) -> None:
     """The seeds' case. 802.3 frames (a length, not an ethertype, after the MAC addresses) go
     to whatever handler is registered for 802.2 LLC. With one (LLC built in, or loaded by the
     bridge module), LLC takes the frame: an STP BPDU dies in STP's code, an unknown SAP in

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from netlab.lab import Lab
-from netlab.pytest_plugin.assertions import assert_path
-from netlab.tracers.base import TraceOptions
+from netlab.testing import Lab, TraceFactory, TraceOptions, Traffic, assert_path, get_tracer
 from netlab.tracers.ftrace import SEED_003_WALK, FtraceSession, contains_in_order, seed_name, walk
-from netlab.tracers.registry import get
 
 
 @pytest.mark.netlab_topology("veth-same-ns")
-def test_both_veth_ends_in_one_namespace_use_lo(netlab_lab: Lab, netlab_trace: Any) -> None:
+def test_both_veth_ends_in_one_namespace_use_lo(netlab_lab: Lab, netlab_trace: TraceFactory) -> None:
     """Both addresses belong to ns1, so the kernel routes 198.51.100.2 through the local table:
     the packet goes out and back in through lo, never touching veth1 or veth2."""
     with netlab_trace(netlab_lab) as t:
@@ -24,7 +19,7 @@ def test_both_veth_ends_in_one_namespace_use_lo(netlab_lab: Lab, netlab_trace: A
 
 
 @pytest.mark.netlab_topology("veth-two-ns")
-def test_veth_ends_in_two_namespaces_go_straight_across(netlab_lab: Lab, netlab_trace: Any) -> None:
+def test_veth_ends_in_two_namespaces_go_straight_across(netlab_lab: Lab, netlab_trace: TraceFactory) -> None:
     """veth_xmit in ns1 hands the skb to the peer in ns2 (netif_rx, then
     __netif_receive_skb_core on the backlog): one hop, no lo, no routing in between."""
     with netlab_trace(netlab_lab) as t:
@@ -34,7 +29,7 @@ def test_veth_ends_in_two_namespaces_go_straight_across(netlab_lab: Lab, netlab_
 
 
 @pytest.mark.netlab_topology("bridge3")
-def test_bridged_path_through_calmbr(netlab_lab: Lab, netlab_trace: Any) -> None:
+def test_bridged_path_through_calmbr(netlab_lab: Lab, netlab_trace: TraceFactory) -> None:
     """The seeds' walk: veth_xmit on calmveth1, the peer calmveth1_peer receives, the bridge
     calmbr forwards (br_handle_frame -> br_forward, no tracepoint of its own: inferred from
     entering one port and leaving another), calmveth2_peer transmits, calmveth2 receives."""
@@ -44,7 +39,7 @@ def test_bridged_path_through_calmbr(netlab_lab: Lab, netlab_trace: Any) -> None
 
 
 @pytest.mark.netlab_topology("bridge3")
-def test_tcp_segment_walks_across_bridge3_function_by_function(netlab_lab: Lab, netlab_traffic: Any) -> None:
+def test_tcp_segment_walks_across_bridge3_function_by_function(netlab_lab: Lab, netlab_traffic: Traffic) -> None:
     """Seed 003 followed a TCP segment with function_graph by hand: tcp_sendmsg builds it,
     __ip_queue_xmit routes it, dev_queue_xmit hands it to veth_xmit, which passes it to the
     peer with netif_rx; the backlog (run in the sender's own softirq) delivers it to
@@ -52,7 +47,7 @@ def test_tcp_segment_walks_across_bridge3_function_by_function(netlab_lab: Lab, 
     and br_forward sends it out of calmveth2_peer (dev_queue_xmit, veth_xmit, netif_rx
     again); in ns-calm2 it is an IP packet for us (ip_rcv), TCP's (tcp_v4_rcv), queued for
     the socket (tcp_queue_rcv). The same walk on every kernel, under the names each has."""
-    tracer = get("ftrace")
+    tracer = get_tracer("ftrace")
     found = tracer.probe()
     if not found.usable:
         pytest.skip(f"no function tracer here: {found.detail}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 from expected import NO_REASONS, located
@@ -11,9 +10,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from netlab.lab import Lab
-from netlab.pytest_plugin.assertions import assert_dropped, assert_path
-from netlab.pytest_plugin.expect import Drop, by_kernel
+from netlab.testing import Drop, Lab, TraceFactory, Traffic, assert_dropped, assert_path, by_kernel
 
 EXPECT = {
     "rpfilter": by_kernel(located("ip_rcv_finish_core", "IP_RPFILTER", "r1")),
@@ -28,7 +25,7 @@ EXPECT = {
 pytestmark = pytest.mark.netlab_topology("routed3")
 
 
-def test_strict_reverse_path_filter(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_strict_reverse_path_filter(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:
     """With rp_filter=1 (strict), r1 accepts a packet only if its route back to the source
     leaves through the interface the packet came in on. A packet claiming to come from the
     server's subnet but arriving from the client side is dropped (IP_RPFILTER)."""
@@ -46,7 +43,7 @@ def test_strict_reverse_path_filter(netlab_lab: Lab, netlab_traffic: Any, netlab
     assert_dropped(t.result, EXPECT["rpfilter"], count=2)
 
 
-def test_router_without_a_route(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_router_without_a_route(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:
     """r1 has no route (and no default) to 192.0.2.0/24: it sends ICMP net unreachable back
     and drops the packet in ip_error (IP_INNOROUTES)."""
     with netlab_trace(netlab_lab) as t:
@@ -56,7 +53,7 @@ def test_router_without_a_route(netlab_lab: Lab, netlab_traffic: Any, netlab_tra
     assert_dropped(t.result, EXPECT["no_route"], count=2)
 
 
-def test_host_that_does_not_forward(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_host_that_does_not_forward(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:
     """With net.ipv4.ip_forward=0, r1 is a host: a packet for someone else that reaches it
     is an address error (IP_INADDRERRORS in ip_error)."""
     netlab_lab.node("r1").run(["sysctl", "-qw", "net.ipv4.ip_forward=0"], check=True)
@@ -66,7 +63,7 @@ def test_host_that_does_not_forward(netlab_lab: Lab, netlab_traffic: Any, netlab
 
 
 @pytest.mark.netlab_tracer("bpftrace")
-def test_next_hop_that_never_answers_arp(netlab_lab: Lab, netlab_trace: Any) -> None:
+def test_next_hop_that_never_answers_arp(netlab_lab: Lab, netlab_trace: TraceFactory) -> None:
     """A route via 198.51.100.99, an address nobody has: packets wait in the neighbour queue
     while ARP asks, and when ARP gives up they are dropped (NEIGH_FAILED). The drop happens in
     a timer, long after the sender returned, with no device path behind it: only a tracer that
@@ -81,7 +78,7 @@ def test_next_hop_that_never_answers_arp(netlab_lab: Lab, netlab_trace: Any) -> 
     assert_dropped(t.result, EXPECT["neigh_failed"], at_least=1)
 
 
-def test_path_across_two_routers(netlab_lab: Lab, netlab_trace: Any) -> None:
+def test_path_across_two_routers(netlab_lab: Lab, netlab_trace: TraceFactory) -> None:
     """A ping from client to server crosses both routers: each veth pair is one hop, and each
     router receives on one interface and transmits on the other."""
     with netlab_trace(netlab_lab) as t:

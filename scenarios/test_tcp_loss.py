@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from expected import NO_REASONS
 
-from netlab.lab import Lab
-from netlab.pytest_plugin.assertions import assert_dropped
-from netlab.pytest_plugin.expect import Drop, by_kernel
-from netlab.tracers.registry import get
+from netlab.testing import Drop, Lab, TraceFactory, Traffic, assert_dropped, by_kernel, get_tracer
 
 # see test_bridge_netfilter: the verdict's drop moved from nf_hook_slow to nft_do_chain
 LOSS = by_kernel(
@@ -23,7 +18,7 @@ LOSS = by_kernel(
 
 
 @pytest.mark.netlab_topology("bridge3")
-def test_tcp_recovers_from_random_loss(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_tcp_recovers_from_random_loss(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:
     """An iptables `statistic` rule on the bridge host drops every 20th TCP packet it forwards
     (deterministic: with GSO a 2 MiB flow is only a few dozen large packets, and a random 5 %
     would sometimes drop none). TCP notices the gaps (duplicate ACKs, SACK, timeouts) and retransmits until every
@@ -51,7 +46,7 @@ def test_tcp_recovers_from_random_loss(netlab_lab: Lab, netlab_traffic: Any, net
         ],
         check=True,
     )
-    counters = get("counters").start(netlab_lab)
+    counters = get_tracer("counters").start(netlab_lab)
     with netlab_trace(netlab_lab) as t:
         result = netlab_traffic.flow("ns-calm1", "ns-calm2", 2 << 20, timeout=60)
     moved = counters.stop()

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 from expected import udp
 
-from netlab.lab import Lab
-from netlab.pytest_plugin.assertions import assert_dropped
+from netlab.testing import Lab, TraceFactory, Traffic, assert_dropped
 
 ATTRIBUTING = ("tracefs", "perf", "bpftrace")
 
@@ -29,7 +28,7 @@ def by_tracer(*names: str) -> list[Any]:
 @pytest.mark.netlab_topology("bridge3")
 @pytest.mark.parametrize("tracer", by_tracer(*ATTRIBUTING, "dropwatch"))
 def test_each_tracer_sees_udp_to_a_closed_port(
-    netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any, tracer: str
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory, tracer: str
 ) -> None:
     """UDP to a port nobody listens on dies in UDP's receive path in ns-calm2 (NO_SOCKET from
     5.17): the same 3 drops whichever tracer looks."""

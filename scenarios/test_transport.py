@@ -7,14 +7,11 @@ import ctypes
 import socket
 import struct
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from expected import NO_REASONS, located, udp
 
-from netlab.lab import Lab
-from netlab.pytest_plugin.assertions import assert_dropped
-from netlab.pytest_plugin.expect import Drop, NewBehaviour, Untraced, by_kernel
+from netlab.testing import Drop, Lab, NewBehaviour, TraceFactory, Traffic, Untraced, assert_dropped, by_kernel
 
 TCP_LISTENER_SILENT = Untraced(
     "before 5.17 tcp_rcv_state_process discards such segments with __kfree_skb, which fires no tracepoint",
@@ -50,7 +47,7 @@ def listening(lab: Lab, port: int) -> Iterator[socket.socket]:
         sock.close()
 
 
-def test_udp_to_a_closed_port(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_udp_to_a_closed_port(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:
     """No socket is bound to UDP port 9999 in ns-calm2: __udp4_lib_rcv answers with ICMP port
     unreachable and drops the datagram (NO_SOCKET). From 7.x the compiler inlines
     __udp4_lib_rcv into udp_rcv, so the drop is located in udp_rcv there; before 5.17 the
@@ -62,7 +59,7 @@ def test_udp_to_a_closed_port(netlab_lab: Lab, netlab_traffic: Any, netlab_trace
     assert sent.sent == 3
 
 
-def test_tcp_syn_to_a_closed_port(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_tcp_syn_to_a_closed_port(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:
     """A SYN to a port nobody listens on: tcp_v4_rcv sends a RST and drops the SYN (NO_SOCKET).
     The RST comes back to ns-calm1, where no socket sent the SYN either, and dies the same way."""
     with netlab_trace(netlab_lab) as t:
@@ -72,7 +69,9 @@ def test_tcp_syn_to_a_closed_port(netlab_lab: Lab, netlab_traffic: Any, netlab_t
 
 
 @pytest.mark.parametrize(("recipe", "key"), [("udp", "udp_csum"), ("tcp-syn", "tcp_csum"), ("icmp", "icmp_csum")])
-def test_bad_transport_checksum(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any, recipe: str, key: str) -> None:
+def test_bad_transport_checksum(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory, recipe: str, key: str
+) -> None:
     """A frame from a packet socket has no checksum offload, so the receiver verifies the
     UDP/TCP/ICMP checksum in software and drops a wrong one (UDP_CSUM, TCP_CSUM, ICMP_CSUM),
     before it even looks for a socket."""
@@ -83,7 +82,7 @@ def test_bad_transport_checksum(netlab_lab: Lab, netlab_traffic: Any, netlab_tra
 
 @pytest.mark.parametrize(("flags", "key"), [("F", "tcp_flags"), ("R", "tcp_reset")])
 def test_listening_socket_refuses_odd_segments(
-    netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any, flags: str, key: str
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory, flags: str, key: str
 ) -> None:
     """A listening socket accepts SYNs only. A lone FIN is TCP_FLAGS; a RST for a connection
     that does not exist is TCP_RESET (both in tcp_rcv_state_process). Before 5.17 the kernel
@@ -96,7 +95,7 @@ def test_listening_socket_refuses_odd_segments(
     assert_dropped(t.result, EXPECT[key], count=2)
 
 
-def test_full_udp_receive_buffer(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_full_udp_receive_buffer(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:
     """A UDP socket that does not read, with the smallest receive buffer, fills after a
     datagram or two; the rest are dropped on enqueue (SOCKET_RCVBUFF, also counted as
     Udp RcvbufErrors)."""
@@ -113,7 +112,7 @@ def test_full_udp_receive_buffer(netlab_lab: Lab, netlab_traffic: Any, netlab_tr
     assert_dropped(t.result, EXPECT["rcvbuf"], at_least=40)
 
 
-def test_socket_filter_refuses_everything(netlab_lab: Lab, netlab_traffic: Any, netlab_trace: Any) -> None:
+def test_socket_filter_refuses_everything(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:
     """A classic BPF filter on the socket that returns 0 ("accept no bytes") makes the kernel
     drop every datagram for that socket (SOCKET_FILTER), as tcpdump-style filters do."""
     sock = netlab_lab.node("ns-calm2").socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -31,6 +31,9 @@ from netlab.model.topology import Topology
 from netlab.pytest_plugin import assertions
 from netlab.tracers.base import Session, TraceOptions, Tracer
 from netlab.tracers.events import TraceResult
+
+if TYPE_CHECKING:
+    from netlab.traffic.api import Traffic
 
 LabFactory = Callable[..., Lab]
 REPORT_KEY = pytest.StashKey[list[dict[str, Any]]]()
@@ -176,7 +179,14 @@ class TraceHandle:
     def __init__(self, tracer: Tracer, lab: Lab, options: TraceOptions, record: Callable[[TraceResult], None]) -> None:
         self.tracer, self.lab, self.options, self._record = tracer, lab, options, record
         self._session: Session | None = None
-        self.result: TraceResult | None = None
+        self._result: TraceResult | None = None
+
+    @property
+    def result(self) -> TraceResult:
+        """What the tracer saw; there is none until the ``with`` block has ended."""
+        if self._result is None:
+            raise RuntimeError("the trace is still running: read .result after the with block")
+        return self._result
 
     def __enter__(self) -> TraceHandle:
         self._session = self.tracer.start(self.lab, self.options)
@@ -188,12 +198,16 @@ class TraceHandle:
         if kind is None:
             time.sleep(0.15)  # let softirq work for the last packets finish before stopping
         assert self._session is not None
-        self.result = self._session.stop()
-        self._record(self.result)
+        self._result = self._session.stop()
+        self._record(self._result)
+
+
+#: the ``netlab_trace`` fixture: ``netlab_trace(lab, stack=False)`` -> a context manager
+TraceFactory = Callable[..., TraceHandle]
 
 
 @pytest.fixture
-def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Iterator[Callable[..., TraceHandle]]:
+def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Iterator[TraceFactory]:
     """Factory: ``with netlab_trace(lab, stack=True) as t: ...``; observations go to the report."""
     from netlab.pytest_plugin.report import observed_drops
 
@@ -218,7 +232,7 @@ def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Itera
 
 
 @pytest.fixture
-def netlab_traffic(netlab_lab: Lab) -> Any:
+def netlab_traffic(netlab_lab: Lab) -> Traffic:
     """Traffic helpers for ``netlab_lab``."""
     from netlab.traffic.api import Traffic
 

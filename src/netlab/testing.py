@@ -1,0 +1,61 @@
+"""What a test of kernel behaviour imports: the one documented place.
+
+    from netlab.testing import Drop, Lab, TraceFactory, Traffic, assert_dropped, by_kernel
+
+    @pytest.mark.netlab_topology("bridge3")
+    def test_udp_to_a_closed_port(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:
+        with netlab_trace(netlab_lab) as t:
+            netlab_traffic.inject("ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=3)
+        assert_dropped(t.result, Drop("__udp4_lib_rcv", "NO_SOCKET", "ns-calm2"), count=3)
+
+The fixtures come from the pytest plugin netlab installs (``-p netlab.pytest_plugin.plugin``
+is automatic through its entry point):
+
+* ``netlab_up(topology, **up_options) -> Lab``: bring a topology up for this test only;
+* ``netlab_lab: Lab``: the lab of the test's ``@pytest.mark.netlab_topology("name")``;
+* ``netlab_traffic: Traffic``: ``inject(node, ifname, recipe, **options)``,
+  ``flow(src, dst, size, **options)``, captures, for ``netlab_lab``;
+* ``netlab_tracer: Tracer``: the tracer of ``@pytest.mark.netlab_tracer("name")`` or
+  ``--netlab-tracer`` (skipped, with the reason, where it cannot run);
+* ``netlab_trace(lab, *, stack=False) -> TraceHandle``: a context manager; ``.result`` is
+  the :class:`TraceResult` once the block ends, and its drops go to ``--netlab-report``.
+"""
+
+from __future__ import annotations
+
+from netlab.lab import Lab
+from netlab.pytest_plugin.assertions import (
+    DropAssertionError,
+    assert_counter,
+    assert_dropped,
+    assert_not_dropped,
+    assert_path,
+)
+from netlab.pytest_plugin.expect import Drop, NewBehaviour, Untraced, by_kernel
+from netlab.pytest_plugin.plugin import LabFactory, TraceFactory, TraceHandle
+from netlab.tracers.base import TraceOptions, Tracer
+from netlab.tracers.events import DropEvent, TraceResult
+from netlab.tracers.registry import get as get_tracer
+from netlab.traffic.api import Traffic
+
+__all__ = [
+    "Drop",
+    "DropAssertionError",
+    "DropEvent",
+    "Lab",
+    "LabFactory",
+    "NewBehaviour",
+    "TraceFactory",
+    "TraceHandle",
+    "TraceOptions",
+    "TraceResult",
+    "Tracer",
+    "Traffic",
+    "Untraced",
+    "assert_counter",
+    "assert_dropped",
+    "assert_not_dropped",
+    "assert_path",
+    "by_kernel",
+    "get_tracer",
+]
