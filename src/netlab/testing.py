@@ -19,6 +19,11 @@ is automatic through its entry point):
   ``--netlab-tracer`` (skipped, with the reason, where it cannot run);
 * ``netlab_trace(lab, *, stack=False) -> TraceHandle``: a context manager; ``.result`` is
   the :class:`TraceResult` once the block ends, and its drops go to ``--netlab-report``.
+
+Markers: ``netlab_topology(name)``, ``netlab_tracer(name)``, and ``netlab_needs(*modules,
+config=[options])``, which skips with the kernel's reason where one is missing. With
+``--netlab-check-kernel`` every test also fails if the kernel became tainted or logged a WARN
+or BUG meanwhile; :func:`mark` / :func:`assert_kernel_clean` do the same around any block.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from netlab.pytest_plugin.assertions import (
     assert_path,
 )
 from netlab.pytest_plugin.expect import Drop, NewBehaviour, Untraced, by_kernel
+from netlab.pytest_plugin.kernel_checks import Mark, assert_kernel_clean, mark
 from netlab.pytest_plugin.plugin import LabFactory, TraceFactory, TraceHandle
 from netlab.tracers.base import TraceOptions, Tracer
 from netlab.tracers.events import DropEvent, TraceResult
@@ -44,6 +50,7 @@ __all__ = [
     "DropEvent",
     "Lab",
     "LabFactory",
+    "Mark",
     "NewBehaviour",
     "TraceFactory",
     "TraceHandle",
@@ -54,8 +61,10 @@ __all__ = [
     "Untraced",
     "assert_counter",
     "assert_dropped",
+    "assert_kernel_clean",
     "assert_not_dropped",
     "assert_path",
     "by_kernel",
     "get_tracer",
+    "mark",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -81,3 +82,32 @@ def test_unknown_tracer_option_is_a_clear_error(pytester: pytest.Pytester) -> No
     result = run(pytester, 'by_kernel({"*": Drop(None, None)})', "--netlab-tracer=nosuch")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*unknown tracer 'nosuch' (known: tracefs*"])
+
+
+NEEDS = """
+import pytest
+
+@pytest.mark.netlab_needs("netlab_no_such_module")
+def test_needs_a_module_the_kernel_lacks():
+    raise AssertionError("must not run")
+
+@pytest.mark.netlab_needs(config=["NETLAB_NO_SUCH_OPTION"])
+def test_needs_an_option():
+    raise AssertionError("must not run")
+
+@pytest.mark.netlab_needs("{present}")
+def test_needs_what_is_there():
+    pass
+
+def test_clean_kernel():
+    pass
+"""
+
+
+def test_needs_marker_skips_with_the_kernels_reason(pytester: pytest.Pytester) -> None:
+    present = sorted(os.listdir("/sys/module"))[0]  # loaded, or built in with parameters
+    pytester.makepyfile(test_needs=NEEDS.replace("{present}", present))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--strict-markers", "-rs", "--netlab-check-kernel")
+    result.assert_outcomes(passed=2, skipped=2)
+    result.stdout.re_match_lines([r".*(has no module|cannot tell whether .* has) netlab_no_such_module.*"])
+    result.stdout.re_match_lines([r".*(built without CONFIG_NETLAB_NO_SUCH_OPTION|publishes no config).*"])

@@ -49,13 +49,47 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--netlab-keep", action="store_true", help="keep a failed test's labs up, and say how to reach them"
     )
+    group.addoption(
+        "--netlab-check-kernel",
+        action="store_true",
+        help="fail a test after which the kernel is newly tainted or logged a WARN/BUG (as the selftests check)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "netlab_topology(ref): the topology (name or path) netlab_lab brings up")
     config.addinivalue_line("markers", "netlab_tracer(name): the tracer this test needs (skipped if it cannot run)")
+    config.addinivalue_line(
+        "markers",
+        "netlab_needs(*modules, config=()): kernel modules and config options the test needs"
+        " (skipped, with the kernel's reason, where one is missing)",
+    )
     if config.getoption("--netlab-report") and not hasattr(config, "workerinput"):
         config.stash[REPORT_KEY] = []
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``netlab_needs``: skip, saying what the kernel lacks."""
+    from netlab.pytest_plugin.kernel_checks import needs_refusal
+
+    for marker in item.iter_markers("netlab_needs"):
+        why = needs_refusal(tuple(marker.args), tuple(marker.kwargs.get("config", ())))
+        if why:
+            pytest.skip(why)
+
+
+@pytest.fixture(autouse=True)
+def netlab_kernel_clean(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With ``--netlab-check-kernel``: after the test, the kernel is no more tainted than
+    before and logged no WARN or BUG (otherwise the test errors, with the log lines)."""
+    if not request.config.getoption("--netlab-check-kernel") or os.geteuid() != 0:
+        yield
+        return
+    from netlab.pytest_plugin.kernel_checks import assert_kernel_clean, mark
+
+    start = mark()
+    yield
+    assert_kernel_clean(start)
 
 
 @pytest.hookimpl(wrapper=True)

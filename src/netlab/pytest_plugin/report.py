@@ -9,8 +9,6 @@ reason at another function, or another reason at the same function).
 
 from __future__ import annotations
 
-import contextlib
-import gzip
 import json
 import platform
 import time
@@ -47,21 +45,12 @@ CONFIG_OPTIONS = (
 
 
 def kernel_config(path: Path = Path("/proc/config.gz")) -> dict[str, str]:
-    """The options that matter, from /proc/config.gz (or /boot/config-RELEASE)."""
-    text = ""
-    for candidate in (path, Path(f"/boot/config-{platform.release()}")):
-        with contextlib.suppress(OSError):
-            raw = candidate.read_bytes()
-            text = gzip.decompress(raw).decode() if candidate.suffix == ".gz" else raw.decode()
-            break
-    values = {}
-    for line in text.splitlines():
-        if line.startswith("CONFIG_"):
-            key, _, value = line.partition("=")
-            values[key] = value
-        elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
-            values[line[2:].split()[0]] = "n"
-    return {opt: values.get(opt, "unknown" if not text else "n") for opt in CONFIG_OPTIONS}
+    """The options that matter, from /proc/config.gz (or /boot/config-RELEASE); ``unknown``
+    when the kernel publishes no config."""
+    from netlab.pytest_plugin.kernel_checks import read_config
+
+    values = read_config([path, Path(f"/boot/config-{platform.release()}")])
+    return {opt: "unknown" if values is None else values.get(opt, "n") for opt in CONFIG_OPTIONS}
 
 
 def observed_drops(result: TraceResult) -> list[dict[str, Any]]:
