@@ -72,6 +72,22 @@ def test_udp_to_a_closed_port_arrives_with_its_marker(netlab_up: LabFactory) -> 
     assert [marker.find(f.data) for f in cap.marked(sent.run)] == list(sent.markers)
 
 
+def test_spoofed_source_and_broadcast_arrive_as_asked(netlab_up: LabFactory) -> None:
+    """--src puts any source address in the IP header; --broadcast sends to ff:ff:ff:ff:ff:ff."""
+    from scapy.layers.inet import IP
+    from scapy.layers.l2 import Ether
+
+    lab = netlab_up("bridge3")
+    with Capture(lab, "ns-calm2", "calmveth2", expression="udp port 9999") as cap:
+        sent = inject(
+            lab, "ns-calm1", "calmveth1", "udp", dst="198.51.100.255", src="203.0.113.7", broadcast=True, count=2
+        )
+        cap.wait(2, timeout=5)
+    frames = [Ether(f.data) for f in cap.marked(sent.run)]
+    assert len(frames) == 2
+    assert all(f.dst == "ff:ff:ff:ff:ff:ff" and f[IP].src == "203.0.113.7" for f in frames)
+
+
 def test_tcp_flow_across_bridge3_and_without_the_forward_rule(netlab_up: LabFactory) -> None:
     lab = netlab_up("bridge3")
     result = tcp_flow(lab, "ns-calm1", "ns-calm2", 1 << 20)
@@ -177,6 +193,10 @@ BAD_TRAFFIC = [
     (["inject", "{lab}", "ns1", "veth1", "udp", "--dst", "198.51.100.300"], "bad address '198.51.100.300'"),
     (["inject", "{lab}", "ns1", "veth1", "stp", "--count", "0"], "count must be at least 1"),
     (["inject", "{lab}", "ns1", "veth1", "ethertype", "0xzz"], "is not a number"),
+    (["inject", "{lab}", "ns1", "veth1", "udp", "--dst", "198.51.100.2", "--src", "x"], "bad source address 'x'"),
+    (["inject", "{lab}", "ns1", "veth1", "stp", "--src", "192.0.2.1"], "recipe 'stp' has no IP header for --src"),
+    (["inject", "{lab}", "ns1", "veth1", "udp", "--dst", "198.51.100.2", "--src", "2001:db8::1"], "different IP"),
+    (["inject", "{lab}", "ns1", "veth1", "stp", "--broadcast", "--dst-mac", "02:00:00:00:00:01"], "not both"),
     (["capture", "{lab}", "ns1", "nosuchif", "--count", "1"], "no interface 'nosuchif'"),
     (["capture", "{lab}", "ns1", "veth1", "--filter", "udp prot 9"], "bad capture filter"),
     (["flow", "{lab}", "ns1", "nosuchnode"], "has no node 'nosuchnode'"),

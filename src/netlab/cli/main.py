@@ -258,6 +258,8 @@ def _int(text: str) -> int:
 @click.option("--count", "-c", type=int, default=1, show_default=True, help="How many frames.")
 @click.option("--dst", help="Destination IP address (IP recipes).")
 @click.option("--dst-mac", help="Destination MAC; default: the next hop's, found from the lab.")
+@click.option("--broadcast", is_flag=True, help="Send to ff:ff:ff:ff:ff:ff (with --dst, e.g. the subnet's broadcast).")
+@click.option("--src", help="Source IP address; default: the interface's (any address: spoofing is allowed).")
 @click.option("--dport", type=click.IntRange(0, 65535), default=9999, show_default=True)
 @click.option("--sport", type=click.IntRange(0, 65535), default=40000, show_default=True)
 @click.option("--ttl", type=click.IntRange(0, 255), default=64, show_default=True)
@@ -267,23 +269,7 @@ def _int(text: str) -> int:
     "--bad", type=click.Choice(["ip-csum", "l4-csum", "ihl", "tot-len", "truncated"]), help="Send it malformed."
 )
 @click.option("--json", "as_json", is_flag=True)
-def inject(
-    lab: str,
-    node: str,
-    interface: str,
-    recipe: str,
-    value: str | None,
-    count: int,
-    dst: str | None,
-    dst_mac: str | None,
-    dport: int,
-    sport: int,
-    ttl: int,
-    tcp_flags: str,
-    payload: int,
-    bad: str | None,
-    as_json: bool,
-) -> None:
+def inject(lab: str, node: str, interface: str, recipe: str, value: str | None, as_json: bool, **options: Any) -> None:
     """Send frames of RECIPE from NODE's INTERFACE (recipes: stp, rstp, ethertype VALUE, pause,
     udp, icmp, tcp-syn). Every frame carries a marker that identifies it in captures and traces."""
     from netlab.apply.netns import require_root
@@ -291,14 +277,7 @@ def inject(
     from netlab.traffic.inject import inject as do_inject
 
     require_root()
-    options: dict[str, Any] = {
-        "dport": dport,
-        "sport": sport,
-        "ttl": ttl,
-        "tcp_flags": tcp_flags,
-        "payload": payload,
-        "bad": bad,
-    }
+    count, dst, dst_mac = options.pop("count"), options.pop("dst"), options.pop("dst_mac")
     if recipe == "ethertype":
         if value is None:
             raise click.UsageError("ethertype needs a value, e.g. netlab inject LAB NODE IF ethertype 0x88b5")

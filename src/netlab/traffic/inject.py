@@ -38,6 +38,19 @@ def send(lab: Lab, node: str, ifname: str, frames: Iterable[bytes | Any]) -> int
         return sock.send(bytes(f) for f in frames)
 
 
+def _source(src: str, dst: str | None, recipe_name: str, needs_ip: bool) -> str:
+    """A chosen (possibly spoofed) source address, checked against the recipe and ``dst``."""
+    try:
+        spoofed = ipaddress.ip_address(src)
+    except ValueError:
+        raise NetlabError(f"bad source address '{src}'") from None
+    if not needs_ip:
+        raise NetlabError(f"recipe '{recipe_name}' has no IP header for --src")
+    if dst is not None and spoofed.version != ipaddress.ip_address(dst).version:
+        raise NetlabError(f"--src {src} and --dst {dst} are of different IP versions")
+    return src
+
+
 def inject(
     lab: Lab,
     node: str,
@@ -48,15 +61,23 @@ def inject(
     dst: str | None = None,
     dst_mac: str | None = None,
     run: int | None = None,
+    src: str | None = None,
+    broadcast: bool = False,
     **options: Any,
 ) -> Injection:
     """Build ``count`` frames of a recipe from ``node:ifname`` and send them.
 
     For IP recipes the destination MAC is the next hop's, found from the lab (no ARP is sent)
-    unless ``dst_mac`` forces one (e.g. another host's MAC, to see an OTHERHOST drop).
+    unless ``dst_mac`` forces one (e.g. another host's MAC, to see an OTHERHOST drop) or
+    ``broadcast`` sends to ff:ff:ff:ff:ff:ff. The source address is the interface's, or ``src``
+    (any address: a spoofed source is the point of some tests).
     """
     if count <= 0:
         raise NetlabError(f"count must be at least 1, got {count}")
+    if broadcast:
+        if dst_mac is not None:
+            raise NetlabError("give --broadcast or --dst-mac, not both")
+        dst_mac = recipes.BROADCAST
     the_recipe = recipes.recipe(recipe_name)
     handle = lab.node(node)
     if not interface_exists(handle.netns, ifname):
@@ -75,6 +96,8 @@ def inject(
                 src_ip = route.source or src_ip
     elif the_recipe.needs_ip:
         raise NetlabError(f"recipe '{recipe_name}' needs --dst ADDRESS")
+    if src is not None:
+        src_ip = _source(src, dst, recipe_name, the_recipe.needs_ip)
     spec = recipes.FrameSpec(
         src_mac=interface_mac(handle.netns, ifname),
         run=run if run is not None else marker.new_run(),
