@@ -88,6 +88,20 @@ def test_spoofed_source_and_broadcast_arrive_as_asked(netlab_up: LabFactory) -> 
     assert all(f.dst == "ff:ff:ff:ff:ff:ff" and f[IP].src == "203.0.113.7" for f in frames)
 
 
+def test_ping_waits_for_replies_in_both_ip_versions(netlab_up: LabFactory) -> None:
+    """Across two routers and back, each request answered before the next; a host that is not
+    there answers nothing, and the loss is counted."""
+    from netlab.traffic.ping import ping
+
+    lab = netlab_up("routed3")
+    for dst in ("203.0.113.2", "2001:db8:3::2"):
+        result = ping(lab, "client", dst, count=3, interval=0.05, timeout=2)
+        assert (result.sent, result.received, result.loss) == (3, 3, 0.0), result
+        assert all(0 < rtt < 2000 for rtt in result.rtts_ms)
+    lost = ping(lab, "client", "203.0.113.99", count=2, interval=0.05, timeout=0.3)
+    assert (lost.received, lost.loss) == (0, 100.0)
+
+
 def test_tcp_flow_across_bridge3_and_without_the_forward_rule(netlab_up: LabFactory) -> None:
     lab = netlab_up("bridge3")
     result = tcp_flow(lab, "ns-calm1", "ns-calm2", 1 << 20)
@@ -200,6 +214,8 @@ BAD_TRAFFIC = [
     (["capture", "{lab}", "ns1", "nosuchif", "--count", "1"], "no interface 'nosuchif'"),
     (["capture", "{lab}", "ns1", "veth1", "--filter", "udp prot 9"], "bad capture filter"),
     (["flow", "{lab}", "ns1", "nosuchnode"], "has no node 'nosuchnode'"),
+    (["ping", "{lab}", "ns1", "198.51.100.300"], "bad address '198.51.100.300'"),
+    (["ping", "{lab}", "nosuchnode", "198.51.100.2"], "has no node 'nosuchnode'"),
     (["flow", "{lab}", "ns1", "ns2", "--bytes", "0"], "size must be positive"),
     (["flow", "{lab}", "ns1", "ns2", "--bytes", "lots"], "is not a size"),
 ]

@@ -399,6 +399,28 @@ def flow(
 
 
 @cli.command()
+@click.argument("lab")
+@click.argument("node")
+@click.argument("dst")
+@click.option("--count", "-c", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--interval", "-i", type=click.FloatRange(min=0.001), default=0.2, show_default=True, help="Seconds.")
+@click.option("--timeout", "-W", type=click.FloatRange(min=0.001), default=1.0, show_default=True, help="Per reply.")
+@click.option("--size", "-s", type=click.IntRange(8, 65000), default=56, show_default=True, help="Payload bytes.")
+@click.option("--json", "as_json", is_flag=True)
+def ping(lab: str, node: str, dst: str, count: int, interval: float, timeout: float, size: int, as_json: bool) -> None:
+    """ICMP echo from NODE to DST (IPv4 or IPv6), each request answered or timed out before the next."""
+    from netlab.apply.netns import require_root
+    from netlab.lab import attach
+    from netlab.traffic.ping import ping as do_ping
+
+    require_root()
+    result = do_ping(attach(lab), node, dst, count=count, interval=interval, timeout=timeout, size=size)
+    click.echo(json.dumps(result.as_dict()) if as_json else f"--- {dst} ping from {node} ---\n{result.summary()}")
+    if result.received == 0:
+        sys.exit(1)  # as ping: no reply at all is a failure
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True)
 def doctor(as_json: bool) -> None:
     """Say, for every tracer, whether it can run on this machine and exactly why not."""

@@ -10,6 +10,7 @@ from netlab.lab import Lab
 from netlab.traffic.capture import Capture
 from netlab.traffic.flow import FlowResult, tcp_flow
 from netlab.traffic.inject import Injection, inject, send
+from netlab.traffic.ping import PingResult, ping
 from netlab.traffic.resolve import interface_mac
 
 
@@ -34,6 +35,10 @@ class Traffic:
     def flow(self, src: str, dst: str, size: int, **options: Any) -> FlowResult:
         """A verified TCP flow; see :func:`netlab.traffic.flow.tcp_flow`."""
         return tcp_flow(self.lab, src, dst, size, **options)
+
+    def ping(self, node: str, dst: str, **options: Any) -> PingResult:
+        """ICMP echo with replies awaited; see :func:`netlab.traffic.ping.ping`."""
+        return ping(self.lab, node, dst, **options)
 
     def mac(self, node: str, ifname: str) -> str:
         """The MAC of an interface of the lab."""
