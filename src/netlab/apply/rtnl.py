@@ -126,6 +126,7 @@ def _bridge(step: CreateBridge, _netns: str, _fd: NetnsFd) -> bytes:
         "IFLA_BR_GROUP_FWD_MASK": step.group_fwd_mask,
         "IFLA_BR_NF_CALL_IPTABLES": None if step.nf_call_iptables is None else int(step.nf_call_iptables),
         "IFLA_BR_NF_CALL_IP6TABLES": None if step.nf_call_ip6tables is None else int(step.nf_call_ip6tables),
+        "IFLA_BR_NF_CALL_ARPTABLES": None if step.nf_call_arptables is None else int(step.nf_call_arptables),
     }
     data = [("IFLA_BR_STP_STATE", int(step.stp))] + [(k, v) for k, v in options.items() if v is not None]
     attrs = [*_link_attrs(step.ifname, step.mac, step.mtu), _linkinfo("bridge", data)]

@@ -191,8 +191,8 @@ class Bridge(Model):
 
     ports: list[IfName] = Field(default_factory=list)
     stp: bool = False
-    forward_delay: Annotated[float, Field(ge=2, le=30)] | None = Field(
-        default=None, description="seconds; the kernel allows 2-30 while STP is on"
+    forward_delay: Annotated[float, Field(ge=0, le=30)] | None = Field(
+        default=None, description="seconds; 2-30 while STP is on, 0-30 with it off (the selftests use 0)"
     )
     group_fwd_mask: Annotated[int, Field(ge=0, le=0xFFFF)] | None = Field(
         default=None,
@@ -202,6 +202,9 @@ class Bridge(Model):
         default=None, description="per-bridge switch: pass bridged IPv4 through iptables (br_netfilter)"
     )
     nf_call_ip6tables: bool | None = None
+    nf_call_arptables: bool | None = Field(
+        default=None, description="per-bridge switch: pass bridged ARP through arptables (br_netfilter)"
+    )
     mac: Mac | None = None
 
 

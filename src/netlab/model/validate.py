@@ -137,10 +137,10 @@ def bridge_ports(topo: Topology) -> Iterator[Finding]:
                             ("nodes", node_name, "interfaces", port, "addresses"),
                             f"'{port}' is a port of bridge '{br_name}'; put its address on the bridge",
                         )
-            if bridge.forward_delay is not None and not bridge.stp:
+            if bridge.forward_delay is not None and bridge.stp and not 2 <= bridge.forward_delay <= 30:
                 yield (
                     ("nodes", node_name, "bridges", br_name, "forward_delay"),
-                    "forward_delay only matters with stp: true",
+                    f"forward_delay {bridge.forward_delay:g} with stp: true; the kernel allows 2-30 s while STP runs",
                 )
             if bridge.group_fwd_mask is not None and bridge.group_fwd_mask & 0x7:
                 yield (

@@ -171,6 +171,9 @@ def modules_needed(topo: Topology) -> tuple[ModuleNeed, ...]:
     for name, node in topo.nodes.items():
         if node.bridges:
             needs.setdefault("bridge", f"bridge {next(iter(node.bridges))} in node {name}")
+        for br_name, bridge in node.bridges.items():
+            if bridge.nf_call_iptables or bridge.nf_call_ip6tables or bridge.nf_call_arptables:
+                needs.setdefault("br_netfilter", f"nf_call_* on bridge {br_name} in node {name}")
         for key in node.sysctls:
             if key.startswith("net.bridge."):
                 needs.setdefault("br_netfilter", f"sysctl {key} in node {name}")
@@ -209,6 +212,7 @@ def _node_setup(ctx: _Context, node_name: str) -> list[Step]:
                 group_fwd_mask=bridge.group_fwd_mask,
                 nf_call_iptables=bridge.nf_call_iptables,
                 nf_call_ip6tables=bridge.nf_call_ip6tables,
+                nf_call_arptables=bridge.nf_call_arptables,
                 mac=bridge.mac or settings.mac,
                 mtu=settings.mtu,
                 origin=(*base, "bridges", br_name),

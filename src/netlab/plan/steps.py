@@ -122,14 +122,17 @@ class CreateBridge(Step):
     group_fwd_mask: int | None = None
     nf_call_iptables: bool | None = None
     nf_call_ip6tables: bool | None = None
+    nf_call_arptables: bool | None = None
     mac: str | None = None
     mtu: int | None = None
     phase: ClassVar[Phase] = Phase.LINKS
 
     def describe(self) -> str:
         extra = " stp" if self.stp else ""
-        if self.nf_call_iptables is not None:
-            extra += f" nf_call_iptables={int(self.nf_call_iptables)}"
+        for name in ("nf_call_iptables", "nf_call_ip6tables", "nf_call_arptables"):
+            value = getattr(self, name)
+            if value is not None:
+                extra += f" {name}={int(value)}"
         if self.group_fwd_mask is not None:
             extra += f" group_fwd_mask={self.group_fwd_mask:#x}"
         return f"bridge {self.ifname} (ifindex {self.ifindex}){extra}, up"

@@ -94,3 +94,24 @@ def test_every_step_has_an_origin_in_the_file() -> None:
     for step in plan(topo, "r").steps:
         assert step.origin, step
     assert all(isinstance(s, CreateNamespace) for s in plan(topo, "r").ordered()[:4])
+
+
+def test_bridge_as_the_selftests_make_it() -> None:
+    """forward_delay 0 with STP off (bridge_brouter.sh) and nf_call_arptables, which needs br_netfilter."""
+    from netlab.model.topology import Topology
+    from netlab.plan.planner import modules_needed
+
+    topo = Topology.model_validate(
+        {
+            "name": "brouter",
+            "nodes": {
+                "a": {},
+                "h": {"bridges": {"br0": {"ports": ["h-a"], "forward_delay": 0, "nf_call_arptables": True}}},
+            },
+            "links": [{"endpoints": ["a:a-h", "h:h-a"]}],
+        }
+    )
+    (bridge,) = [s for s in plan(topo, "b").steps if isinstance(s, CreateBridge)]
+    assert (bridge.forward_delay, bridge.nf_call_arptables) == (0, True)
+    assert "nf_call_arptables=1" in bridge.describe()
+    assert "br_netfilter" in {need.module for need in modules_needed(topo)}
