@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from netlab import teardown
 from netlab.apply import journal, netns, procs
-from netlab.errors import Issue, LabStateError, NetlabError, TopologyError
+from netlab.errors import Issue, LabStateError, NetlabError, Position, TopologyError
 from netlab.model.names import lab_name, label_problem
 from netlab.model.topology import Topology
 from netlab.model.yamlsrc import Source
@@ -234,14 +234,33 @@ def planned(topology: str | Path | Topology, instance: str | None = None) -> tup
     return topo, source, name, make_plan(topo, name)
 
 
+def _inside(value: Position, line: int, column: int | None) -> Position:
+    """Where line ``line`` (column ``column``) of a multi-line YAML value is in its file: a block
+    scalar (``|``) starts on the line after its indicator, at that line's indentation."""
+    try:
+        text = Path(value.file).read_text().splitlines()
+    except OSError:
+        return value
+    block = value.line <= len(text) and text[value.line - 1][value.column - 1 : value.column] in ("|", ">")
+    at = value.line + line if block else value.line
+    if not 1 <= at <= len(text):
+        return value
+    first = text[value.line] if block and value.line < len(text) else ""
+    indent = len(first) - len(first.lstrip()) if block else value.column - 1  # the block's, not the line's
+    return Position(value.file, at, indent + (column or 1))
+
+
 def _locate(exc: NetlabError, source: Source | None) -> NetlabError:
     """Add file:line to a step error whose step came from a known line of the topology."""
     origin = getattr(exc, "origin", None)
     if source is None or not origin:
         return exc
-    pos = source.at(tuple(origin), key=True)
+    within = getattr(exc, "within", None)
+    pos = source.at(tuple(origin), key=within is None)
     if pos is None:
         return exc
+    if within is not None:
+        pos = _inside(pos, *within)
     exc.message = f"{pos}: {exc.message}"
     exc.args = (exc.message,)
     return exc

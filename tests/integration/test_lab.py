@@ -129,3 +129,19 @@ def test_ownership_check_spares_a_foreign_namespace(netlab_up: LabFactory) -> No
         assert netns.exists(victim)
     finally:
         netns.remove(victim)
+
+
+def test_nftables_ruleset_filters_bridged_traffic(netlab_up: LabFactory) -> None:
+    """Each node's nft ruleset is loaded in its namespace and in effect: the bridge family on the
+    bridge host (UDP to 9999 dropped as it enters the bridge), the inet family in a host (UDP to
+    7777 dropped at input); each rule's counter says how many."""
+    from netlab.traffic.inject import inject
+
+    lab = netlab_up(Path(__file__).parents[1] / "data" / "nftables-bridge.yaml")
+    inject(lab, "a", "a-h", "udp", dst="198.51.100.2", dport=9999, count=2)
+    inject(lab, "a", "a-h", "udp", dst="198.51.100.2", dport=7777, count=3)
+    bridged = lab.node("h").run(["nft", "list", "ruleset"], check=True).stdout
+    assert "udp dport 9999 counter packets 2" in bridged, bridged
+    hosted = lab.node("b").run(["nft", "list", "ruleset"], check=True).stdout
+    assert "udp dport 7777 counter packets 3" in hosted, hosted
+    assert "table" not in lab.node("a").run(["nft", "list", "ruleset"], check=True).stdout

@@ -14,18 +14,22 @@ import subprocess
 
 from netlab.apply.netns import preexec
 from netlab.errors import KernelFeatureError
-from netlab.plan.steps import ModelPath, RestoreFirewall
+from netlab.plan.steps import LoadNftables, ModelPath, RestoreFirewall
 
 _LINE_RE = re.compile(r"(?:Error occurred at line: |line )(\d+)")
 _VERSION_RE = re.compile(r"^\S+ v[\d.]+ \([^)]*\): ")
 
 
 class RestoreError(Exception):
-    """iptables-restore refused the rules; ``origin`` is the model path of the bad line."""
+    """iptables-restore or nft refused the rules; ``origin`` is the model path of the bad
+    line, and for a ruleset given as one text, ``line``/``column`` the place inside it."""
 
-    def __init__(self, message: str, origin: ModelPath | None) -> None:
+    def __init__(
+        self, message: str, origin: ModelPath | None, line: int | None = None, column: int | None = None
+    ) -> None:
         super().__init__(message)
         self.origin = origin
+        self.line, self.column = line, column
 
 
 def _culprit(step: RestoreFirewall, line: int, stderr: str) -> int:
@@ -70,3 +74,32 @@ def restore(netns: str, step: RestoreFirewall) -> None:
             lines.append(f"rule: {step.text.splitlines()[n - 1]}")
     message = "; ".join(_VERSION_RE.sub("", ln) for ln in lines) or f"exited {proc.returncode}"
     raise RestoreError(f"{tool}: {message}", origin)
+
+
+_NFT_ERROR = re.compile(r"^[^:\n]*:(\d+):(\d+)(?:-\d+)?: Error: (.*)$", re.M)
+
+
+def load_nft(netns: str, step: LoadNftables) -> None:
+    """``nft -f -`` inside ``netns``: one transaction, so a bad line leaves no rule behind."""
+    binary = shutil.which("nft")
+    if binary is None:
+        raise KernelFeatureError("nft is not installed", hint="apt-get install nftables (scripts/bootstrap.sh)")
+    proc = subprocess.run(
+        [binary, "-f", "-"],
+        input=step.text,
+        capture_output=True,
+        text=True,
+        preexec_fn=preexec(netns, sysfs=False),
+        timeout=30,
+        check=False,
+    )
+    if proc.returncode == 0:
+        return
+    found = _NFT_ERROR.search(proc.stderr)
+    if found is None:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        raise RestoreError(f"nft: {lines[0] if lines else f'exited {proc.returncode}'}", step.origin)
+    line, column, message = int(found.group(1)), int(found.group(2)), found.group(3)
+    text = step.text.splitlines()
+    culprit = text[line - 1].strip() if 1 <= line <= len(text) else ""
+    raise RestoreError(f"nft: {message}" + (f" in: {culprit}" if culprit else ""), step.origin, line, column)

@@ -20,6 +20,7 @@ from netlab.apply.journal import Journal
 from netlab.errors import ApplyError
 from netlab.plan.steps import (
     CreateNamespace,
+    LoadNftables,
     ModelPath,
     Phase,
     Plan,
@@ -43,6 +44,8 @@ class StepError(ApplyError):
         self.node = node
         self.step = step
         self.origin = origin if origin is not None else step.origin
+        #: (line, column) inside a multi-line value (an nft ruleset) where the error is
+        self.within: tuple[int, int | None] | None = None
 
 
 def first_error(stderr: str, stdout: str = "") -> str:
@@ -133,6 +136,13 @@ class Runner:
                 firewall.restore(ns, step)
             except firewall.RestoreError as exc:
                 raise StepError(step.node, step, str(exc), exc.origin) from None
+        elif isinstance(step, LoadNftables):
+            try:
+                firewall.load_nft(ns, step)
+            except firewall.RestoreError as exc:
+                error = StepError(step.node, step, str(exc), exc.origin)
+                error.within = (exc.line, exc.column) if exc.line else None
+                raise error from None
         elif isinstance(step, RunCommand):
             self._command(ns, step)
         else:  # pragma: no cover - the planner makes no other kinds

@@ -233,6 +233,11 @@ class Node(Model):
         description="iptables-restore lines per table, e.g. ':FORWARD DROP', '-A FORWARD -i br0 -j ACCEPT'",
     )
     ip6tables: dict[IptablesTable, list[str]] = Field(default_factory=dict)
+    nftables: str | None = Field(
+        default=None,
+        description="an nft ruleset (nft -f syntax; inet, ip, ip6, arp, bridge and netdev tables) loaded"
+        " inside this node in one transaction",
+    )
     exec: list[str] = Field(
         default_factory=list,
         description="commands run inside the node after everything else (tc, ethtool, ...); split like a shell",

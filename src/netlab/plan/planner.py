@@ -37,6 +37,7 @@ from netlab.plan.steps import (
     CreateNamespace,
     CreateVeth,
     IPNetwork,
+    LoadNftables,
     ModuleNeed,
     Plan,
     Readiness,
@@ -199,6 +200,8 @@ def _node_setup(ctx: _Context, node_name: str) -> list[Step]:
         fw = _firewall(node_name, family, tables)
         if fw:
             steps.append(fw)
+    if node.nftables and node.nftables.strip():
+        steps.append(LoadNftables(node_name, text=node.nftables, origin=(*base, "nftables")))
     for br_name, bridge in node.bridges.items():
         settings = ctx.topo.interface(node_name, br_name)
         index = ctx.ifindex[(node_name, br_name)]

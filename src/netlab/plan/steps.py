@@ -112,6 +112,17 @@ class RestoreFirewall(Step):
 
 
 @dataclass(frozen=True)
+class LoadNftables(Step):
+    """``nft -f`` of a node's ruleset, all of it or nothing (nft loads a file as one transaction)."""
+
+    text: str
+    phase: ClassVar[Phase] = Phase.FIREWALL
+
+    def describe(self) -> str:
+        return f"nft -f ({len(self.text.strip().splitlines())} lines)"
+
+
+@dataclass(frozen=True)
 class CreateBridge(Step):
     """A Linux bridge."""
 
