@@ -347,8 +347,7 @@ def attach(name: str) -> Lab:
     """A handle on lab ``name``, which must be up; it is not torn down when dropped."""
     record = journal.read(name)
     if record is None:
-        known = ", ".join(journal.all_labs()) or "none"
-        raise LabStateError(f"no lab named '{name}' is up (labs: {known})")
+        raise journal.not_up(name)
     if record.state != "up":
         raise LabStateError(f"lab '{name}' is {record.state}", hint=f"netlab down {name} removes it")
     topo = Topology.model_validate(record.header["topology"], strict=False)
@@ -362,7 +361,7 @@ def status(name: str | None = None) -> list[dict[str, Any]]:
     for lab in names:
         record = journal.read(lab)
         if record is None:
-            raise LabStateError(f"no lab named '{lab}' is up (labs: {', '.join(journal.all_labs()) or 'none'})")
+            raise journal.not_up(lab)
         entry: dict[str, Any] = {"lab": lab, "state": record.state, "source": record.header.get("source"), "nodes": []}
         for node, ns in record.header.get("netns", {}).items():
             item: dict[str, Any] = {"node": node, "netns": ns, "interfaces": []}

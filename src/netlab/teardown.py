@@ -99,8 +99,7 @@ def down(lab: str, *, missing_ok: bool = False) -> Removal:
         if held is None or record is None:
             if missing_ok:
                 return Removal(lab)
-            known = ", ".join(journal.all_labs()) or "none"
-            raise LabStateError(f"no lab named '{lab}' is up (labs: {known})", hint="netlab status lists labs")
+            raise journal.not_up(lab)
         result = remove(record)
         with contextlib.suppress(FileNotFoundError):
             journal.journal_path(lab).unlink()

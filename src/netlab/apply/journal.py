@@ -167,6 +167,12 @@ def read(lab: str) -> Record | None:
     return Record(lab, entries[0], entries[1:])
 
 
+def not_up(lab: str) -> LabStateError:
+    """The one error for a lab that is not up, naming those that are."""
+    known = ", ".join(all_labs()) or "none"
+    return LabStateError(f"no lab named '{lab}' is up (labs: {known})", hint="netlab status lists labs")
+
+
 def all_labs() -> list[str]:
     """Names of every lab with a journal."""
     directory = run_dir()

@@ -121,12 +121,12 @@ def status(lab: str | None, as_json: bool) -> None:
 
 
 def _node_netns(lab: str, node: str) -> str:
-    from netlab.apply.journal import all_labs, read
+    from netlab.apply.journal import not_up, read
     from netlab.errors import LabStateError
 
     record = read(lab)
     if record is None:
-        raise LabStateError(f"no lab named '{lab}' is up (labs: {', '.join(all_labs()) or 'none'})")
+        raise not_up(lab)
     names: dict[str, str] = record.header.get("netns", {})
     if node not in names:
         raise LabStateError(f"lab '{lab}' has no node '{node}' (nodes: {', '.join(names)})")
