@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
+from netlab.tracers import tracepoints
 from netlab.tracers.attribution import LabMap, claims, decode, last_hop
 from netlab.tracers.events import DropEvent, Hop, Location, Packet
 from netlab.tracers.records import Record
@@ -26,7 +27,7 @@ DROP_PLUMBING = frozenset(
         "kfree_skb",
     }
 )
-PATH_EVENTS = frozenset({"net_dev_start_xmit", "netif_rx", "netif_receive_skb", "net_dev_queue"})
+PATH_EVENTS = tracepoints.PATH_NAMES
 MAX_OPEN = 200_000
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.lab import Lab
+from netlab.tracers import tracepoints
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal
 from netlab.tracers.correlate import Correlator
 from netlab.tracers.events import DropEvent, TraceResult
@@ -31,7 +32,7 @@ from netlab.tracers.symbols import Symbols
 from netlab.tracers.tracefs import lab_map, other_lab_maps
 
 START_TIMEOUT = 300.0  # seconds for perf record to set up and start recording
-PATH_EVENTS = ("net:net_dev_start_xmit", "net:netif_rx", "net:netif_receive_skb", "skb:consume_skb")
+PATH_EVENTS = tuple(tracepoints.perf_name(p) for p in (*tracepoints.PATH, tracepoints.FREE))
 _NS_EVENT = re.compile(r"PERF_RECORD_NAMESPACES\s+(\d+)/(\d+).*?net: \S+/(0x[0-9a-f]+)")
 
 

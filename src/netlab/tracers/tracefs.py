@@ -28,6 +28,7 @@ from netlab.apply import journal
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.lab import Lab
 from netlab.model.topology import Topology
+from netlab.tracers import tracepoints
 from netlab.tracers.attribution import ContextCache, LabMap
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
 from netlab.tracers.correlate import Correlator
@@ -37,8 +38,8 @@ from netlab.tracers.records import Record
 from netlab.tracers.ringbuf import EventFormat, RecordDecoder
 from netlab.tracers.ringbuf import has_entries as entries_in
 
-EVENTS = ("skb/kfree_skb", "skb/consume_skb", "net/net_dev_start_xmit", "net/netif_rx", "net/netif_receive_skb")
-PATH_EVENTS = ("net/net_dev_start_xmit", "net/netif_rx", "net/netif_receive_skb")
+EVENTS = tuple(tracepoints.tracefs_path(p) for p in tracepoints.ALL)
+PATH_EVENTS = frozenset(tracepoints.tracefs_path(p) for p in tracepoints.PATH)
 MAX_FILTER = 3500
 READER_DEADLINE = 300.0
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
