@@ -112,6 +112,8 @@ class PerfSession(Session):
             "record",
             "-a",
             "--namespaces",
+            "--no-buildid",  # kernel samples only: no build-ids to collect from every DSO at exit
+            "--no-buildid-cache",
             "-D",
             "-1",
             "--control",
