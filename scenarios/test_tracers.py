@@ -11,11 +11,13 @@ kernel's BTF is too old for it, dropwatch without NET_DM).
 
 from __future__ import annotations
 
+import platform
 from typing import Any
 
 import pytest
 from expected import udp
 
+from netlab.errors import KernelFeatureError
 from netlab.testing import Lab, TraceFactory, Traffic, assert_dropped
 
 ATTRIBUTING = ("tracefs", "perf", "bpftrace")
@@ -32,8 +34,14 @@ def test_each_tracer_sees_udp_to_a_closed_port(
 ) -> None:
     """UDP to a port nobody listens on dies in UDP's receive path in ns-calm2 (NO_SOCKET from
     5.17): the same 3 drops whichever tracer looks."""
-    with netlab_trace(netlab_lab, stack=tracer in ("tracefs", "perf")) as t:
-        netlab_traffic.inject("ns-calm1", "calmveth1", "udp", dst="198.51.100.2", dport=9999, count=3)
+    try:
+        with netlab_trace(netlab_lab, stack=tracer in ("tracefs", "perf")) as t:
+            netlab_traffic.inject("ns-calm1", "calmveth1", "udp", dst="198.51.100.2", dport=9999, count=3)
+    except KernelFeatureError as exc:
+        if tracer != "perf":
+            raise
+        # measured: Debian's perf 6.1 in the 5.10 guest (TCG) needs over 5 minutes to set up
+        pytest.skip(f"perf could not start recording on kernel {platform.release()}: {exc}")
     expected = udp("NO_SOCKET", "ns-calm2")
     if tracer in ATTRIBUTING:
         drops = assert_dropped(t.result, expected, count=3)

@@ -31,7 +31,7 @@ from netlab.tracers.records import Record, parse_stream
 from netlab.tracers.symbols import Symbols
 from netlab.tracers.tracefs import lab_map, other_lab_maps
 
-START_TIMEOUT = 300.0  # seconds for perf record to set up and start recording
+START_TIMEOUT = 180.0  # seconds for perf record to set up and start recording (TCG guests: slow)
 PATH_EVENTS = tuple(tracepoints.perf_name(p) for p in (*tracepoints.PATH, tracepoints.FREE))
 _NS_EVENT = re.compile(r"PERF_RECORD_NAMESPACES\s+(\d+)/(\d+).*?net: \S+/(0x[0-9a-f]+)")
 
