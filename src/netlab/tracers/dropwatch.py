@@ -160,10 +160,10 @@ def place(alerts: list[Alert], mine: LabMap, others: list[LabMap], when: float =
 
 
 class DropwatchTracer(Tracer):
-    """dropwatch -l kas."""
+    """dropwatch -l kas, in packet alert mode."""
 
     name = "dropwatch"
-    summary = "dropwatch (NET_DROP_MONITOR): machine-wide 'N drops at function+offset'"
+    summary = "dropwatch (NET_DROP_MONITOR), packet mode: each drop's function+offset, input interface, reason"
 
     def probe(self) -> Probe:
         refusal = tool_refusal("dropwatch", "dropwatch")
