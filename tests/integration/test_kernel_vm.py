@@ -59,4 +59,8 @@ def test_debian_6_1_boots_and_runs_a_scenario_the_module_tests_and_the_graph(tmp
     assert data["kernel"]["release"] == kernel.release
     (scenario,) = data["scenarios"]
     assert scenario["outcome"] == "passed"
-    assert {(d["location"], d["reason"]) for d in scenario["drops"]} == {("__udp4_lib_rcv", "NO_SOCKET")}
+    # the report keeps everything traced in the lab; a stray packet of the node's own (an
+    # ip_rcv_finish_core NOT_SPECIFIED now and then) may sit beside the scenario's three drops
+    assert ("__udp4_lib_rcv", "NO_SOCKET", "ns-calm2", 3) in {
+        (d["location"], d["reason"], d["node"], d["count"]) for d in scenario["drops"]
+    }, scenario["drops"]
