@@ -31,9 +31,14 @@ pytestmark = [
 ROOT = Path(__file__).parents[2]
 
 
-def test_debian_6_1_boots_and_runs_a_scenario_the_module_tests_and_the_graph(tmp_path: Path) -> None:
+def test_debian_6_1_boots_and_runs_a_scenario_the_module_tests_and_the_graph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kernel = fetch(lookup("6.1"))
-    report = tmp_path / "report.json"
+    # the guest's directory given relative, as `netlab matrix -o matrix` gives it
+    monkeypatch.chdir(tmp_path)
+    Path("work").mkdir()
+    report = tmp_path / "work" / "report.json"
     tests = [
         "tests/integration/test_modules.py",
         "tests/integration/test_tracers.py::test_trace_graph_cli_prints_the_walk",
@@ -49,7 +54,7 @@ def test_debian_6_1_boots_and_runs_a_scenario_the_module_tests_and_the_graph(tmp
         accel=choose_accel(kernel),
         timeout=900,
         cwd=ROOT,
-        work=tmp_path,
+        work=Path("work"),
     )  # fmt: skip
     assert result.rc == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "4 passed" in result.stdout, result.stdout[

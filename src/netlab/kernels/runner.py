@@ -138,7 +138,7 @@ def _run_vm(name: str, opts: MatrixOptions, say: Say, accel: vm.Accel | None) ->
         accel = vm.choose_accel(kernel, force=opts.accel)
     run.accel, run.accel_why = accel.kind, accel.why
     say(f"[{name}] booting {kernel.release} ({accel.kind}: {accel.why})")
-    work = opts.output / f".work-{spec.series}"
+    work = (opts.output / f".work-{spec.series}").resolve()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:

@@ -244,7 +244,8 @@ def run(
         if hidden:
             raise NetlabError(f"{what} {path} is under {hidden[0]}, which the guest sees as an empty tmpfs", hint=hint)
     own = work is None
-    work = Path(tempfile.mkdtemp(prefix=f"netlab-vm-{kernel.series}-")) if work is None else work
+    # Absolute: the guest starts elsewhere, and vng shares a relative path as "cannot access".
+    work = Path(tempfile.mkdtemp(prefix=f"netlab-vm-{kernel.series}-")) if work is None else work.resolve()
     try:
         return _run_in(
             kernel,
