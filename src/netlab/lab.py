@@ -166,11 +166,9 @@ class Lab:
         """
         nodes = []
         for name, node in self.nodes.items():
-            spec = self.topology.nodes[name]
-            created = [ep.ifname for link in self.topology.links for ep in link.endpoints if ep.node == name]
             interfaces = [
                 {"name": ifname, "addresses": [str(a) for a in self.topology.interface(name, ifname).addresses]}
-                for ifname in [*spec.bridges, *created]
+                for ifname in self.topology.created(name)
             ]
             nodes.append({"node": name, "netns": node.netns, "interfaces": interfaces})
         return {"lab": self.name, "state": "up", "nodes": nodes}

@@ -171,3 +171,35 @@ def test_validate_and_schema() -> None:
     assert netlab_cli("validate", "bridge3", "linear50").returncode == 0
     schema = netlab_cli("schema")
     assert schema.returncode == 0 and '"$schema"' in schema.stdout
+
+
+DUMMY_LAB = """name: dummies
+ipv6: false
+nodes:
+  a:
+    dummies: [svc0]
+    interfaces:
+      svc0: {addresses: [203.0.113.1/32]}
+"""
+
+
+def test_an_interface_kind_the_kernel_lacks_is_one_message_and_nothing_is_left(tmp_path: Path) -> None:
+    """The development kernel is built without dummy (and 8021q): `up` names the module, the
+    file and line, exits 4 and leaves nothing. A kernel that has the driver builds the lab."""
+    topo = tmp_path / "dummies.yaml"
+    topo.write_text(DUMMY_LAB)
+    before, labs_before = netns.listed(), journal.all_labs()
+    result = netlab_cli("up", str(topo))
+    assert "Traceback" not in result.stderr
+    if result.returncode == 0:
+        try:
+            shown = netlab_cli("exec", "dummies", "a", "--", "ip", "-o", "addr", "show", "svc0").stdout
+            assert "203.0.113.1/32" in shown
+        finally:
+            netlab_cli("down", "dummies")
+    else:
+        assert result.returncode == 4, result.stderr
+        assert f"{topo}:5:15: node 'a': dummy svc0" in result.stderr, result.stderr
+        assert "this kernel has no dummy interfaces (module dummy" in result.stderr
+    assert netns.listed() == before
+    assert journal.all_labs() == labs_before

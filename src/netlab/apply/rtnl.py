@@ -21,7 +21,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from netlab.apply.netns import open_fd, open_socket
-from netlab.plan.steps import AddAddress, AddRoute, CreateBridge, CreateVeth, SetLink, SetLoopback, Step
+from netlab.plan.steps import (
+    AddAddress,
+    AddRoute,
+    CreateBridge,
+    CreateDummy,
+    CreateMacvlan,
+    CreateStacked,
+    CreateVeth,
+    CreateVlan,
+    CreateVxlan,
+    SetLink,
+    SetLoopback,
+    SetPortVlans,
+    Step,
+)
 from netlab.pyroute import ifaddrmsg, ifinfmsg, rtmsg
 
 NETLINK_ROUTE = 0
@@ -43,6 +57,7 @@ NLMSGERR_ATTR_MSG = 1
 
 RTM_NEWLINK = 16
 RTM_GETLINK = 18
+RTM_SETLINK = 19
 RTM_NEWADDR = 20
 RTM_NEWROUTE = 24
 
@@ -127,6 +142,8 @@ def _bridge(step: CreateBridge, _netns: str, _fd: NetnsFd) -> bytes:
         "IFLA_BR_NF_CALL_IPTABLES": None if step.nf_call_iptables is None else int(step.nf_call_iptables),
         "IFLA_BR_NF_CALL_IP6TABLES": None if step.nf_call_ip6tables is None else int(step.nf_call_ip6tables),
         "IFLA_BR_NF_CALL_ARPTABLES": None if step.nf_call_arptables is None else int(step.nf_call_arptables),
+        "IFLA_BR_VLAN_FILTERING": 1 if step.vlan_filtering else None,
+        "IFLA_BR_VLAN_DEFAULT_PVID": step.default_pvid,
     }
     data = [("IFLA_BR_STP_STATE", int(step.stp))] + [(k, v) for k, v in options.items() if v is not None]
     attrs = [*_link_attrs(step.ifname, step.mac, step.mtu), _linkinfo("bridge", data)]
@@ -144,6 +161,65 @@ def _veth(step: CreateVeth, netns: str, netns_fd: NetnsFd) -> bytes:
     peer = {"index": step.peer_ifindex, "attrs": peer_attrs}
     attrs.append(_linkinfo("veth", [("VETH_INFO_PEER", peer)]))
     return _encode(_link(step.ifindex, attrs), RTM_NEWLINK, CREATE)
+
+
+MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
+VLAN_PROTOCOLS = {"802.1Q": 0x8100, "802.1ad": 0x88A8}
+
+
+def _stacked_data(step: CreateStacked) -> list[tuple[str, Any]]:
+    if isinstance(step, CreateVlan):
+        return [("IFLA_VLAN_ID", step.vlan_id), ("IFLA_VLAN_PROTOCOL", VLAN_PROTOCOLS[step.protocol])]
+    if isinstance(step, CreateMacvlan):
+        return [("IFLA_MACVLAN_MODE", MACVLAN_MODES[step.mode])]
+    if isinstance(step, CreateVxlan):
+        six = any(a is not None and a.version == 6 for a in (step.remote, step.group, step.local))
+        suffix = "6" if six else ""
+        peer = step.remote if step.remote is not None else step.group
+        data: dict[str, Any] = {
+            "IFLA_VXLAN_ID": step.vni,
+            f"IFLA_VXLAN_GROUP{suffix}": str(peer) if peer is not None else None,
+            f"IFLA_VXLAN_LOCAL{suffix}": str(step.local) if step.local is not None else None,
+            "IFLA_VXLAN_LINK": step.parent_ifindex,
+            "IFLA_VXLAN_PORT": step.port,
+            "IFLA_VXLAN_LEARNING": int(step.learning),
+            "IFLA_VXLAN_TTL": step.ttl,
+        }
+        return [(k, v) for k, v in data.items() if v is not None]
+    return []
+
+
+def _create_stacked(step: CreateStacked, _netns: str, _fd: NetnsFd) -> bytes:
+    """A dummy, vlan, macvlan or vxlan; the kernel takes a vxlan's remote as its "group"."""
+    attrs = _link_attrs(step.ifname, step.mac, step.mtu)
+    if step.parent_ifindex and not isinstance(step, CreateVxlan):
+        attrs.append(("IFLA_LINK", step.parent_ifindex))
+    if step.master_ifindex:
+        attrs.append(("IFLA_MASTER", step.master_ifindex))
+    data = _stacked_data(step)
+    if data:
+        attrs.append(_linkinfo(step.kind, data))
+    else:
+        attrs.append(("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", step.kind)]}))
+    return _encode(_link(step.ifindex, attrs), RTM_NEWLINK, CREATE)
+
+
+BRIDGE_FLAGS_SELF = 2
+BRIDGE_VLAN_INFO_PVID = 0x2
+BRIDGE_VLAN_INFO_UNTAGGED = 0x4
+
+
+def _port_vlans(step: SetPortVlans, _netns: str, _fd: NetnsFd) -> bytes:
+    """``bridge vlan add``: an AF_BRIDGE setlink carrying one VLAN_INFO per VLAN."""
+    spec: list[tuple[str, Any]] = [("IFLA_BRIDGE_FLAGS", BRIDGE_FLAGS_SELF)] if step.own else []
+    for vlan in step.vlans:
+        flags = (BRIDGE_VLAN_INFO_PVID if vlan.pvid else 0) | (BRIDGE_VLAN_INFO_UNTAGGED if vlan.untagged else 0)
+        spec.append(("IFLA_BRIDGE_VLAN_INFO", {"flags": flags, "vid": vlan.vid}))
+    msg = ifinfmsg()
+    msg["family"] = socket.AF_BRIDGE
+    msg["index"] = step.ifindex
+    msg["attrs"] = [("IFLA_AF_SPEC", {"attrs": spec})]
+    return _encode(msg, RTM_SETLINK, CHANGE)
 
 
 def _set_link(step: SetLink, _netns: str, _fd: NetnsFd) -> bytes:
@@ -189,6 +265,11 @@ ENCODERS: dict[type[Step], Callable[[Any, str, NetnsFd], bytes]] = {
     SetLoopback: _loopback,
     CreateBridge: _bridge,
     CreateVeth: _veth,
+    CreateDummy: _create_stacked,
+    CreateVlan: _create_stacked,
+    CreateMacvlan: _create_stacked,
+    CreateVxlan: _create_stacked,
+    SetPortVlans: _port_vlans,
     SetLink: _set_link,
     AddAddress: _address,
     AddRoute: _route,

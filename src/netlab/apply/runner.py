@@ -9,6 +9,7 @@ makes the same undo path serve a failed step, Ctrl-C, and a ``kill -9`` found la
 
 from __future__ import annotations
 
+import errno
 import shutil
 import socket
 import subprocess
@@ -17,20 +18,23 @@ from itertools import groupby
 
 from netlab.apply import firewall, netns, rtnl, sysctl
 from netlab.apply.journal import Journal
-from netlab.errors import ApplyError
+from netlab.errors import ApplyError, KernelFeatureError
 from netlab.plan.steps import (
+    CreateBridge,
     CreateNamespace,
+    CreateStacked,
     LoadNftables,
     ModelPath,
     Phase,
     Plan,
     RestoreFirewall,
     RunCommand,
+    SetPortVlans,
     Step,
     WriteSysctl,
 )
 
-NETLINK_PHASES = {Phase.LOOPBACK, Phase.LINKS, Phase.LINK_CONFIG, Phase.ROUTES}
+NETLINK_PHASES = {Phase.LOOPBACK, Phase.LINKS, Phase.PEERS, Phase.STACKED, Phase.LINK_CONFIG, Phase.ROUTES}
 COMMAND_TIMEOUT = 60.0
 
 Progress = Callable[[Phase, int, int], None]
@@ -46,6 +50,28 @@ class StepError(ApplyError):
         self.origin = origin if origin is not None else step.origin
         #: (line, column) inside a multi-line value (an nft ruleset) where the error is
         self.within: tuple[int, int | None] | None = None
+
+
+class MissingFeatureError(StepError, KernelFeatureError):
+    """A step needs something this kernel was built without (a link type, bridge VLAN filtering)."""
+
+    exit_code = 4
+
+
+def _missing_feature(exc: rtnl.NetlinkStepError) -> str | None:
+    """What the kernel lacks, when its refusal is "not supported" for a step that needs a driver
+    or option; None for any other refusal."""
+    if exc.errno != errno.EOPNOTSUPP:
+        return None
+    step = exc.step
+    if isinstance(step, CreateStacked):
+        return (
+            f"this kernel has no {step.kind} interfaces (module {step.module}: neither built in nor"
+            f" loadable here; {exc.detail})"
+        )
+    if (isinstance(step, CreateBridge) and step.vlan_filtering) or isinstance(step, SetPortVlans):
+        return f"this kernel's bridge has no VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING is off; {exc.detail})"
+    return None
 
 
 def first_error(stderr: str, stdout: str = "") -> str:
@@ -103,6 +129,9 @@ class Runner:
                 try:
                     rtnl.send_batch(self.socket(node), batch)
                 except rtnl.NetlinkStepError as exc:
+                    missing = _missing_feature(exc)
+                    if missing:
+                        raise MissingFeatureError(node, exc.step, missing) from None
                     raise StepError(node, exc.step, exc.detail) from None
             return
         for step in steps:

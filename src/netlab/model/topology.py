@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -179,15 +180,55 @@ class Model(BaseModel):
 
 
 class Interface(Model):
-    """Settings of one interface of a node (a veth end, a bridge, or ``lo``)."""
+    """Settings of one interface of a node (a veth end, a bridge, a dummy, vlan, macvlan or
+    vxlan, or ``lo``)."""
 
     addresses: list[InterfaceAddress] = Field(default_factory=list)
     mac: Mac | None = None
     mtu: Mtu | None = None
 
 
+VlanId = Annotated[int, Field(ge=1, le=4094, description="802.1Q VLAN id")]
+
+
+class PortVlans(Model):
+    """A bridge port's VLAN membership (with ``vlan_filtering``), as ``bridge vlan add`` sets it."""
+
+    vids: Annotated[list[VlanId], Field(min_length=1)]
+    pvid: VlanId | None = Field(default=None, description="the VLAN untagged frames arriving on the port join")
+    untagged: list[VlanId] = Field(default_factory=list, description="VLANs sent out of the port without a tag")
+
+
+class Vlan(Model):
+    """An 802.1Q (or 802.1ad) sub-interface stacked on another interface of the node."""
+
+    parent: IfName
+    id: VlanId
+    protocol: Literal["802.1Q", "802.1ad"] = "802.1Q"
+
+
+class Macvlan(Model):
+    """A macvlan on another interface of the node: its own MAC on the parent's wire."""
+
+    parent: IfName
+    mode: Literal["private", "vepa", "bridge", "passthru", "source"] = "bridge"
+
+
+class Vxlan(Model):
+    """A VXLAN tunnel end: Ethernet over UDP between lab nodes, over a lab link (``dev``)."""
+
+    vni: Annotated[int, Field(ge=0, le=0xFFFFFF, description="VXLAN network identifier")]
+    remote: Address | None = Field(default=None, description="the one peer's underlay address (unicast)")
+    group: Address | None = Field(default=None, description="a multicast group for flooding, instead of remote")
+    local: Address | None = Field(default=None, description="this end's underlay address")
+    dev: IfName | None = Field(default=None, description="the underlay interface (required with group)")
+    port: Annotated[int, Field(ge=1, le=65535)] = 4789
+    learning: bool = True
+    ttl: Annotated[int, Field(ge=0, le=255)] | None = None
+
+
 class Bridge(Model):
-    """A Linux bridge inside a node, and which of the node's veth ends are its ports."""
+    """A Linux bridge inside a node, and which of the node's interfaces are its ports."""
 
     ports: list[IfName] = Field(default_factory=list)
     stp: bool = False
@@ -204,6 +245,14 @@ class Bridge(Model):
     nf_call_ip6tables: bool | None = None
     nf_call_arptables: bool | None = Field(
         default=None, description="per-bridge switch: pass bridged ARP through arptables (br_netfilter)"
+    )
+    vlan_filtering: bool = Field(default=False, description="forward by VLAN membership (port_vlans)")
+    default_pvid: Annotated[int, Field(ge=0, le=4094)] | None = Field(
+        default=None, description="VLAN every new port joins untagged (kernel default 1; 0 for none)"
+    )
+    port_vlans: dict[IfName, PortVlans] = Field(
+        default_factory=dict,
+        description="VLANs per port, with vlan_filtering; the bridge's own name sets its own membership",
     )
     mac: Mac | None = None
 
@@ -224,6 +273,10 @@ class Node(Model):
     description: str | None = None
     interfaces: dict[IfName, Interface] = Field(default_factory=dict)
     bridges: dict[IfName, Bridge] = Field(default_factory=dict)
+    dummies: list[IfName] = Field(default_factory=list, description="dummy interfaces (module dummy)")
+    vlans: dict[IfName, Vlan] = Field(default_factory=dict, description="802.1Q sub-interfaces (module 8021q)")
+    macvlans: dict[IfName, Macvlan] = Field(default_factory=dict, description="macvlans (module macvlan)")
+    vxlans: dict[IfName, Vxlan] = Field(default_factory=dict, description="VXLAN tunnel ends (module vxlan)")
     routes: list[Route] = Field(default_factory=list)
     sysctls: dict[str, SysctlValue] = Field(
         default_factory=dict, description="net.* sysctls written inside this node's namespace"
@@ -263,3 +316,31 @@ class Topology(Model):
     def interface(self, node: str, ifname: str) -> Interface:
         """The settings of ``node:ifname`` (defaults when the file gave none)."""
         return self.nodes[node].interfaces.get(ifname, Interface())
+
+    def creations(self, node: str) -> Iterator[tuple[str, tuple[str | int, ...]]]:
+        """Each interface the lab makes in ``node`` with the place in the file that makes it, in
+        the order bridges, veth ends, dummies, vxlans, vlans, macvlans; a name made twice (an
+        error validation reports) comes twice."""
+        spec = self.nodes[node]
+        for br in spec.bridges:
+            yield br, ("nodes", node, "bridges", br)
+        for li, link in enumerate(self.links):
+            for ei, ep in enumerate(link.endpoints):
+                if ep.node == node:
+                    yield ep.ifname, ("links", li, "endpoints", ei)
+        for di, dummy in enumerate(spec.dummies):
+            yield dummy, ("nodes", node, "dummies", di)
+        for kind in ("vxlans", "vlans", "macvlans"):
+            for ifname in getattr(spec, kind):
+                yield ifname, ("nodes", node, kind, ifname)
+
+    def created(self, node: str) -> dict[str, tuple[str | int, ...]]:
+        """Every interface the lab makes in ``node`` (``lo`` is not made) and where in the file.
+
+        The one answer to "which interfaces does this node have", for validation, the planner,
+        the graph, the lab's summary and the tracers' map.
+        """
+        made: dict[str, tuple[str | int, ...]] = {}
+        for ifname, path in self.creations(node):
+            made.setdefault(ifname, path)
+        return made

@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from netlab.model.topology import Route, Topology
+from netlab.model.topology import Node, Route, Topology
 from netlab.model.yamlsrc import PathKey
 
 Finding = tuple[PathKey, str]
@@ -41,16 +41,6 @@ def _known(names: Iterable[object]) -> str:
     return ", ".join(items) if items else "none"
 
 
-def _veth_ends(topo: Topology) -> dict[str, dict[str, PathKey]]:
-    """node -> {ifname: path of the endpoint that creates it}."""
-    ends: dict[str, dict[str, PathKey]] = {n: {} for n in topo.nodes}
-    for li, link in enumerate(topo.links):
-        for ei, ep in enumerate(link.endpoints):
-            if ep.node in ends:
-                ends[ep.node].setdefault(ep.ifname, ("links", li, "endpoints", ei))
-    return ends
-
-
 def has_nodes(topo: Topology) -> Iterator[Finding]:
     """A lab of no nodes would build nothing and then report itself up."""
     if not topo.nodes:
@@ -71,61 +61,64 @@ def endpoints_exist(topo: Topology) -> Iterator[Finding]:
             yield ("links", li, "endpoints"), f"link connects '{a}' to itself"
 
 
+def _maker(path: PathKey) -> str:
+    """'link 2', 'bridge br0', 'vlan v10', ... for the place that makes an interface."""
+    if path[0] == "links":
+        return f"link {int(path[1]) + 1}"
+    kind = {"bridges": "bridge", "dummies": "dummy", "vxlans": "vxlan", "vlans": "vlan", "macvlans": "macvlan"}
+    return f"{kind[str(path[2])]} {path[3]}" if path[2] != "dummies" else "dummies"
+
+
 def unique_interfaces(topo: Topology) -> Iterator[Finding]:
-    """An interface name is created once per node: by one link end or one bridge."""
-    seen: dict[tuple[str, str], str] = {}
-    for li, link in enumerate(topo.links):
-        for ei, ep in enumerate(link.endpoints):
-            if ep.ifname == "lo":
-                yield ("links", li, "endpoints", ei), f"'{ep}': 'lo' already exists in every node"
-                continue
-            key = (ep.node, ep.ifname)
-            if key in seen:
+    """An interface name is made once per node: by one link end, bridge, dummy, vlan, ..."""
+    for node_name in topo.nodes:
+        seen: dict[str, PathKey] = {}
+        for ifname, path in topo.creations(node_name):
+            if ifname == "lo":
+                yield path, f"'{node_name}:lo': 'lo' already exists in every node"
+            elif ifname in seen:
                 yield (
-                    ("links", li, "endpoints", ei),
-                    f"interface '{ep.ifname}' of node '{ep.node}' is defined twice (also by {seen[key]})",
+                    path,
+                    f"interface '{ifname}' of node '{node_name}' is defined twice (also by {_maker(seen[ifname])})",
                 )
-            seen[key] = f"link {li + 1}"
-    for node_name, node in topo.nodes.items():
-        for br in node.bridges:
-            key = (node_name, br)
-            if br == "lo" or key in seen:
-                other = "every node" if br == "lo" else seen[key]
-                yield (
-                    ("nodes", node_name, "bridges", br),
-                    f"bridge '{br}' of node '{node_name}' reuses an interface name (also {other})",
-                )
-            seen[key] = f"bridge {br}"
+            else:
+                seen[ifname] = path
+
+
+def _known_interfaces(topo: Topology, node: str) -> set[str]:
+    return set(topo.created(node)) | {"lo"}
 
 
 def interfaces_exist(topo: Topology) -> Iterator[Finding]:
     """Settings under ``interfaces:`` must refer to an interface the lab creates (or lo)."""
-    ends = _veth_ends(topo)
     for node_name, node in topo.nodes.items():
-        known = set(ends[node_name]) | set(node.bridges) | {"lo"}
+        known = _known_interfaces(topo, node_name)
         for ifname in node.interfaces:
             if ifname not in known:
                 yield (
                     ("nodes", node_name, "interfaces", ifname),
-                    f"unknown interface '{ifname}' on node '{node_name}'; a link endpoint or a bridge"
-                    f" must create it (known: {_known(known)})",
+                    f"unknown interface '{ifname}' on node '{node_name}'; a link endpoint, bridge, dummy,"
+                    f" vlan, macvlan or vxlan must create it (known: {_known(known)})",
                 )
 
 
 def bridge_ports(topo: Topology) -> Iterator[Finding]:
-    """Bridge ports are veth ends of the same node, each in at most one bridge, unaddressed."""
-    ends = _veth_ends(topo)
+    """Ports are interfaces of the same node that are not bridges, each in at most one bridge,
+    unaddressed."""
     for node_name, node in topo.nodes.items():
+        made = topo.created(node_name)
+        portable = {name for name in made if name not in node.bridges}
         owner: dict[str, str] = {}
         for br_name, bridge in node.bridges.items():
             for pi, port in enumerate(bridge.ports):
                 path: PathKey = ("nodes", node_name, "bridges", br_name, "ports", pi)
-                if port not in ends[node_name]:
+                if port not in portable:
+                    what = "is a bridge" if port in node.bridges else "has no interface of that name"
                     yield (
                         path,
                         (
-                            f"unknown bridge port '{port}' of bridge '{br_name}': node '{node_name}' has"
-                            f" no link endpoint of that name (endpoints: {_known(ends[node_name])})"
+                            f"unknown bridge port '{port}' of bridge '{br_name}': node '{node_name}' {what}"
+                            f" (interfaces that can be ports: {_known(portable)})"
                         ),
                     )
                 elif port in owner:
@@ -147,6 +140,106 @@ def bridge_ports(topo: Topology) -> Iterator[Finding]:
                     ("nodes", node_name, "bridges", br_name, "group_fwd_mask"),
                     "group_fwd_mask bits 0-2 (STP, pause frames, LACP) cannot be forwarded by a Linux bridge",
                 )
+        for mv_name, mv in node.macvlans.items():
+            if mv.parent in owner:
+                yield (
+                    ("nodes", node_name, "macvlans", mv_name, "parent"),
+                    f"macvlan '{mv_name}': its parent '{mv.parent}' is a port of bridge '{owner[mv.parent]}'"
+                    " (the kernel refuses both on one interface: EBUSY)",
+                )
+
+
+def bridge_vlans(topo: Topology) -> Iterator[Finding]:
+    """port_vlans name the bridge's ports (or the bridge itself), need vlan_filtering, and keep
+    pvid and untagged inside vids."""
+    for node_name, node in topo.nodes.items():
+        for br_name, bridge in node.bridges.items():
+            base: PathKey = ("nodes", node_name, "bridges", br_name)
+            if not bridge.vlan_filtering:
+                for key in ("port_vlans", "default_pvid"):
+                    if getattr(bridge, key):
+                        yield (*base, key), f"bridge '{br_name}': {key} needs vlan_filtering: true"
+                continue
+            for port, vlans in bridge.port_vlans.items():
+                path: PathKey = (*base, "port_vlans", port)
+                if port != br_name and port not in bridge.ports:
+                    yield (
+                        path,
+                        f"'{port}' is not a port of bridge '{br_name}' (ports: {_known(bridge.ports)};"
+                        f" '{br_name}' itself sets the bridge's own VLANs)",
+                    )
+                if vlans.pvid is not None and vlans.pvid not in vlans.vids:
+                    yield (*path, "pvid"), f"pvid {vlans.pvid} is not among vids {vlans.vids}"
+                for ui, vid in enumerate(vlans.untagged):
+                    if vid not in vlans.vids:
+                        yield (*path, "untagged", ui), f"untagged VLAN {vid} is not among vids {vlans.vids}"
+
+
+def _parent_of(node: Node) -> dict[str, tuple[str, PathKey]]:
+    """Stacked interface -> (the interface under it, where the file says so)."""
+    under: dict[str, tuple[str, PathKey]] = {}
+    for name, vlan in node.vlans.items():
+        under[name] = (vlan.parent, ("vlans", name, "parent"))
+    for name, mv in node.macvlans.items():
+        under[name] = (mv.parent, ("macvlans", name, "parent"))
+    for name, vx in node.vxlans.items():
+        if vx.dev is not None:
+            under[name] = (vx.dev, ("vxlans", name, "dev"))
+    return under
+
+
+def stacked_interfaces(topo: Topology) -> Iterator[Finding]:
+    """A vlan, macvlan or vxlan sits on an interface of the same node, never on itself through
+    a loop; a parent carries one vlan per id."""
+    for node_name, node in topo.nodes.items():
+        known = set(topo.created(node_name))
+        under = _parent_of(node)
+        for name, (parent, sub) in under.items():
+            if parent not in known:
+                yield (
+                    ("nodes", node_name, *sub),
+                    f"'{name}' sits on '{parent}', which node '{node_name}' does not have"
+                    f" (interfaces: {_known(known)})",
+                )
+                continue
+            seen, at = {name}, parent
+            while at in under:
+                if at in seen:
+                    yield ("nodes", node_name, *sub), f"'{name}' sits on itself through {' -> '.join(sorted(seen))}"
+                    break
+                seen.add(at)
+                at = under[at][0]
+        ids: dict[tuple[str, int, str], str] = {}
+        for name, vlan in node.vlans.items():
+            key = (vlan.parent, vlan.id, vlan.protocol)
+            if key in ids:
+                yield (
+                    ("nodes", node_name, "vlans", name, "id"),
+                    f"'{vlan.parent}' already has VLAN {vlan.id} ({ids[key]})",
+                )
+            ids.setdefault(key, name)
+
+
+def vxlans(topo: Topology) -> Iterator[Finding]:
+    """A vxlan has one peer (remote) or one multicast group, underlay addresses of one family,
+    and a local address the node has."""
+    for node_name, node in topo.nodes.items():
+        mine = {a.ip for iface in node.interfaces.values() for a in iface.addresses}
+        for name, vx in node.vxlans.items():
+            path: PathKey = ("nodes", node_name, "vxlans", name)
+            if (vx.remote is None) == (vx.group is None):
+                yield path, f"vxlan '{name}' needs remote (one peer) or group (multicast), one of the two"
+            if vx.group is not None and not vx.group.is_multicast:
+                yield (*path, "group"), f"vxlan group {vx.group} is not a multicast address"
+            if vx.group is not None and vx.dev is None:
+                yield (*path, "group"), f"vxlan '{name}' with a group needs dev, the interface to join it on"
+            if vx.remote is not None and vx.remote.is_multicast:
+                yield (*path, "remote"), f"vxlan remote {vx.remote} is multicast; use group for that"
+            versions = {a.version for a in (vx.remote, vx.group, vx.local) if a is not None}
+            if len(versions) > 1:
+                yield path, f"vxlan '{name}' mixes IPv4 and IPv6 underlay addresses"
+            if vx.local is not None and vx.local not in mine:
+                yield (*path, "local"), f"vxlan local {vx.local} is not an address of node '{node_name}'"
 
 
 def addresses(topo: Topology) -> Iterator[Finding]:
@@ -187,9 +280,8 @@ def _route_family(route: Route) -> int | None:
 
 def routes(topo: Topology) -> Iterator[Finding]:
     """A gateway must sit in a subnet of the node; dev must exist; no route twice."""
-    ends = _veth_ends(topo)
     for node_name, node in topo.nodes.items():
-        known = set(ends[node_name]) | set(node.bridges) | {"lo"}
+        known = _known_interfaces(topo, node_name)
         connected = [(ifname, addr.network) for ifname, iface in node.interfaces.items() for addr in iface.addresses]
         seen: set[tuple[str, int | None, int | None]] = set()
         for ri, route in enumerate(node.routes):
@@ -231,9 +323,8 @@ def _sysctl_path(key: str) -> Path:
 
 def sysctls(topo: Topology) -> Iterator[Finding]:
     """Only per-namespace (net.*) sysctls, and only ones this kernel has."""
-    ends = _veth_ends(topo)
     for node_name, node in topo.nodes.items():
-        known = set(ends[node_name]) | set(node.bridges) | {"lo", "all", "default"}
+        known = _known_interfaces(topo, node_name) | {"all", "default"}
         for key in node.sysctls:
             path: PathKey = ("nodes", node_name, "sysctls", key)
             if not key.startswith("net.") or ".." in key or "/" in key:
@@ -309,6 +400,9 @@ RULES: tuple[Rule, ...] = (
     unique_interfaces,
     interfaces_exist,
     bridge_ports,
+    bridge_vlans,
+    stacked_interfaces,
+    vxlans,
     addresses,
     unique_macs,
     routes,

@@ -1,12 +1,16 @@
 """Topology -> Plan: decide every kernel object, its namespace and its ifindex.
 
 The planner assigns interface indexes itself (``IFINDEX_BASE`` upwards, one count for the
-whole lab, in the order bridges, then link ends) and asks the kernel for exactly those. Knowing
-every index in advance means no step ever has to look an interface up, so a node's steps of one
-phase can go to the kernel in one netlink batch; it also makes a lab's ifindexes the same on
-every run, which keeps traces comparable. Counting across the lab rather than per namespace
-makes an ifindex name one interface of the lab: tools that report only the input ifindex of a
-dropped packet (NET_DROP_MONITOR, i.e. dropwatch) can then be placed on a node.
+whole lab, in the order bridges, link ends, then dummies, vxlans, vlans and macvlans) and asks
+the kernel for exactly those. Knowing every index in advance means no step ever has to look an
+interface up, so a node's steps of one phase can go to the kernel in one netlink batch; it also
+makes a lab's ifindexes the same on every run, which keeps traces comparable. Counting across
+the lab rather than per namespace makes an ifindex name one interface of the lab: tools that
+report only the input ifindex of a dropped packet (NET_DROP_MONITOR, i.e. dropwatch) can then
+be placed on a node.
+
+Stacked interfaces (vlan, macvlan, vxlan) are made after every veth peer is up, parents first:
+a vlan cannot be brought up on a lower device that is down.
 
 With IPv6 on, duplicate address detection is off in every node (``accept_dad=0`` before any
 interface exists): a lab's addresses are unique by validation, and DAD would otherwise keep
@@ -27,6 +31,7 @@ import itertools
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from netlab.model.names import netns_name
 from netlab.model.topology import IptablesTable, Topology
@@ -34,17 +39,24 @@ from netlab.plan.steps import (
     AddAddress,
     AddRoute,
     CreateBridge,
+    CreateDummy,
+    CreateMacvlan,
     CreateNamespace,
+    CreateStacked,
     CreateVeth,
+    CreateVlan,
+    CreateVxlan,
     IPNetwork,
     LoadNftables,
     ModuleNeed,
     Plan,
+    PortVlan,
     Readiness,
     RestoreFirewall,
     RunCommand,
     SetLink,
     SetLoopback,
+    SetPortVlans,
     Step,
     WriteSysctl,
 )
@@ -83,6 +95,10 @@ def assign_ifindexes(topo: Topology) -> dict[tuple[str, str], int]:
     for link in topo.links:
         for ep in link.endpoints:
             take(ep.node, ep.ifname)
+    for node_name in topo.nodes:
+        for ifname in topo.created(node_name):
+            if (node_name, ifname) not in index:
+                take(node_name, ifname)
     return index
 
 
@@ -148,6 +164,8 @@ def plan(topo: Topology, lab: str) -> Plan:
     for li in range(len(topo.links)):
         steps += _link(ctx, li)
     for node_name in topo.nodes:
+        steps += _stacked(ctx, node_name)
+    for node_name in topo.nodes:
         steps += _node_config(ctx, node_name)
     readiness = tuple(Readiness(n, tuple(ctx.carrier[n]), tuple(ctx.carrier_only[n])) for n in topo.nodes)
     return Plan(
@@ -178,6 +196,14 @@ def modules_needed(topo: Topology) -> tuple[ModuleNeed, ...]:
         for key in node.sysctls:
             if key.startswith("net.bridge."):
                 needs.setdefault("br_netfilter", f"sysctl {key} in node {name}")
+        for module, kind, names in (
+            ("dummy", "dummy", node.dummies),
+            ("8021q", "vlan", node.vlans),
+            ("macvlan", "macvlan", node.macvlans),
+            ("vxlan", "vxlan", node.vxlans),
+        ):
+            if names:
+                needs.setdefault(module, f"{kind} {next(iter(names))} in node {name}")
     return tuple(ModuleNeed(module, why) for module, why in needs.items())
 
 
@@ -216,6 +242,8 @@ def _node_setup(ctx: _Context, node_name: str) -> list[Step]:
                 nf_call_iptables=bridge.nf_call_iptables,
                 nf_call_ip6tables=bridge.nf_call_ip6tables,
                 nf_call_arptables=bridge.nf_call_arptables,
+                vlan_filtering=bridge.vlan_filtering,
+                default_pvid=bridge.default_pvid,
                 mac=bridge.mac or settings.mac,
                 mtu=settings.mtu,
                 origin=(*base, "bridges", br_name),
@@ -262,11 +290,103 @@ def _link(ctx: _Context, li: int) -> list[Step]:
     return [create, peer_up]
 
 
+def _stack_order(topo: Topology, node_name: str) -> list[str]:
+    """The node's dummies, vxlans, vlans and macvlans, each after the interface it sits on
+    (validation has refused loops)."""
+    node = topo.nodes[node_name]
+    under = {name: v.parent for name, v in node.vlans.items()}
+    under |= {name: m.parent for name, m in node.macvlans.items()}
+    under |= {name: x.dev for name, x in node.vxlans.items() if x.dev is not None}
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in ordered:
+            return
+        if name in under:
+            visit(under[name])
+        ordered.append(name)
+
+    stacked = [*node.dummies, *node.vxlans, *node.vlans, *node.macvlans]
+    for name in stacked:
+        visit(name)
+    return [name for name in ordered if name in stacked]
+
+
+def _stacked(ctx: _Context, node_name: str) -> list[Step]:
+    """Dummies, vxlans, vlans and macvlans of one node, parents first."""
+    node = ctx.topo.nodes[node_name]
+    made = ctx.topo.created(node_name)
+    steps: list[Step] = []
+    for ifname in _stack_order(ctx.topo, node_name):
+        settings = ctx.topo.interface(node_name, ifname)
+        master = ctx.bridge_of.get((node_name, ifname))
+        common: dict[str, Any] = {
+            "ifname": ifname,
+            "ifindex": ctx.ifindex[(node_name, ifname)],
+            "master_ifindex": ctx.ifindex[(node_name, master)] if master else None,
+            "mac": settings.mac,
+            "mtu": settings.mtu,
+            "origin": made[ifname],
+        }
+        step: CreateStacked
+        if ifname in node.vlans:
+            vlan = node.vlans[ifname]
+            parent = ctx.ifindex[(node_name, vlan.parent)]
+            step = CreateVlan(node_name, parent_ifindex=parent, vlan_id=vlan.id, protocol=vlan.protocol, **common)
+        elif ifname in node.macvlans:
+            mv = node.macvlans[ifname]
+            step = CreateMacvlan(node_name, parent_ifindex=ctx.ifindex[(node_name, mv.parent)], mode=mv.mode, **common)
+        elif ifname in node.vxlans:
+            vx = node.vxlans[ifname]
+            step = CreateVxlan(
+                node_name,
+                parent_ifindex=ctx.ifindex[(node_name, vx.dev)] if vx.dev else None,
+                vni=vx.vni,
+                remote=vx.remote,
+                group=vx.group,
+                local=vx.local,
+                port=vx.port,
+                learning=vx.learning,
+                ttl=vx.ttl,
+                **common,
+            )
+        else:
+            step = CreateDummy(node_name, **common)
+        steps.append(step)
+        # dummies and vxlans have no lower device to follow: their operstate stays UNKNOWN
+        wait = ctx.carrier if isinstance(step, CreateVlan | CreateMacvlan) else ctx.carrier_only
+        wait[node_name].append((ifname, step.ifindex))
+    return steps
+
+
+def _port_vlans(ctx: _Context, node_name: str) -> list[Step]:
+    """``bridge vlan add`` for each port (and bridge) of a VLAN-filtering bridge that lists VLANs."""
+    node = ctx.topo.nodes[node_name]
+    steps: list[Step] = []
+    for br_name, bridge in node.bridges.items():
+        for port, vlans in bridge.port_vlans.items():
+            entries = tuple(
+                PortVlan(vid, pvid=vid == vlans.pvid, untagged=vid in vlans.untagged)
+                for vid in dict.fromkeys(vlans.vids)
+            )
+            steps.append(
+                SetPortVlans(
+                    node_name,
+                    ifname=port,
+                    ifindex=ctx.ifindex[(node_name, port)],
+                    vlans=entries,
+                    own=port == br_name,
+                    origin=("nodes", node_name, "bridges", br_name, "port_vlans", port),
+                )
+            )
+    return steps
+
+
 def _node_config(ctx: _Context, node_name: str) -> list[Step]:
-    """Addresses, routes and commands of one node, once its interfaces exist."""
+    """Port VLANs, addresses, routes and commands of one node, once its interfaces exist."""
     node = ctx.topo.nodes[node_name]
     base = ("nodes", node_name)
-    steps: list[Step] = []
+    steps: list[Step] = _port_vlans(ctx, node_name)
     for ifname, iface in node.interfaces.items():
         for ai, address in enumerate(iface.addresses):
             steps.append(

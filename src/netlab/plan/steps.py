@@ -30,10 +30,12 @@ class Phase(enum.IntEnum):
     LOOPBACK = 3
     FIREWALL = 4  # early: a bad rule fails before the expensive part
     LINKS = 5
-    LINK_CONFIG = 6
-    LATE_SYSCTLS = 7  # settings of interfaces created in LINKS
-    ROUTES = 8
-    COMMANDS = 9
+    PEERS = 6  # veth peer ends up: a vlan cannot be brought up on a lower device that is down
+    STACKED = 7  # dummies, vlans, macvlans, vxlans: on top of, or beside, what LINKS made
+    LINK_CONFIG = 8
+    LATE_SYSCTLS = 9  # settings of interfaces created in LINKS and STACKED
+    ROUTES = 10
+    COMMANDS = 11
 
 
 @dataclass(frozen=True)
@@ -134,12 +136,18 @@ class CreateBridge(Step):
     nf_call_iptables: bool | None = None
     nf_call_ip6tables: bool | None = None
     nf_call_arptables: bool | None = None
+    vlan_filtering: bool = False
+    default_pvid: int | None = None
     mac: str | None = None
     mtu: int | None = None
     phase: ClassVar[Phase] = Phase.LINKS
 
     def describe(self) -> str:
         extra = " stp" if self.stp else ""
+        if self.vlan_filtering:
+            extra += " vlan_filtering"
+        if self.default_pvid is not None:
+            extra += f" default_pvid={self.default_pvid}"
         for name in ("nf_call_iptables", "nf_call_ip6tables", "nf_call_arptables"):
             value = getattr(self, name)
             if value is not None:
@@ -173,13 +181,118 @@ class CreateVeth(Step):
 
 
 @dataclass(frozen=True)
+class CreateStacked(Step):
+    """An interface made in its node after the veths and bridges: a dummy, vlan, macvlan or
+    vxlan, up, a bridge port from birth when ``master_ifindex`` is set."""
+
+    ifname: str
+    ifindex: int
+    parent_ifindex: int | None = None
+    master_ifindex: int | None = None
+    mac: str | None = None
+    mtu: int | None = None
+    phase: ClassVar[Phase] = Phase.STACKED
+    kind: ClassVar[str] = ""
+    #: the kernel module that provides ``kind``, named when the kernel does not know it
+    module: ClassVar[str] = ""
+
+    def _extra(self) -> str:
+        return ""
+
+    def describe(self) -> str:
+        on = f" on ifindex {self.parent_ifindex}" if self.parent_ifindex else ""
+        master = f", port of ifindex {self.master_ifindex}" if self.master_ifindex else ""
+        return f"{self.kind} {self.ifname} (ifindex {self.ifindex}{on}{self._extra()}{master}), up"
+
+
+@dataclass(frozen=True)
+class CreateDummy(CreateStacked):
+    """A dummy interface."""
+
+    kind: ClassVar[str] = "dummy"
+    module: ClassVar[str] = "dummy"
+
+
+@dataclass(frozen=True)
+class CreateVlan(CreateStacked):
+    """An 802.1Q/802.1ad sub-interface of ``parent_ifindex``."""
+
+    vlan_id: int = 1
+    protocol: Literal["802.1Q", "802.1ad"] = "802.1Q"
+    kind: ClassVar[str] = "vlan"
+    module: ClassVar[str] = "8021q"
+
+    def _extra(self) -> str:
+        return f" id {self.vlan_id}" + (" 802.1ad" if self.protocol == "802.1ad" else "")
+
+
+@dataclass(frozen=True)
+class CreateMacvlan(CreateStacked):
+    """A macvlan on ``parent_ifindex``."""
+
+    mode: Literal["private", "vepa", "bridge", "passthru", "source"] = "bridge"
+    kind: ClassVar[str] = "macvlan"
+    module: ClassVar[str] = "macvlan"
+
+    def _extra(self) -> str:
+        return f" mode {self.mode}"
+
+
+@dataclass(frozen=True)
+class CreateVxlan(CreateStacked):
+    """A VXLAN tunnel end; ``parent_ifindex`` is its underlay device, if given."""
+
+    vni: int = 0
+    remote: IPAddress | None = None
+    group: IPAddress | None = None
+    local: IPAddress | None = None
+    port: int = 4789
+    learning: bool = True
+    ttl: int | None = None
+    kind: ClassVar[str] = "vxlan"
+    module: ClassVar[str] = "vxlan"
+
+    def _extra(self) -> str:
+        peer = f" remote {self.remote}" if self.remote else f" group {self.group}"
+        local = f" local {self.local}" if self.local else ""
+        return f" vni {self.vni}{peer}{local} port {self.port}"
+
+
+@dataclass(frozen=True)
+class PortVlan:
+    """One VLAN of a bridge port: its id, and whether it is the port's pvid / sent untagged."""
+
+    vid: int
+    pvid: bool = False
+    untagged: bool = False
+
+
+@dataclass(frozen=True)
+class SetPortVlans(Step):
+    """A bridge port's VLAN membership (``bridge vlan add``); ``own`` for the bridge itself."""
+
+    ifname: str
+    ifindex: int
+    vlans: tuple[PortVlan, ...]
+    own: bool = False
+    phase: ClassVar[Phase] = Phase.LINK_CONFIG
+
+    def describe(self) -> str:
+        def one(v: PortVlan) -> str:
+            return f"{v.vid}" + (" pvid" if v.pvid else "") + (" untagged" if v.untagged else "")
+
+        who = f"bridge {self.ifname} itself" if self.own else f"port {self.ifname}"
+        return f"VLANs of {who}: {', '.join(one(v) for v in self.vlans)}"
+
+
+@dataclass(frozen=True)
 class SetLink(Step):
     """Bring up a veth peer end (it cannot be created up), optionally enslave it to a bridge."""
 
     ifname: str
     ifindex: int
     master_ifindex: int | None = None
-    phase: ClassVar[Phase] = Phase.LINK_CONFIG
+    phase: ClassVar[Phase] = Phase.PEERS
 
     def describe(self) -> str:
         master = f", port of ifindex {self.master_ifindex}" if self.master_ifindex else ""

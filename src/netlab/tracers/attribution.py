@@ -50,14 +50,12 @@ class LabMap:
         for link in topo.links:
             a, b = ((e.node, e.ifname) for e in link.endpoints)
             m.peer[a], m.peer[b] = b, a
-            for end in (a, b):
-                m.by_name.setdefault(end[1], []).append(end)
         for node_name, node in topo.nodes.items():
+            for ifname in [*topo.created(node_name), "lo"]:
+                m.by_name.setdefault(ifname, []).append((node_name, ifname))
             for br, bridge in node.bridges.items():
-                m.by_name.setdefault(br, []).append((node_name, br))
                 for port in bridge.ports:
                     m.bridge_of[(node_name, port)] = br
-            m.by_name.setdefault("lo", []).append((node_name, "lo"))
         return m
 
     def knows(self, name: str) -> bool:

@@ -22,14 +22,42 @@ def _id(node: str, ifname: str) -> str:
     return f'"{node}:{ifname}"'
 
 
+def _kind(topo: Topology, node: str, ifname: str) -> str | None:
+    """'vlan 10', 'macvlan bridge', 'vxlan 42', 'dummy' for a stacked interface, a filtering
+    bridge's port its VLANs; None otherwise."""
+    spec = topo.nodes[node]
+    if ifname in spec.vlans:
+        return f"vlan {spec.vlans[ifname].id}"
+    if ifname in spec.macvlans:
+        return f"macvlan {spec.macvlans[ifname].mode}"
+    if ifname in spec.vxlans:
+        return f"vxlan {spec.vxlans[ifname].vni}"
+    if ifname in spec.dummies:
+        return "dummy"
+    for bridge in spec.bridges.values():
+        vlans = bridge.port_vlans.get(ifname) if bridge.vlan_filtering else None
+        if vlans:  # VLAN 10 as 10, its pvid as 10p, untagged as 10u: 'bridge vlan show' spelled short
+            flags = [f"{v}{'p' if v == vlans.pvid else ''}{'u' if v in vlans.untagged else ''}" for v in vlans.vids]
+            return f"VLANs {' '.join(flags)}"
+    return None
+
+
+def _stacking(topo: Topology, node: str) -> list[tuple[str, str]]:
+    """(interface, the interface it sits on) for the node's vlans, macvlans and vxlans."""
+    spec = topo.nodes[node]
+    pairs = [(name, v.parent) for name, v in spec.vlans.items()]
+    pairs += [(name, m.parent) for name, m in spec.macvlans.items()]
+    return pairs + [(name, x.dev) for name, x in spec.vxlans.items() if x.dev is not None]
+
+
 def _label(topo: Topology, node: str, ifname: str) -> str:
     addrs = [str(a) for a in topo.interface(node, ifname).addresses]
-    return "\\n".join([ifname, *addrs])
+    kind = _kind(topo, node, ifname)
+    return "\\n".join([ifname, *([f"({kind})"] if kind else []), *addrs])
 
 
 def _interfaces(topo: Topology, node: str) -> list[str]:
-    names = list(topo.nodes[node].bridges)
-    names += [ep.ifname for link in topo.links for ep in link.endpoints if ep.node == node]
+    names = list(topo.created(node))
     if topo.nodes[node].interfaces.get("lo") and topo.nodes[node].interfaces["lo"].addresses:
         names.append("lo")
     return names
@@ -62,6 +90,8 @@ def to_dot(topo: Topology, lab: str | None = None) -> str:
         for br, bridge in node.bridges.items():
             for port in bridge.ports:
                 out.append(f'    {_id(node_name, br)} -- {_id(node_name, port)} [style=dashed, color="#a0a0a0"];')
+        for upper, lower in _stacking(topo, node_name):
+            out.append(f'    {_id(node_name, upper)} -- {_id(node_name, lower)} [style=dotted, color="#606060"];')
         out.append("  }")
     for link in topo.links:
         a, b = link.endpoints
@@ -92,6 +122,8 @@ def to_mermaid(topo: Topology, lab: str | None = None) -> str:
         for br, bridge in node.bridges.items():
             for port in bridge.ports:
                 out.append(f"    {_mid(node_name, br)} -.- {_mid(node_name, port)}")
+        for upper, lower in _stacking(topo, node_name):
+            out.append(f"    {_mid(node_name, upper)} -.- {_mid(node_name, lower)}")
         out.append("  end")
     for link in topo.links:
         a, b = link.endpoints

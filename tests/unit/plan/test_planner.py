@@ -8,10 +8,16 @@ from netlab.plan.steps import (
     AddAddress,
     AddRoute,
     CreateBridge,
+    CreateDummy,
+    CreateMacvlan,
     CreateNamespace,
     CreateVeth,
+    CreateVlan,
+    CreateVxlan,
+    PortVlan,
     RestoreFirewall,
     SetLink,
+    SetPortVlans,
     WriteSysctl,
 )
 
@@ -115,3 +121,65 @@ def test_bridge_as_the_selftests_make_it() -> None:
     assert (bridge.forward_delay, bridge.nf_call_arptables) == (0, True)
     assert "nf_call_arptables=1" in bridge.describe()
     assert "br_netfilter" in {need.module for need in modules_needed(topo)}
+
+
+def test_stacked_interfaces_come_after_their_parents_and_ports_get_their_vlans() -> None:
+    topo, _ = load("vlans")
+    p = plan(topo, "v")
+    ordered = p.ordered()
+    at = {(getattr(s, "node", None), getattr(s, "ifname", None), type(s).__name__): i for i, s in enumerate(ordered)}
+    vlan = next(s for s in p.steps if isinstance(s, CreateVlan))
+    assert (vlan.node, vlan.ifname, vlan.vlan_id, vlan.parent_ifindex) == ("h1", "v10", 10, p.ifindex[("h1", "trunk1")])
+    # the parent (the peer end of a veth made from sw) exists before the vlan, the vlan before its address
+    assert at[("sw", "t1", "CreateVeth")] < at[("h1", "v10", "CreateVlan")] < at[("h1", "v10", "AddAddress")]
+    assert any(isinstance(s, CreateDummy) and s.ifname == "svc1" for s in p.steps)
+    bridge = next(s for s in p.steps if isinstance(s, CreateBridge))
+    assert bridge.vlan_filtering and bridge.default_pvid == 0
+    vlans = {s.ifname: s.vlans for s in p.steps if isinstance(s, SetPortVlans)}
+    assert vlans["t1"] == (PortVlan(10), PortVlan(20))
+    assert vlans["a2"] == (PortVlan(10, pvid=True, untagged=True),)
+    # a port's VLANs are set once it is a port: after the veth that made it one
+    assert at[("sw", "a2", "CreateVeth")] < at[("sw", "a2", "SetPortVlans")]
+    assert {m.module for m in p.modules} >= {"8021q", "dummy", "bridge", "veth"}
+
+
+def test_a_vlan_on_a_vlan_is_made_after_it_whatever_the_file_order() -> None:
+    topo = load_text(
+        """
+name: qinq
+nodes:
+  a:
+    vlans:
+      inner: {parent: outer, id: 20}
+      outer: {parent: eth0, id: 100, protocol: 802.1ad}
+  b: {}
+links:
+  - endpoints: [a:eth0, b:eth0]
+"""
+    )[0]
+    made = [s.ifname for s in plan(topo, "q").ordered() if isinstance(s, CreateVlan)]
+    assert made == ["outer", "inner"]
+
+
+def test_vxlan_and_macvlan_are_planned_with_their_underlay() -> None:
+    topo, _ = load("overlay")
+    p = plan(topo, "o")
+    vx = {s.node: s for s in p.steps if isinstance(s, CreateVxlan)}
+    assert vx["h1"].parent_ifindex == p.ifindex[("h1", "ul1")]
+    assert (vx["h1"].vni, str(vx["h1"].remote), str(vx["h1"].local), vx["h1"].port) == (
+        42,
+        "192.0.2.2",
+        "192.0.2.1",
+        4789,
+    )
+    (mv,) = [s for s in p.steps if isinstance(s, CreateMacvlan)]
+    assert (mv.node, mv.mode, mv.parent_ifindex, mv.mac) == (
+        "h2",
+        "bridge",
+        p.ifindex[("h2", "ul2")],
+        "02:00:00:00:02:12",
+    )
+    # tracers find every interface by the ifindex the planner gave it
+    assert {("h1", "vx1"), ("h2", "vx2"), ("h2", "mv2")} <= set(p.ifindex)
+    real = [i for (_n, ifname), i in p.ifindex.items() if ifname != "lo"]
+    assert len(real) == len(set(real))
