@@ -46,21 +46,28 @@ def _culprit(step: RestoreFirewall, line: int, stderr: str) -> int:
     return line
 
 
-def restore(netns: str, step: RestoreFirewall) -> None:
-    """Load ``step``'s ruleset into ``netns`` atomically (all of it or nothing)."""
-    tool = "iptables-restore" if step.family == 4 else "ip6tables-restore"
-    binary = shutil.which(tool)
+def _feed(netns: str, argv: list[str], text: str, package: str) -> subprocess.CompletedProcess[str]:
+    """Run a ruleset loader inside ``netns`` with ``text`` on its stdin."""
+    binary = shutil.which(argv[0])
     if binary is None:
-        raise KernelFeatureError(f"{tool} is not installed", hint="apt-get install iptables (scripts/bootstrap.sh)")
-    proc = subprocess.run(
-        [binary, "-w"],
-        input=step.text,
+        raise KernelFeatureError(
+            f"{argv[0]} is not installed", hint=f"apt-get install {package} (scripts/bootstrap.sh)"
+        )
+    return subprocess.run(
+        [binary, *argv[1:]],
+        input=text,
         capture_output=True,
         text=True,
         preexec_fn=preexec(netns, sysfs=False),
         timeout=30,
         check=False,
     )
+
+
+def restore(netns: str, step: RestoreFirewall) -> None:
+    """Load ``step``'s ruleset into ``netns`` atomically (all of it or nothing)."""
+    tool = "iptables-restore" if step.family == 4 else "ip6tables-restore"
+    proc = _feed(netns, [tool, "-w"], step.text, "iptables")
     if proc.returncode == 0:
         return
     lines = [ln for ln in proc.stderr.splitlines() if ln and not ln.startswith("Try `")]
@@ -81,18 +88,7 @@ _NFT_ERROR = re.compile(r"^[^:\n]*:(\d+):(\d+)(?:-\d+)?: Error: (.*)$", re.M)
 
 def load_nft(netns: str, step: LoadNftables) -> None:
     """``nft -f -`` inside ``netns``: one transaction, so a bad line leaves no rule behind."""
-    binary = shutil.which("nft")
-    if binary is None:
-        raise KernelFeatureError("nft is not installed", hint="apt-get install nftables (scripts/bootstrap.sh)")
-    proc = subprocess.run(
-        [binary, "-f", "-"],
-        input=step.text,
-        capture_output=True,
-        text=True,
-        preexec_fn=preexec(netns, sysfs=False),
-        timeout=30,
-        check=False,
-    )
+    proc = _feed(netns, ["nft", "-f", "-"], step.text, "nftables")
     if proc.returncode == 0:
         return
     found = _NFT_ERROR.search(proc.stderr)
