@@ -23,10 +23,11 @@ from netlab import teardown
 from netlab.apply import journal, netns, procs
 from netlab.errors import Issue, LabStateError, NetlabError, Position, TopologyError
 from netlab.model.names import lab_name, label_problem
-from netlab.model.topology import Topology
-from netlab.model.yamlsrc import Source
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the models need pydantic: imported only where a topology is validated
+    from netlab.model.topology import Topology
+    from netlab.model.yamlsrc import Source
+    from netlab.plan.cache import Entry
     from netlab.plan.steps import Plan
 
 DEFAULT_TIMEOUT = 10.0
@@ -140,9 +141,18 @@ class Node:
 class Lab:
     """A lab that is up."""
 
-    def __init__(self, name: str, topology: Topology, netns_names: Mapping[str, str], *, owned: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        topology: Topology | Mapping[str, Any],
+        netns_names: Mapping[str, str],
+        *,
+        owned: bool,
+        interfaces: Mapping[str, list[tuple[str, list[str]]]] | None = None,
+    ) -> None:
         self.name = name
-        self.topology = topology
+        self._topology = topology
+        self._interfaces = interfaces
         self.nodes = {n: Node(self, n, ns) for n, ns in netns_names.items()}
         self._owned = owned
         self._down = False
@@ -159,18 +169,37 @@ class Lab:
         except KeyError:
             raise LabStateError(f"lab '{self.name}' has no node '{name}' (nodes: {', '.join(self.nodes)})") from None
 
+    @property
+    def topology(self) -> Topology:
+        """The topology the lab was built from, validated on first use when ``up`` took it from
+        the plan cache (as data, like :func:`attach`)."""
+        from netlab.model.topology import Topology
+
+        if not isinstance(self._topology, Topology):
+            self._topology = Topology.model_validate(self._topology, strict=False)
+        return self._topology
+
+    @property
+    def description(self) -> str:
+        """The topology's description (without validating a topology kept as data)."""
+        if isinstance(self._topology, Mapping):
+            return str(self._topology.get("description", ""))
+        return self._topology.description
+
     def summary(self) -> dict[str, Any]:
         """The lab as built (from its topology, which ``up`` verified), ready for JSON.
 
         Cheaper than :func:`status`, which asks the kernel: used right after ``up``.
         """
-        nodes = []
-        for name, node in self.nodes.items():
-            interfaces = [
-                {"name": ifname, "addresses": [str(a) for a in self.topology.interface(name, ifname).addresses]}
-                for ifname in self.topology.created(name)
-            ]
-            nodes.append({"node": name, "netns": node.netns, "interfaces": interfaces})
+        shown = self._interfaces if self._interfaces is not None else interface_summary(self.topology)
+        nodes = [
+            {
+                "node": name,
+                "netns": node.netns,
+                "interfaces": [{"name": ifname, "addresses": addrs} for ifname, addrs in shown[name]],
+            }
+            for name, node in self.nodes.items()
+        ]
         return {"lab": self.name, "state": "up", "nodes": nodes}
 
     def record(self, entry: dict[str, Any]) -> None:
@@ -210,18 +239,44 @@ def _append_handle(lab: str) -> journal.Journal:
     return journal.Journal(lab, fd)
 
 
+def interface_summary(topo: Topology) -> dict[str, list[tuple[str, list[str]]]]:
+    """node -> [(interface the lab makes, its addresses)], as ``up`` shows them."""
+    return {
+        node: [(ifname, [str(a) for a in topo.interface(node, ifname).addresses]) for ifname in topo.created(node)]
+        for node in topo.nodes
+    }
+
+
 def _load(topology: str | Path | Topology) -> tuple[Topology, Source | None]:
-    if isinstance(topology, Topology):
+    if not isinstance(topology, str | Path):
         return topology, None
     from netlab.model.loader import load
 
     return load(topology if isinstance(topology, Path) else str(topology))
 
 
+def _prepared(topology: str | Path | Topology, instance: str | None) -> tuple[Entry, Topology | None, Path | None]:
+    """What ``up`` builds from: the cached entry of a file built before (no YAML, no pydantic),
+    else the file loaded, validated and planned. The topology model is None on a cache hit."""
+    from netlab.plan import cache
+
+    file = None
+    if isinstance(topology, str | Path):
+        from netlab.model.files import resolve
+
+        file = topology if isinstance(topology, Path) else resolve(topology)
+        entry = cache.get(file, instance)
+        if entry is not None:
+            return entry, None, file
+    topo, _source, name, the_plan = planned(file or topology, instance)
+    entry = cache.Entry(name, topo.description, topo.model_dump(mode="json"), the_plan, interface_summary(topo))
+    return entry, topo, file
+
+
 def planned(topology: str | Path | Topology, instance: str | None = None) -> tuple[Topology, Source | None, str, Plan]:
     """Load, check the instance name and plan: all that ``up`` decides before touching the
     kernel, and all ``up --dry-run`` does, so the two accept and refuse exactly the same."""
-    from netlab.plan import plan as make_plan
+    from netlab.plan.planner import plan as make_plan
 
     topo, source = _load(topology)
     if instance is not None:
@@ -291,7 +346,8 @@ def up(
     from netlab.apply import ready
     from netlab.apply.runner import Runner
 
-    topo, source, name, the_plan = planned(topology, instance)
+    entry, topo, file = _prepared(topology, instance)
+    name, the_plan = entry.name, entry.plan
     netns.require_root()
     from netlab.apply import modules
 
@@ -301,9 +357,9 @@ def up(
             progress(str(item))
     started = time.monotonic()
     header: dict[str, Any] = {
-        "source": source.file if source else None,
+        "source": str(file) if file else None,
         "netns": the_plan.netns,
-        "topology": topo.model_dump(mode="json"),
+        "topology": entry.topology,
         "modules_loaded": [str(item) for item in loaded],
     }
     if hold:
@@ -330,15 +386,31 @@ def up(
                 with contextlib.suppress(FileNotFoundError):
                     journal.journal_path(name).unlink()
                 if isinstance(exc, NetlabError):
-                    raise _locate(exc, source) from None
+                    raise _locate(exc, _source_of(file)) from None
                 if isinstance(exc, _SigtermError):
                     raise KeyboardInterrupt from None
                 raise
     finally:
         record.close()
-    lab = Lab(name, topo, the_plan.netns, owned=hold)
+    if file is not None and topo is not None:  # built from a fresh plan: keep it for next time
+        from netlab.plan import cache
+
+        cache.put(file, instance, entry)
+    lab = Lab(name, topo or entry.topology, the_plan.netns, owned=hold, interfaces=entry.interfaces)
     lab.modules_loaded = [str(item) for item in loaded]
     return lab
+
+
+def _source_of(file: Path | None) -> Source | None:
+    """The parsed file, to locate a step's error in it (parsed again: errors are the slow path)."""
+    if file is None:
+        return None
+    from netlab.model.yamlsrc import parse_file
+
+    try:
+        return parse_file(file)
+    except NetlabError:
+        return None
 
 
 def attach(name: str) -> Lab:
@@ -348,8 +420,7 @@ def attach(name: str) -> Lab:
         raise journal.not_up(name)
     if record.state != "up":
         raise LabStateError(f"lab '{name}' is {record.state}", hint=f"netlab down {name} removes it")
-    topo = Topology.model_validate(record.header["topology"], strict=False)
-    return Lab(name, topo, record.header["netns"], owned=False)
+    return Lab(name, record.header["topology"], record.header["netns"], owned=False)
 
 
 def status(name: str | None = None) -> list[dict[str, Any]]:

@@ -145,3 +145,25 @@ def test_nftables_ruleset_filters_bridged_traffic(netlab_up: LabFactory) -> None
     hosted = lab.node("b").run(["nft", "list", "ruleset"], check=True).stdout
     assert "udp dport 7777 counter packets 3" in hosted, hosted
     assert "table" not in lab.node("a").run(["nft", "list", "ruleset"], check=True).stdout
+
+
+def test_a_file_built_before_comes_up_from_its_cached_plan(
+    netlab_up: LabFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second `up` of the same bytes neither loads nor plans the file, and the lab is the same."""
+    monkeypatch.setenv("NETLAB_PLAN_CACHE", str(tmp_path / "plans"))
+    copy = tmp_path / "bridge3.yaml"
+    copy.write_bytes((ROOT / "topologies" / "bridge3.yaml").read_bytes())
+    first = netlab_up(copy, instance="cached")
+    summary = first.summary()
+    assert len(list((tmp_path / "plans").iterdir())) == 1
+    first.down()
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("planned again")
+
+    monkeypatch.setattr("netlab.lab.planned", refuse)
+    second = netlab_up(copy, instance="cached")
+    assert second.summary() == summary
+    assert ping(second, "ns-calm1", "198.51.100.2")
+    assert second.topology.nodes["host"].bridges["calmbr"].ports == ["calmveth1_peer", "calmveth2_peer"]

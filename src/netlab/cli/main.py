@@ -69,7 +69,7 @@ def up(topology: str, instance: str | None, timeout: float, dry_run: bool, as_js
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
-        render.lab_up(summary, lab.topology.description)
+        render.lab_up(summary, lab.description)
 
 
 @cli.command()

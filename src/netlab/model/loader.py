@@ -1,13 +1,10 @@
 """From a name or a path to a validated :class:`Topology`, or located errors.
 
-``netlab up bridge3`` looks for ``bridge3.yaml`` in, in order: ``./topologies``, each directory
-of ``$NETLAB_PATH`` (colon-separated) and the topologies shipped with netlab. Anything that
-contains a ``/`` or ends in ``.yaml``/``.yml`` is taken as a path.
+Names are found by :mod:`netlab.model.files` (re-exported here).
 """
 
 from __future__ import annotations
 
-import os
 import types
 import typing
 from pathlib import Path
@@ -17,51 +14,11 @@ from pydantic import BaseModel, ValidationError
 
 from netlab.errors import Issue, TopologyError
 from netlab.model import validate
+from netlab.model.files import available, resolve, search_path
 from netlab.model.topology import Topology
 from netlab.model.yamlsrc import PathKey, Source, parse, parse_file
 
-_PACKAGE_DIR = Path(__file__).resolve().parent.parent
-
-
-def search_path() -> list[Path]:
-    """Directories searched for ``NAME.yaml``, first match wins."""
-    dirs = [Path.cwd() / "topologies"]
-    dirs += [Path(p) for p in os.environ.get("NETLAB_PATH", "").split(":") if p]
-    shipped = [_PACKAGE_DIR / "_topologies", _PACKAGE_DIR.parent.parent / "topologies"]
-    dirs += [d for d in shipped if d.is_dir()]
-    seen: list[Path] = []
-    for d in dirs:
-        if d not in seen:
-            seen.append(d)
-    return seen
-
-
-def available() -> dict[str, Path]:
-    """Every topology name reachable through the search path."""
-    found: dict[str, Path] = {}
-    for d in search_path():
-        for f in sorted(d.glob("*.yaml")):
-            found.setdefault(f.stem, f)
-    return found
-
-
-def resolve(ref: str) -> Path:
-    """The file ``ref`` names: a path, or a topology name on the search path."""
-    if "/" in ref or ref.endswith((".yaml", ".yml")):
-        path = Path(ref)
-        if path.is_dir():
-            raise TopologyError([Issue(None, f"{ref}: is a directory, not a topology file")])
-        if not path.is_file():
-            raise TopologyError([Issue(None, f"{ref}: no such topology file")])
-        return path
-    for d in search_path():
-        candidate = d / f"{ref}.yaml"
-        if candidate.is_file():
-            return candidate
-    names = ", ".join(sorted(available())) or "none"
-    raise TopologyError(
-        [Issue(None, f"no topology named '{ref}' (searched {', '.join(map(str, search_path()))}; known: {names})")]
-    )
+__all__ = ["available", "load", "load_text", "resolve", "search_path"]
 
 
 def _type_at(root: type[BaseModel], loc: PathKey) -> Any:

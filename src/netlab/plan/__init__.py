@@ -1,6 +1,9 @@
-"""Topology -> ordered steps, each with its undo. Pure: a dry run prints it."""
+"""Topology -> ordered steps, each with its undo. Pure: a dry run prints it.
 
-from netlab.plan.planner import marker, plan
+``netlab.plan.planner`` (which needs the pydantic models) is imported where a plan is made, so
+that a plan read back from :mod:`netlab.plan.cache` costs no pydantic import.
+"""
+
 from netlab.plan.steps import Phase, Plan, Step
 
-__all__ = ["Phase", "Plan", "Step", "marker", "plan"]
+__all__ = ["Phase", "Plan", "Step"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from netlab.model.loader import load, load_text
-from netlab.plan import Phase, plan
+from netlab.plan.planner import plan
+from netlab.plan.steps import Phase
 from netlab.plan.steps import (
     AddAddress,
     AddRoute,
