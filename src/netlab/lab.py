@@ -34,7 +34,7 @@ DEFAULT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
-class Address:
+class LiveAddress:
     """An address seen on a live interface."""
 
     ifname: str
@@ -46,7 +46,7 @@ class Address:
 
 
 @dataclass(frozen=True)
-class Interface:
+class LiveInterface:
     """A live interface of a node."""
 
     index: int
@@ -54,10 +54,10 @@ class Interface:
     up: bool
     carrier: bool
     operstate: str
-    addresses: tuple[Address, ...]
+    addresses: tuple[LiveAddress, ...]
 
 
-def live_interfaces(netns_name: str) -> list[Interface]:
+def live_interfaces(netns_name: str) -> list[LiveInterface]:
     """The interfaces of a namespace as the kernel has them now (one link and one address dump)."""
     from netlab.apply import rtnl
 
@@ -66,8 +66,8 @@ def live_interfaces(netns_name: str) -> list[Interface]:
         addrs = rtnl.dump_addresses(sock)
     out = []
     for index, link in sorted(links.items()):
-        mine = tuple(Address(link.ifname, a, p) for i, a, p in addrs if i == index)
-        out.append(Interface(index, link.ifname, link.up, link.carrier, link.operstate, mine))
+        mine = tuple(LiveAddress(link.ifname, a, p) for i, a, p in addrs if i == index)
+        out.append(LiveInterface(index, link.ifname, link.up, link.carrier, link.operstate, mine))
     return out
 
 
@@ -122,7 +122,7 @@ class Node:
 
         return read(self.netns, key)
 
-    def interfaces(self) -> list[Interface]:
+    def interfaces(self) -> list[LiveInterface]:
         """The node's interfaces as the kernel has them now."""
         return live_interfaces(self.netns)
 
@@ -202,7 +202,7 @@ class Lab:
         ]
         return {"lab": self.name, "state": "up", "nodes": nodes}
 
-    def record(self, entry: dict[str, Any]) -> None:
+    def record(self, entry: journal.Entry) -> None:
         """Journal a root-level object a tool made for this lab (tracefs instance, helper pid),
         so ``down``/``clean`` remove it even if the tool's process dies."""
         with contextlib.closing(_append_handle(self.name)) as j:
@@ -226,7 +226,7 @@ class Lab:
         """Stop holding the lab: it stays up after this process ends (``--netlab-keep``)."""
         self._owned = False
         with contextlib.closing(_append_handle(self.name)) as j:
-            j.append({"op": "released"})
+            j.append(journal.Released())
 
 
 def _append_handle(lab: str) -> journal.Journal:
@@ -380,9 +380,9 @@ def up(
                     ready.wait_usable(the_plan, sockets, timeout)
                 finally:
                     runner.close()
-                record.append({"op": "ready", "seconds": round(time.monotonic() - started, 4)})
+                record.append(journal.Ready(round(time.monotonic() - started, 4)))
             except BaseException as exc:
-                teardown.remove(journal.read(name) or journal.Record(name, header))
+                teardown.remove(journal.read(name) or journal.LabRecord(name, header))
                 with contextlib.suppress(FileNotFoundError):
                     journal.journal_path(name).unlink()
                 if isinstance(exc, NetlabError):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from netlab.apply import journal, netns, procs
 from netlab.errors import LabStateError
+from netlab.model.names import ownership_alias
 from netlab.tracers import instance as tracefs_instance
 
 
@@ -35,7 +36,7 @@ class Removal:
     skipped: list[str] = field(default_factory=list)
 
 
-def _owned(name: str, record: journal.Record) -> bool:
+def _owned(name: str, record: journal.LabRecord) -> bool:
     """Is namespace ``name`` (listed in the record) really this lab's?"""
     current = netns.inode(name)
     if current is None:
@@ -43,22 +44,21 @@ def _owned(name: str, record: journal.Record) -> bool:
     recorded = record.netns_inodes.get(name)
     if recorded is not None:
         return recorded == current
-    return _has_marker(name, record.lab)
+    return _has_alias(name, record.lab)
 
 
-def _has_marker(name: str, lab: str) -> bool:
+def _has_alias(name: str, lab: str) -> bool:
     """Does lo inside ``name`` carry the mark :class:`~netlab.plan.steps.SetLoopback` leaves?"""
     from netlab.apply import rtnl
-    from netlab.plan.planner import marker
 
     try:
         with contextlib.closing(rtnl.open_route_socket(name)) as sock:
-            return rtnl.link_alias(sock, 1) == marker(lab)
+            return rtnl.link_alias(sock, 1) == ownership_alias(lab)
     except OSError:
         return False
 
 
-def remove(record: journal.Record) -> Removal:
+def remove(record: journal.LabRecord) -> Removal:
     """Remove everything ``record`` lists that still exists and is the lab's own."""
     result = Removal(record.lab)
     for name in record.netns:
@@ -69,12 +69,12 @@ def remove(record: journal.Record) -> Removal:
     in_lab = netns.pids_in(names)
     result.killed = [pid for pids in in_lab.values() for pid in pids]
     survivors = procs.terminate(result.killed)
-    for entry in record.of("pid"):
-        if procs.alive(entry["pid"], entry.get("start")):
-            survivors += procs.terminate([entry["pid"]])
-            result.killed.append(entry["pid"])
-    for entry in record.of("tracefs"):
-        instance = Path(entry["path"])
+    for helper in record.helpers:
+        if procs.alive(helper.pid, helper.start):
+            survivors += procs.terminate([helper.pid])
+            result.killed.append(helper.pid)
+    for opened in record.tracefs_instances:
+        instance = Path(opened.path)
         try:
             tracefs_instance.remove(instance)
             result.instances.append(instance.name)

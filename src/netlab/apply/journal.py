@@ -1,9 +1,11 @@
 """The record of what a lab created, written *before* each creation.
 
 ``/run/netlab/LAB.journal`` is append-only JSON lines: a header (the lab, the topology as
-data, who built it), then one line per root-level object *before* it is made (``netns``,
-later ``tracefs`` instances and ``pid``s of helpers), a line with its identity once made
-(``netns-made`` with the namespace inode), and ``ready`` when ``up`` finished. Appending a line
+data, who built it), then one line per root-level object *before* it is made
+(:class:`NamespacePlanned`, later :class:`TracefsOpened` and :class:`HelperStarted`), a line
+with its identity once made (:class:`NamespaceMade` with the namespace inode), and
+:class:`Ready` when ``up`` finished. Each kind of line is one class here; this module alone
+writes and reads them. Appending a line
 is one ``write(2)`` on an ``O_APPEND`` fd, so a lab of 51 namespaces pays microseconds for its
 crash safety, and a ``kill -9`` can at worst leave a truncated last line, which readers skip.
 
@@ -22,14 +24,15 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from netlab.apply import procs
 from netlab.errors import LabStateError
 
 FORMAT = 1
+E = TypeVar("E", bound="Entry")
 
 
 def run_dir() -> Path:
@@ -42,33 +45,149 @@ def journal_path(lab: str) -> Path:
     return run_dir() / f"{lab}.journal"
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One line of a journal after its header; ``op`` is its kind as written in the file."""
+
+    op: ClassVar[str] = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The line's JSON object."""
+        return {"op": self.op, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class NamespacePlanned(Entry):
+    """A namespace is about to be made (written before it exists, so a crash cannot hide it)."""
+
+    name: str
+    node: str = ""
+    op: ClassVar[str] = "netns"
+
+
+@dataclass(frozen=True)
+class NamespaceMade(Entry):
+    """The namespace exists, with this inode (teardown removes only a namespace it made)."""
+
+    name: str
+    ino: int
+    op: ClassVar[str] = "netns-made"
+
+
+@dataclass(frozen=True)
+class Ready(Entry):
+    """``up`` finished: the lab is usable."""
+
+    seconds: float = 0.0
+    op: ClassVar[str] = "ready"
+
+
+@dataclass(frozen=True)
+class Released(Entry):
+    """The holding process let the lab outlive it (``Lab.release``)."""
+
+    op: ClassVar[str] = "released"
+
+
+@dataclass(frozen=True)
+class TracefsOpened(Entry):
+    """A tool's private tracefs instance, about to be made."""
+
+    key: str
+    path: str
+    op: ClassVar[str] = "tracefs"
+
+
+@dataclass(frozen=True)
+class TracefsClosed(Entry):
+    """That instance is gone."""
+
+    key: str
+    op: ClassVar[str] = "tracefs-done"
+
+
+@dataclass(frozen=True)
+class HelperStarted(Entry):
+    """A helper process (perf, bpftrace, dropwatch) running for the lab."""
+
+    key: str
+    pid: int
+    start: int | None = None
+    op: ClassVar[str] = "pid"
+
+
+@dataclass(frozen=True)
+class HelperEnded(Entry):
+    """That helper has been stopped."""
+
+    key: str
+    op: ClassVar[str] = "pid-done"
+
+
+KINDS: dict[str, type[Entry]] = {
+    kind.op: kind
+    for kind in (
+        NamespacePlanned,
+        NamespaceMade,
+        Ready,
+        Released,
+        TracefsOpened,
+        TracefsClosed,
+        HelperStarted,
+        HelperEnded,
+    )
+}
+
+
+def parse_entry(data: dict[str, Any]) -> Entry | None:
+    """The entry a journal line holds; None for a kind or shape this version does not know."""
+    kind = KINDS.get(str(data.get("op")))
+    if kind is None:
+        return None
+    names = {f.name for f in fields(kind)}
+    try:
+        return kind(**{k: v for k, v in data.items() if k in names})
+    except TypeError:
+        return None
+
+
 @dataclass
-class Record:
+class LabRecord:
     """A journal read back: its header and the entries after it."""
 
     lab: str
     header: dict[str, Any]
-    entries: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+
+    def _of(self, kind: type[E]) -> list[E]:
+        return [e for e in self.entries if isinstance(e, kind)]
 
     @property
     def ready(self) -> bool:
         """``up`` completed."""
-        return any(e["op"] == "ready" for e in self.entries)
+        return bool(self._of(Ready))
 
     @property
     def netns(self) -> list[str]:
         """Namespaces the lab meant to create, in creation order."""
-        return [e["name"] for e in self.entries if e["op"] == "netns"]
+        return [e.name for e in self._of(NamespacePlanned)]
 
     @property
     def netns_inodes(self) -> dict[str, int]:
         """Namespaces known to have been created, with their inode."""
-        return {e["name"]: e["ino"] for e in self.entries if e["op"] == "netns-made"}
+        return {e.name: e.ino for e in self._of(NamespaceMade)}
 
-    def of(self, op: str) -> list[dict[str, Any]]:
-        """Entries of one kind, minus the ones a later ``-done`` entry closed."""
-        closed = {e["key"] for e in self.entries if e["op"] == f"{op}-done"}
-        return [e for e in self.entries if e["op"] == op and e.get("key") not in closed]
+    @property
+    def helpers(self) -> list[HelperStarted]:
+        """Helper processes started and not recorded as stopped."""
+        ended = {e.key for e in self._of(HelperEnded)}
+        return [e for e in self._of(HelperStarted) if e.key not in ended]
+
+    @property
+    def tracefs_instances(self) -> list[TracefsOpened]:
+        """tracefs instances made and not recorded as removed."""
+        closed = {e.key for e in self._of(TracefsClosed)}
+        return [e for e in self._of(TracefsOpened) if e.key not in closed]
 
     @property
     def owner(self) -> tuple[int, int | None]:
@@ -83,7 +202,7 @@ class Record:
         alive = procs.alive(pid, start)
         if not self.ready:
             return "building" if alive else "crashed"
-        released = any(e["op"] == "released" for e in self.entries)
+        released = bool(self._of(Released))
         if self.header.get("holder") and not released and not alive:
             return "crashed"
         return "up"
@@ -109,7 +228,7 @@ class Journal:
         fcntl.flock(fd, fcntl.LOCK_EX)
         journal = cls(lab, fd)
         pid, start = procs.me()
-        journal.append(
+        journal._write(
             {
                 "op": "header",
                 "format": FORMAT,
@@ -121,9 +240,12 @@ class Journal:
         )
         return journal
 
-    def append(self, entry: dict[str, Any]) -> None:
+    def append(self, entry: Entry) -> None:
         """Add one entry; it is in the file when this returns."""
-        os.write(self.fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode())
+        self._write(entry.to_json())
+
+    def _write(self, data: dict[str, Any]) -> None:
+        os.write(self.fd, (json.dumps(data, separators=(",", ":")) + "\n").encode())
 
     def close(self) -> None:
         """Release the lock and the fd (the file stays: it describes a live lab)."""
@@ -147,24 +269,27 @@ def _already(lab: str) -> LabStateError:
     )
 
 
-def read(lab: str) -> Record | None:
+def read(lab: str) -> LabRecord | None:
     """Read lab ``lab``'s journal, or None when there is none."""
     try:
         raw = journal_path(lab).read_bytes()
     except FileNotFoundError:
         return None
-    lines = raw.split(b"\n")
-    entries: list[dict[str, Any]] = []
-    for line in lines:
+    lines: list[dict[str, Any]] = []
+    for line in raw.split(b"\n"):
         if not line.strip():
             continue
         try:
-            entries.append(json.loads(line))
+            data = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut short by kill -9: what it announced never happened
-    if not entries or entries[0].get("op") != "header":
-        return Record(lab, {"op": "header", "lab": lab, "builder": {"pid": 0}}, entries)
-    return Record(lab, entries[0], entries[1:])
+        if isinstance(data, dict):
+            lines.append(data)
+    header = {"op": "header", "lab": lab, "builder": {"pid": 0}}
+    if lines and lines[0].get("op") == "header":
+        header = lines.pop(0)
+    entries = [e for e in map(parse_entry, lines) if e is not None]
+    return LabRecord(lab, header, entries)
 
 
 def not_up(lab: str) -> LabStateError:

@@ -132,7 +132,7 @@ def _linkinfo(kind: str, data: list[tuple[str, Any]]) -> tuple[str, Any]:
 
 
 def _loopback(step: SetLoopback, _netns: str, _fd: NetnsFd) -> bytes:
-    return _encode(_link(1, [("IFLA_IFALIAS", step.marker)]), RTM_NEWLINK, CHANGE)
+    return _encode(_link(1, [("IFLA_IFALIAS", step.alias)]), RTM_NEWLINK, CHANGE)
 
 
 def _bridge(step: CreateBridge, _netns: str, _fd: NetnsFd) -> bytes:

@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Callable
 from itertools import groupby
 
-from netlab.apply import firewall, netns, rtnl, sysctl
+from netlab.apply import firewall, journal, netns, rtnl, sysctl
 from netlab.apply.journal import Journal
 from netlab.errors import ApplyError, KernelFeatureError
 from netlab.plan.steps import (
@@ -37,7 +37,7 @@ from netlab.plan.steps import (
 NETLINK_PHASES = {Phase.LOOPBACK, Phase.LINKS, Phase.PEERS, Phase.STACKED, Phase.LINK_CONFIG, Phase.ROUTES}
 COMMAND_TIMEOUT = 60.0
 
-Progress = Callable[[Phase, int, int], None]
+PhaseProgress = Callable[[Phase, int, int], None]
 
 
 class StepError(ApplyError):
@@ -87,7 +87,7 @@ def first_error(stderr: str, stdout: str = "") -> str:
 class Runner:
     """Applies one plan; owns the per-node netlink sockets while it runs."""
 
-    def __init__(self, plan: Plan, journal: Journal, progress: Progress | None = None) -> None:
+    def __init__(self, plan: Plan, journal: Journal, progress: PhaseProgress | None = None) -> None:
         self.plan = plan
         self.journal = journal
         self.progress = progress
@@ -140,10 +140,10 @@ class Runner:
     def _one(self, step: Step) -> None:
         ns = self.plan.netns[step.node]
         if isinstance(step, CreateNamespace):
-            self.journal.append({"op": "netns", "name": step.netns, "node": step.node})
+            self.journal.append(journal.NamespacePlanned(step.netns, step.node))
 
             def identify(ino: int, name: str = step.netns) -> None:
-                self.journal.append({"op": "netns-made", "name": name, "ino": ino})
+                self.journal.append(journal.NamespaceMade(name, ino))
 
             try:
                 netns.create(step.netns, identify)

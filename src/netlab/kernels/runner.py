@@ -38,7 +38,7 @@ Say = Callable[[str], None]
 
 
 @dataclass
-class Progress:
+class SuiteProgress:
     """Turns ``pytest -v`` lines into "scenario n/N" for the user."""
 
     kernel: str
@@ -96,7 +96,7 @@ def _run_running(opts: MatrixOptions, say: Say) -> KernelRun:
     release = platform.release()
     run = KernelRun(name=RUNNING, release=release, accel="host", accel_why="the kernel this machine runs")
     report = opts.output / f"{release}.json"
-    progress = Progress(RUNNING, say)
+    progress = SuiteProgress(RUNNING, say)
     start = time.monotonic()
     proc = subprocess.Popen(
         _pytest_argv(report, opts.pytest_args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -142,7 +142,7 @@ def _run_vm(name: str, opts: MatrixOptions, say: Say, accel: vm.Accel | None) ->
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        progress = Progress(name, say)
+        progress = SuiteProgress(name, say)
         result = _keeping_output(
             work,
             opts.output / f"{kernel.release}.log",

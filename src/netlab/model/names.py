@@ -62,3 +62,9 @@ def netns_name(lab: str, node: str) -> str:
 def lab_name(topology: str, instance: str | None) -> str:
     """The lab name for a topology brought up as ``instance`` (None: the topology's own name)."""
     return f"{topology}-{instance}" if instance else topology
+
+
+def ownership_alias(lab: str) -> str:
+    """The ifalias of ``lo`` that marks a namespace as lab ``lab``'s: teardown and ``clean``
+    remove only namespaces that carry it (and whose inode the journal recorded)."""
+    return f"netlab:{lab}"

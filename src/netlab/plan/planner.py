@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.model.names import netns_name
+from netlab.model.names import netns_name, ownership_alias
 from netlab.model.topology import IptablesTable, Topology
 from netlab.plan.steps import (
     AddAddress,
@@ -73,11 +73,6 @@ def _names_interface(key: str) -> bool:
             ifname = key[len(prefix) :].partition(".")[0]
             return ifname not in ("all", "default", "lo")
     return False
-
-
-def marker(lab: str) -> str:
-    """The ownership mark a lab leaves on each of its namespaces (lo's ifalias)."""
-    return f"netlab:{lab}"
 
 
 def assign_ifindexes(topo: Topology) -> dict[tuple[str, str], int]:
@@ -221,7 +216,7 @@ def _node_setup(ctx: _Context, node_name: str) -> list[Step]:
         steps.append(
             WriteSysctl(node_name, key=key, value=value, late=_names_interface(key), origin=(*base, "sysctls", key))
         )
-    steps.append(SetLoopback(node_name, marker=marker(ctx.lab), origin=base))
+    steps.append(SetLoopback(node_name, alias=ownership_alias(ctx.lab), origin=base))
     for family, tables in ((4, node.iptables), (6, node.ip6tables)):
         fw = _firewall(node_name, family, tables)
         if fw:

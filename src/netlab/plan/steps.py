@@ -90,11 +90,11 @@ class WriteSysctl(Step):
 class SetLoopback(Step):
     """Bring ``lo`` up and mark the namespace as the lab's (ifalias, seen by ``clean``)."""
 
-    marker: str
+    alias: str
     phase: ClassVar[Phase] = Phase.LOOPBACK
 
     def describe(self) -> str:
-        return f"lo up, alias '{self.marker}'"
+        return f"lo up, alias '{self.alias}'"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from netlab.apply import procs
+from netlab.apply.journal import TracefsClosed, TracefsOpened
 from netlab.errors import NetlabError
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class Instance:
         self.path = INSTANCES / self.name
         self.lab = lab
         if lab is not None:
-            lab.record({"op": "tracefs", "key": self.name, "path": str(self.path)})
+            lab.record(TracefsOpened(self.name, str(self.path)))
         try:
             self.path.mkdir()
         except OSError as exc:
@@ -90,7 +91,7 @@ class Instance:
     def _forget(self) -> None:
         if self.lab is not None:
             with contextlib.suppress(Exception):
-                self.lab.record({"op": "tracefs-done", "key": self.name})
+                self.lab.record(TracefsClosed(self.name))
 
 
 def _quiesce(path: Path) -> None:

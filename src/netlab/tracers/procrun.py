@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from netlab.apply import procs
+from netlab.apply.journal import HelperEnded, HelperStarted
 from netlab.lab import Lab
 
 
@@ -35,7 +36,7 @@ class Helper:
         )
         started = procs.start_time(self.proc.pid)
         self.key = f"pid{self.proc.pid}"
-        lab.record({"op": "pid", "key": self.key, "pid": self.proc.pid, "start": started})
+        lab.record(HelperStarted(self.key, self.proc.pid, started))
 
     def stdout(self) -> str:
         """What the helper printed so far (it writes to the file directly, we only read)."""
@@ -62,7 +63,7 @@ class Helper:
         self._stdout.close()
         self._stderr.close()
         with contextlib.suppress(Exception):
-            self.lab.record({"op": "pid-done", "key": self.key})
+            self.lab.record(HelperEnded(self.key))
         return self.proc.returncode
 
     def cleanup(self) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from netlab.model.loader import load, load_text
 from netlab.plan.planner import plan
-from netlab.plan.steps import Phase
 from netlab.plan.steps import (
     AddAddress,
     AddRoute,
@@ -15,6 +14,7 @@ from netlab.plan.steps import (
     CreateVeth,
     CreateVlan,
     CreateVxlan,
+    Phase,
     PortVlan,
     RestoreFirewall,
     SetLink,
