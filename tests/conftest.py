@@ -1,3 +1,0 @@
-"""Test-suite wide settings: pytester for the plugin's own tests."""
-
-pytest_plugins = ["pytester"]
