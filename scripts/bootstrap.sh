@@ -64,6 +64,9 @@ if [[ ! -f "$stamp" || "$here/pyproject.toml" -nt "$stamp" ]]; then
   "$venv/bin/python" -m pip install -q -e "$here[dev,vm]"
   touch "$stamp"
 fi
+# netlab's own bytecode, as an installed package has it (an editable install has none, and with
+# PYTHONDONTWRITEBYTECODE set every command would compile the modules again); quick when current
+PYTHONDONTWRITEBYTECODE= "$venv/bin/python" -m compileall -q "$here/src/netlab" >/dev/null || true
 
 # tracefs is where the default tracer lives; mount it if the machine did not.
 if [[ $(id -u) -eq 0 && -d /sys/kernel/tracing && -z "$(ls -A /sys/kernel/tracing 2>/dev/null)" ]]; then
