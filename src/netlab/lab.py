@@ -20,9 +20,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from netlab import teardown
-from netlab.apply import journal, netns, procs
 from netlab.errors import Issue, LabStateError, NetlabError, Position, TopologyError
 from netlab.model.names import lab_name, label_problem
+from netlab.runtime import journal, netns, procs
 
 if TYPE_CHECKING:  # the models need pydantic: imported only where a topology is validated
     from netlab.model.topology import Topology
@@ -59,11 +59,11 @@ class LiveInterface:
 
 def live_interfaces(netns_name: str) -> list[LiveInterface]:
     """The interfaces of a namespace as the kernel has them now (one link and one address dump)."""
-    from netlab.apply import rtnl
+    from netlab.runtime import netlink
 
-    with contextlib.closing(rtnl.open_route_socket(netns_name)) as sock:
-        links = rtnl.dump_links(sock)
-        addrs = rtnl.dump_addresses(sock)
+    with contextlib.closing(netlink.open_route_socket(netns_name)) as sock:
+        links = netlink.dump_links(sock)
+        addrs = netlink.dump_addresses(sock)
     out = []
     for index, link in sorted(links.items()):
         mine = tuple(LiveAddress(link.ifname, a, p) for i, a, p in addrs if i == index)

@@ -42,8 +42,10 @@ def _lazy_package() -> None:
 
 _lazy_package()
 
+from pyroute2 import netlink  # noqa: E402
+from pyroute2.netlink import rtnl  # noqa: E402
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg  # noqa: E402
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg  # noqa: E402
 from pyroute2.netlink.rtnl.rtmsg import rtmsg  # noqa: E402
 
-__all__ = ["ifaddrmsg", "ifinfmsg", "rtmsg"]
+__all__ = ["ifaddrmsg", "ifinfmsg", "netlink", "rtmsg", "rtnl"]

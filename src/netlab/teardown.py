@@ -19,9 +19,9 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netlab.apply import journal, netns, procs
 from netlab.errors import LabStateError
 from netlab.model.names import ownership_alias
+from netlab.runtime import journal, netns, procs
 from netlab.tracers import instance as tracefs_instance
 
 
@@ -49,11 +49,11 @@ def _owned(name: str, record: journal.LabRecord) -> bool:
 
 def _has_alias(name: str, lab: str) -> bool:
     """Does lo inside ``name`` carry the mark :class:`~netlab.plan.steps.SetLoopback` leaves?"""
-    from netlab.apply import rtnl
+    from netlab.runtime import netlink
 
     try:
-        with contextlib.closing(rtnl.open_route_socket(name)) as sock:
-            return rtnl.link_alias(sock, 1) == ownership_alias(lab)
+        with contextlib.closing(netlink.open_route_socket(name)) as sock:
+            return netlink.link_alias(sock, 1) == ownership_alias(lab)
     except OSError:
         return False
 

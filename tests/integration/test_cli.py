@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from netlab.apply import journal, netns
+from netlab.runtime import journal, netns
 from tests.integration.conftest import ROOT, netlab_cli
 
 RUNTIME_BAD = sorted((ROOT / "tests" / "data" / "bad-runtime").glob("*.yaml"))

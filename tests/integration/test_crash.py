@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from netlab.apply import journal, netns
+from netlab.runtime import journal, netns
 from tests.integration.conftest import ROOT, netlab_cli
 
 

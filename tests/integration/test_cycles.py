@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import netlab
-from netlab.apply import netns
+from netlab.runtime import netns
 
 
 def _fds() -> int:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from netlab.apply import journal, netns
 from netlab.lab import Lab, attach, status
 from netlab.pytest_plugin.plugin import LabFactory
+from netlab.runtime import journal, netns
 from tests import hoststate
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from netlab.apply import journal
+from netlab.runtime import journal
 from tests.integration.conftest import ROOT
 
 LABS = sorted(p for p in (ROOT / "labs").iterdir() if (p / "check.yaml").is_file())

@@ -63,7 +63,7 @@ def test_kernel_outside_every_range_is_reported_as_new(pytester: pytest.Pytester
 
 
 def test_keep_leaves_a_failed_tests_lab_up(pytester: pytest.Pytester) -> None:
-    from netlab.apply import journal
+    from netlab.runtime import journal
     from netlab.teardown import down
 
     before = set(journal.all_labs())

@@ -12,9 +12,9 @@ import re
 import shutil
 import subprocess
 
-from netlab.apply.netns import preexec
 from netlab.errors import KernelFeatureError
 from netlab.plan.steps import LoadNftables, ModelPath, RestoreFirewall
+from netlab.runtime.netns import preexec
 
 _LINE_RE = re.compile(r"(?:Error occurred at line: |line )(\d+)")
 _VERSION_RE = re.compile(r"^\S+ v[\d.]+ \([^)]*\): ")

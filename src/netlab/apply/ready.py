@@ -24,7 +24,7 @@ from netlab.plan.steps import Plan
 
 def _not_ready(plan: Plan, sockets: dict[str, socket.socket], pending: set[str]) -> list[str]:
     """What is not usable yet; nodes found ready leave ``pending`` and are not asked again."""
-    from netlab.apply.rtnl import dump_links
+    from netlab.runtime.netlink import dump_links
 
     missing: list[str] = []
     for want in plan.readiness:

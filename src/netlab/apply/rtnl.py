@@ -6,8 +6,10 @@ kernel processes the messages in order and acks each by sequence number, so 150 
 one ``send`` and a few ``recv`` instead of 150 round trips. An error ack is mapped back to the
 step that caused it, with the kernel's own explanation when it gives one (extended ack).
 
-We need our own framing anyway: pyroute2's high-level ``link("add", peer=...)`` cannot set
-the veth peer's ifindex, which the planner chose in advance.
+Framing, acks and sockets are the runtime's netlink layer (:mod:`netlab.runtime.netlink`);
+here are only the encoders of each kind of step and the batching. pyroute2's high-level
+``link("add", peer=...)`` could not be used anyway: it cannot set the veth peer's ifindex,
+which the planner chose in advance.
 """
 
 from __future__ import annotations
@@ -15,12 +17,9 @@ from __future__ import annotations
 import errno as errno_mod
 import os
 import socket
-import struct
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-from netlab.apply.netns import open_fd, open_socket
 from netlab.plan.steps import (
     AddAddress,
     AddRoute,
@@ -37,32 +36,10 @@ from netlab.plan.steps import (
     Step,
 )
 from netlab.pyroute import ifaddrmsg, ifinfmsg, rtmsg
-
-NETLINK_ROUTE = 0
-SOL_NETLINK = 270
-NETLINK_CAP_ACK = 10
-NETLINK_EXT_ACK = 11
-
-NLM_F_REQUEST = 0x1
-NLM_F_ACK = 0x4
-NLM_F_ROOT = 0x100
-NLM_F_MATCH = 0x200
-NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
-NLM_F_EXCL = 0x200
-NLM_F_CREATE = 0x400
-NLM_F_ACK_TLVS = 0x200
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-NLMSGERR_ATTR_MSG = 1
-
-RTM_NEWLINK = 16
-RTM_GETLINK = 18
-RTM_SETLINK = 19
-RTM_NEWADDR = 20
-RTM_NEWROUTE = 24
+from netlab.runtime import netlink as nl
+from netlab.runtime.netns import open_fd
 
 IFF_UP = 0x1
-IFF_LOWER_UP = 0x10000
 IFA_F_NODAD = 0x02
 RT_TABLE_MAIN = 254
 RTPROT_BOOT = 3
@@ -71,7 +48,6 @@ RT_SCOPE_LINK = 253
 ROUTE_TYPES = {"unicast": 1, "blackhole": 6, "unreachable": 7, "prohibit": 8}
 
 CHUNK = 32 * 1024
-TIMEOUT = 10.0
 
 
 class NetlinkStepError(Exception):
@@ -84,27 +60,6 @@ class NetlinkStepError(Exception):
         self.detail = detail
 
 
-def open_route_socket(netns: str) -> socket.socket:
-    """An rtnetlink socket inside ``netns`` that returns short acks with error text."""
-    sock = open_socket(netns, socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
-    sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
-    sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
-    sock.bind((0, 0))
-    sock.settimeout(TIMEOUT)
-    return sock
-
-
-def _encode(msg: Any, kind: int, flags: int) -> bytes:
-    msg["header"]["type"] = kind
-    msg["header"]["flags"] = flags
-    msg.encode()
-    return bytes(msg.data)
-
-
-def _set_seq(raw: bytes, seq: int) -> bytes:
-    return raw[:8] + struct.pack("I", seq) + raw[12:]
-
-
 def _link_attrs(ifname: str, mac: str | None, mtu: int | None) -> list[tuple[str, Any]]:
     attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", ifname)]
     if mac:
@@ -114,8 +69,8 @@ def _link_attrs(ifname: str, mac: str | None, mtu: int | None) -> list[tuple[str
     return attrs
 
 
-CREATE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
-CHANGE = NLM_F_REQUEST | NLM_F_ACK
+CREATE = nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_CREATE | nl.NLM_F_EXCL
+CHANGE = nl.NLM_F_REQUEST | nl.NLM_F_ACK
 
 
 def _link(index: int, attrs: list[tuple[str, Any]], *, up: bool = True) -> Any:
@@ -132,7 +87,7 @@ def _linkinfo(kind: str, data: list[tuple[str, Any]]) -> tuple[str, Any]:
 
 
 def _loopback(step: SetLoopback, _netns: str, _fd: NetnsFd) -> bytes:
-    return _encode(_link(1, [("IFLA_IFALIAS", step.alias)]), RTM_NEWLINK, CHANGE)
+    return nl.encode(_link(1, [("IFLA_IFALIAS", step.alias)]), nl.RTM_NEWLINK, CHANGE)
 
 
 def _bridge(step: CreateBridge, _netns: str, _fd: NetnsFd) -> bytes:
@@ -147,7 +102,7 @@ def _bridge(step: CreateBridge, _netns: str, _fd: NetnsFd) -> bytes:
     }
     data = [("IFLA_BR_STP_STATE", int(step.stp))] + [(k, v) for k, v in options.items() if v is not None]
     attrs = [*_link_attrs(step.ifname, step.mac, step.mtu), _linkinfo("bridge", data)]
-    return _encode(_link(step.ifindex, attrs), RTM_NEWLINK, CREATE)
+    return nl.encode(_link(step.ifindex, attrs), nl.RTM_NEWLINK, CREATE)
 
 
 def _veth(step: CreateVeth, netns: str, netns_fd: NetnsFd) -> bytes:
@@ -160,7 +115,7 @@ def _veth(step: CreateVeth, netns: str, netns_fd: NetnsFd) -> bytes:
     # the peer cannot be created up (the kernel answers ENOTCONN): SetLink does it later
     peer = {"index": step.peer_ifindex, "attrs": peer_attrs}
     attrs.append(_linkinfo("veth", [("VETH_INFO_PEER", peer)]))
-    return _encode(_link(step.ifindex, attrs), RTM_NEWLINK, CREATE)
+    return nl.encode(_link(step.ifindex, attrs), nl.RTM_NEWLINK, CREATE)
 
 
 MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
@@ -201,7 +156,7 @@ def _create_stacked(step: CreateStacked, _netns: str, _fd: NetnsFd) -> bytes:
         attrs.append(_linkinfo(step.kind, data))
     else:
         attrs.append(("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", step.kind)]}))
-    return _encode(_link(step.ifindex, attrs), RTM_NEWLINK, CREATE)
+    return nl.encode(_link(step.ifindex, attrs), nl.RTM_NEWLINK, CREATE)
 
 
 BRIDGE_FLAGS_SELF = 2
@@ -219,12 +174,12 @@ def _port_vlans(step: SetPortVlans, _netns: str, _fd: NetnsFd) -> bytes:
     msg["family"] = socket.AF_BRIDGE
     msg["index"] = step.ifindex
     msg["attrs"] = [("IFLA_AF_SPEC", {"attrs": spec})]
-    return _encode(msg, RTM_SETLINK, CHANGE)
+    return nl.encode(msg, nl.RTM_SETLINK, CHANGE)
 
 
 def _set_link(step: SetLink, _netns: str, _fd: NetnsFd) -> bytes:
     attrs = [("IFLA_MASTER", step.master_ifindex)] if step.master_ifindex else []
-    return _encode(_link(step.ifindex, attrs), RTM_NEWLINK, CHANGE)
+    return nl.encode(_link(step.ifindex, attrs), nl.RTM_NEWLINK, CHANGE)
 
 
 def _address(step: AddAddress, _netns: str, _fd: NetnsFd) -> bytes:
@@ -238,7 +193,7 @@ def _address(step: AddAddress, _netns: str, _fd: NetnsFd) -> bytes:
     else:
         msg["family"], msg["flags"] = socket.AF_INET6, IFA_F_NODAD
         msg["attrs"] = [("IFA_ADDRESS", str(addr.ip)), ("IFA_FLAGS", IFA_F_NODAD)]
-    return _encode(msg, RTM_NEWADDR, CREATE)
+    return nl.encode(msg, nl.RTM_NEWADDR, CREATE)
 
 
 def _route(step: AddRoute, _netns: str, _fd: NetnsFd) -> bytes:
@@ -257,7 +212,7 @@ def _route(step: AddRoute, _netns: str, _fd: NetnsFd) -> bytes:
         "RTA_PRIORITY": step.metric,
     }
     msg["attrs"] = [(k, v) for k, v in attrs.items() if v is not None]
-    return _encode(msg, RTM_NEWROUTE, CREATE)
+    return nl.encode(msg, nl.RTM_NEWROUTE, CREATE)
 
 
 NetnsFd = Callable[[str], int]
@@ -298,33 +253,6 @@ class Encoder:
         return ENCODERS[type(step)](step, netns, self._netns_fd)
 
 
-def _parse_error(data: bytes, off: int, length: int, flags: int) -> tuple[int, str]:
-    err = -struct.unpack_from("i", data, off + 16)[0]
-    detail = os.strerror(err) if err else ""
-    if flags & NLM_F_ACK_TLVS:
-        tlv = off + 20 + 16  # after the error code and the echoed header (NETLINK_CAP_ACK)
-        while tlv + 4 <= off + length:
-            tlen, ttype = struct.unpack_from("HH", data, tlv)
-            if tlen < 4:
-                break
-            if ttype == NLMSGERR_ATTR_MSG:
-                text = data[tlv + 4 : tlv + tlen].split(b"\0", 1)[0].decode(errors="replace")
-                if text:
-                    detail = f"{detail}: {text}"
-            tlv += (tlen + 3) & ~3
-    return err, detail
-
-
-def _messages(data: bytes) -> Iterator[tuple[int, int, int, int, int]]:
-    off = 0
-    while off + 16 <= len(data):
-        length, kind, flags, seq, _pid = struct.unpack_from("IHHII", data, off)
-        if length < 16:
-            return
-        yield off, length, kind, flags, seq
-        off += (length + 3) & ~3
-
-
 def send_batch(sock: socket.socket, items: list[tuple[Step, bytes]]) -> None:
     """Send ``items`` in as few datagrams as fit; raise :class:`NetlinkStepError` for the first refusal.
 
@@ -341,7 +269,7 @@ def send_batch(sock: socket.socket, items: list[tuple[Step, bytes]]) -> None:
         while pos < len(items) and (not chunk or size + len(items[pos][1]) <= CHUNK):
             seq += 1
             step, raw = items[pos]
-            chunk.append(_set_seq(raw, seq))
+            chunk.append(nl.set_seq(raw, seq))
             by_seq[seq] = step
             size += len(raw)
             pos += 1
@@ -354,119 +282,14 @@ def send_batch(sock: socket.socket, items: list[tuple[Step, bytes]]) -> None:
                 raise NetlinkStepError(
                     next(iter(by_seq.values())),
                     errno_mod.ETIMEDOUT,
-                    f"no answer from the kernel within {TIMEOUT:.0f}s for: {pending}",
+                    f"no answer from the kernel within {nl.TIMEOUT:.0f}s for: {pending}",
                 ) from None
-            for off, length, kind, flags, mseq in _messages(data):
-                if kind != NLMSG_ERROR or mseq not in by_seq:
+            for off, length, kind, flags, mseq in nl.messages(data):
+                if kind != nl.NLMSG_ERROR or mseq not in by_seq:
                     continue
                 step = by_seq.pop(mseq)
-                err, detail = _parse_error(data, off, length, flags)
+                err, detail = nl.parse_error(data, off, length, flags)
                 if err and first_error is None:
                     first_error = NetlinkStepError(step, err, detail)
     if first_error is not None:
         raise first_error
-
-
-@dataclass(frozen=True)
-class LinkState:
-    """What readiness needs to know of one interface."""
-
-    index: int
-    ifname: str
-    up: bool
-    carrier: bool
-    operstate: str
-
-
-_OPERSTATES = ["UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP"]
-
-
-IFLA_IFNAME = 3
-IFLA_OPERSTATE = 16
-
-
-def _link_state(data: bytes, off: int, length: int) -> LinkState:
-    """The few fields readiness needs, read straight from the TLVs.
-
-    pyroute2's full decode of a link message (~50 attributes) costs ~0.4 ms; readiness polls
-    every link of every node, so it reads the ifinfomsg header and two attributes itself.
-    """
-    index, flags = struct.unpack_from("iI", data, off + 16 + 4)
-    ifname, oper = "", 0
-    pos, end = off + 16 + 16, off + length
-    while pos + 4 <= end:
-        alen, atype = struct.unpack_from("HH", data, pos)
-        if alen < 4:
-            break
-        if atype == IFLA_IFNAME:
-            ifname = data[pos + 4 : pos + alen].split(b"\0", 1)[0].decode()
-        elif atype == IFLA_OPERSTATE:
-            oper = data[pos + 4]
-        pos += (alen + 3) & ~3
-    return LinkState(
-        index=index,
-        ifname=ifname,
-        up=bool(flags & IFF_UP),
-        carrier=bool(flags & IFF_LOWER_UP),
-        operstate=_OPERSTATES[oper] if oper < len(_OPERSTATES) else str(oper),
-    )
-
-
-def dump_links(sock: socket.socket) -> dict[int, LinkState]:
-    """Every interface of the socket's namespace, by ifindex (one RTM_GETLINK dump)."""
-    req = ifinfmsg()
-    sock.send(_set_seq(_encode(req, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP), 1))
-    out: dict[int, LinkState] = {}
-    while True:
-        data = sock.recv(1 << 16)
-        for off, length, kind, _flags, _seq in _messages(data):
-            if kind == NLMSG_DONE:
-                return out
-            if kind == NLMSG_ERROR:
-                err, detail = _parse_error(data, off, length, 0)
-                if err:
-                    raise OSError(err, f"link dump: {detail}")
-                continue
-            state = _link_state(data, off, length)
-            out[state.index] = state
-
-
-def link_alias(sock: socket.socket, index: int) -> str | None:
-    """The ifalias of interface ``index`` in the socket's namespace (None when unset)."""
-    req = ifinfmsg()
-    req["index"] = index
-    sock.send(_set_seq(_encode(req, RTM_GETLINK, NLM_F_REQUEST), 1))
-    data = sock.recv(1 << 16)
-    for off, length, kind, _flags, _seq in _messages(data):
-        if kind == NLMSG_ERROR:
-            err, detail = _parse_error(data, off, length, 0)
-            raise OSError(err, detail)
-        msg = ifinfmsg(data[off : off + length])
-        msg.decode()
-        alias = msg.get_attr("IFLA_IFALIAS")
-        return str(alias) if alias is not None else None
-    return None
-
-
-RTM_GETADDR = 22
-
-
-def dump_addresses(sock: socket.socket) -> list[tuple[int, str, int]]:
-    """Every address of the socket's namespace as (ifindex, address, prefixlen)."""
-    req = ifaddrmsg()
-    sock.send(_set_seq(_encode(req, RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP), 1))
-    out: list[tuple[int, str, int]] = []
-    while True:
-        data = sock.recv(1 << 16)
-        for off, length, kind, _flags, _seq in _messages(data):
-            if kind == NLMSG_DONE:
-                return out
-            if kind == NLMSG_ERROR:
-                err, detail = _parse_error(data, off, length, 0)
-                if err:
-                    raise OSError(err, f"address dump: {detail}")
-                continue
-            msg = ifaddrmsg(data[off : off + length])
-            msg.decode()
-            addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-            out.append((msg["index"], str(addr), msg["prefixlen"]))

@@ -16,8 +16,7 @@ import subprocess
 from collections.abc import Callable
 from itertools import groupby
 
-from netlab.apply import firewall, journal, netns, rtnl, sysctl
-from netlab.apply.journal import Journal
+from netlab.apply import firewall, rtnl, sysctl
 from netlab.errors import ApplyError, KernelFeatureError
 from netlab.plan.steps import (
     CreateBridge,
@@ -33,6 +32,8 @@ from netlab.plan.steps import (
     Step,
     WriteSysctl,
 )
+from netlab.runtime import journal, netlink, netns
+from netlab.runtime.journal import Journal
 
 NETLINK_PHASES = {Phase.LOOPBACK, Phase.LINKS, Phase.PEERS, Phase.STACKED, Phase.LINK_CONFIG, Phase.ROUTES}
 COMMAND_TIMEOUT = 60.0
@@ -118,7 +119,7 @@ class Runner:
     def socket(self, node: str) -> socket.socket:
         """The node's rtnetlink socket, opened on first use."""
         if node not in self._sockets:
-            self._sockets[node] = rtnl.open_route_socket(self.plan.netns[node])
+            self._sockets[node] = netlink.open_route_socket(self.plan.netns[node])
         return self._sockets[node]
 
     def _phase(self, phase: Phase, steps: list[Step]) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netlab.apply.netns import entered
 from netlab.plan.steps import WriteSysctl
+from netlab.runtime.netns import entered
 
 SYSCTL_ROOT = Path("/proc/sys")
 

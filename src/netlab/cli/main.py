@@ -78,9 +78,9 @@ def up(topology: str, instance: str | None, timeout: float, dry_run: bool, as_js
 @click.option("--missing-ok", is_flag=True, help="Succeed when the lab is not up.")
 def down(labs: Sequence[str], everything: bool, missing_ok: bool) -> None:
     """Tear down LABS: kill what runs inside, remove their namespaces."""
-    from netlab.apply.journal import all_labs
-    from netlab.apply.netns import require_root
     from netlab.errors import LabStateError
+    from netlab.runtime.journal import all_labs
+    from netlab.runtime.netns import require_root
     from netlab.teardown import down as lab_down
 
     targets = list(labs) + (all_labs() if everything else [])
@@ -121,8 +121,8 @@ def status(lab: str | None, as_json: bool) -> None:
 
 
 def _node_netns(lab: str, node: str) -> str:
-    from netlab.apply.journal import not_up, read
     from netlab.errors import LabStateError
+    from netlab.runtime.journal import not_up, read
 
     record = read(lab)
     if record is None:
@@ -136,7 +136,7 @@ def _node_netns(lab: str, node: str) -> str:
 
 
 def _exec_in(lab: str, node: str, argv: list[str]) -> None:
-    from netlab.apply.netns import enter_for_exec, require_root
+    from netlab.runtime.netns import enter_for_exec, require_root
 
     require_root()
     ns = _node_netns(lab, node)
@@ -170,7 +170,7 @@ def shell(lab: str, node: str) -> None:
 @click.option("--all", "everything", is_flag=True, help="Also tear down labs that are up and healthy.")
 def clean(everything: bool) -> None:
     """Remove what crashed labs left behind (and only that)."""
-    from netlab.apply.netns import require_root
+    from netlab.runtime.netns import require_root
     from netlab.teardown import clean as do_clean
     from netlab.tracers.instance import clean_leftovers
 
@@ -272,8 +272,8 @@ def _int(text: str) -> int:
 def inject(lab: str, node: str, interface: str, recipe: str, value: str | None, as_json: bool, **options: Any) -> None:
     """Send frames of RECIPE from NODE's INTERFACE (recipes: stp, rstp, ethertype VALUE, pause,
     udp, icmp, tcp-syn). Every frame carries a marker that identifies it in captures and traces."""
-    from netlab.apply.netns import require_root
     from netlab.lab import attach
+    from netlab.runtime.netns import require_root
     from netlab.traffic.inject import inject as do_inject
 
     require_root()
@@ -331,8 +331,8 @@ def capture(
     import time as _time
     from pathlib import Path
 
-    from netlab.apply.netns import require_root
     from netlab.lab import attach
+    from netlab.runtime.netns import require_root
     from netlab.traffic.describe import summary
     from netlab.traffic.packet import PacketSocket
     from netlab.traffic.pcap import PcapWriter
@@ -379,8 +379,8 @@ def flow(
     lab: str, src: str, dst: str, size: str, address: str | None, port: int, timeout: float, as_json: bool
 ) -> None:
     """Run a TCP flow from node SRC to node DST over real kernel sockets and verify every byte."""
-    from netlab.apply.netns import require_root
     from netlab.lab import attach
+    from netlab.runtime.netns import require_root
     from netlab.traffic.flow import tcp_flow
 
     require_root()
@@ -409,8 +409,8 @@ def flow(
 @click.option("--json", "as_json", is_flag=True)
 def ping(lab: str, node: str, dst: str, count: int, interval: float, timeout: float, size: int, as_json: bool) -> None:
     """ICMP echo from NODE to DST (IPv4 or IPv6), each request answered or timed out before the next."""
-    from netlab.apply.netns import require_root
     from netlab.lab import attach
+    from netlab.runtime.netns import require_root
     from netlab.traffic.ping import ping as do_ping
 
     require_root()
@@ -569,7 +569,7 @@ def check(lab_dir: str, instance: str | None) -> None:
     """Check your running lab against a workshop lab (labs/NN-name): what is right, what is still wrong."""
     from pathlib import Path
 
-    from netlab.apply.netns import require_root
+    from netlab.runtime.netns import require_root
     from netlab.workshop.checks import run
 
     require_root()

@@ -35,9 +35,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from netlab.apply import procs
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.kernels.debian import CachedKernel, cache_root
+from netlab.runtime import procs
 
 CONSOLE_TAIL = 25
 #: directories virtme-ng mounts an empty tmpfs over in the guest

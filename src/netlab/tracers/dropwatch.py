@@ -19,8 +19,6 @@ unattributed. The older summary mode (``N drops at function+offset``) is still p
 from __future__ import annotations
 
 import re
-import socket
-import struct
 import time
 from dataclasses import dataclass, field
 
@@ -31,32 +29,10 @@ from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refus
 from netlab.tracers.events import DropEvent, Location, Packet, TraceResult
 from netlab.tracers.procrun import Helper
 
-NETLINK_GENERIC = 16
-GENL_ID_CTRL = 0x10
-CTRL_CMD_GETFAMILY = 3
-CTRL_ATTR_FAMILY_NAME = 2
 START_TIMEOUT = 60.0  # seconds; a TCG guest takes several to load kallsyms
 _LINE = re.compile(r"^(\d+) drops? at (\S+?)(?:\+([0-9a-fx]+))? \((0x[0-9a-f]+)\)")
 _LOCATION_LINE = re.compile(r"^(\d+) drops? at location (0x[0-9a-f]+)")
 _ALERT_KEY = re.compile(r"^(drop at|input port ifindex|protocol|length|drop reason|origin):\s*(.*)$")
-
-
-def genl_family_exists(name: str) -> bool:
-    """Ask the generic-netlink controller whether family ``name`` is registered."""
-    payload = name.encode() + b"\0"
-    attr = struct.pack("HH", 4 + len(payload), CTRL_ATTR_FAMILY_NAME) + payload
-    attr += b"\0" * (-len(attr) % 4)
-    body = struct.pack("BBH", CTRL_CMD_GETFAMILY, 1, 0) + attr
-    header = struct.pack("IHHII", 16 + len(body), GENL_ID_CTRL, 0x1 | 0x4, 1, 0)
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_GENERIC) as sock:
-        sock.settimeout(2)
-        sock.send(header + body)
-        data = sock.recv(65536)
-    kind = struct.unpack_from("H", data, 4)[0]
-    if kind == 2:  # NLMSG_ERROR: 0 is an ack, negative is "no such family"
-        code: int = struct.unpack_from("i", data, 16)[0]
-        return code == 0
-    return True
 
 
 def parse(text: str, when: float = 0.0) -> list[DropEvent]:
@@ -169,8 +145,10 @@ class DropwatchTracer(Tracer):
         refusal = tool_refusal("dropwatch", "dropwatch")
         if refusal is not None:
             return refusal
+        from netlab.runtime import netlink
+
         try:
-            present = genl_family_exists("NET_DM")
+            present = netlink.genl_family_exists("NET_DM")
         except OSError as exc:
             return Probe(False, f"cannot ask generic netlink for NET_DM: {exc.strerror}")
         if not present:

@@ -197,7 +197,7 @@ def _try_tracer(kind: str) -> str | None:
 
 def _lab_processes(lab: Lab) -> set[int]:
     """The processes inside the lab's namespaces now."""
-    from netlab.apply import netns
+    from netlab.runtime import netns
 
     return {pid for pids in netns.pids_in([n.netns for n in lab.nodes.values()]).values() for pid in pids}
 

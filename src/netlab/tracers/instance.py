@@ -19,9 +19,9 @@ import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from netlab.apply import procs
-from netlab.apply.journal import TracefsClosed, TracefsOpened
 from netlab.errors import NetlabError
+from netlab.runtime import procs
+from netlab.runtime.journal import TracefsClosed, TracefsOpened
 
 if TYPE_CHECKING:
     from netlab.lab import Lab

@@ -10,9 +10,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from netlab.apply import procs
-from netlab.apply.journal import HelperEnded, HelperStarted
 from netlab.lab import Lab
+from netlab.runtime import procs
+from netlab.runtime.journal import HelperEnded, HelperStarted
 
 
 class Helper:

@@ -24,10 +24,10 @@ import threading
 import time
 from pathlib import Path
 
-from netlab.apply import journal
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.lab import Lab
 from netlab.model.topology import Topology
+from netlab.runtime import journal
 from netlab.tracers import tracepoints
 from netlab.tracers.attribution import ContextCache, LabMap
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer

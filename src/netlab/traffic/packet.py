@@ -21,8 +21,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from netlab.apply.netns import entered
 from netlab.errors import NetlabError
+from netlab.runtime.netns import entered
 from netlab.traffic.bpf import compile_filter
 
 ETH_P_ALL = 0x0003

@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.apply.netns import open_socket
 from netlab.errors import NetlabError
 from netlab.lab import Lab
+from netlab.runtime.netns import open_socket
 
 ECHO_REQUEST = {4: 8, 6: 128}
 ECHO_REPLY = {4: 0, 6: 129}

@@ -15,9 +15,9 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from netlab.apply.netns import entered
 from netlab.errors import NetlabError
 from netlab.lab import Lab, Node
+from netlab.runtime.netns import entered
 
 SIOCGIFHWADDR = 0x8927
 
@@ -53,22 +53,16 @@ class Route:
 
 def route_to(node: Node, address: str) -> Route:
     """Ask the node's kernel (RTM_GETROUTE) how it reaches ``address``."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
+    from netlab.runtime import netlink
 
-    from netlab.apply.rtnl import NETLINK_ROUTE
-
-    sock = node.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
-    with contextlib.closing(IPRoute(fileno=sock.detach())) as ipr:
+    with contextlib.closing(netlink.open_route_socket(node.netns)) as sock:
         try:
-            (answer,) = ipr.route("get", dst=address)
-        except NetlinkError as exc:
-            raise NetlabError(f"node '{node.name}' has no route to {address}: {exc.args[-1]}") from None
-        oif = answer.get_attr("RTA_OIF")
-        gateway = answer.get_attr("RTA_GATEWAY")
-        source = answer.get_attr("RTA_PREFSRC")
-        (link,) = ipr.link("get", index=oif)
-        return Route(ifname=link.get_attr("IFLA_IFNAME"), next_hop=gateway or address, source=source)
+            oif, gateway, source = netlink.route_get(sock, address)
+        except OSError as exc:
+            raise NetlabError(f"node '{node.name}' has no route to {address}: {exc.strerror}") from None
+    with entered(node.netns):
+        ifname = socket.if_indextoname(oif)
+    return Route(ifname=ifname, next_hop=gateway or address, source=source)
 
 
 def owner_of(lab: Lab, address: str) -> tuple[str, str] | None:

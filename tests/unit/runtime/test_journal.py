@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from netlab.apply import journal, procs
 from netlab.errors import LabStateError
+from netlab.runtime import journal, procs
 
 
 @pytest.fixture(autouse=True)

@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from netlab.apply import procs
 from netlab.errors import LabStateError
+from netlab.runtime import procs
 
 FORMAT = 1
 E = TypeVar("E", bound="Entry")
