@@ -28,6 +28,8 @@ or BUG meanwhile; :func:`mark` / :func:`assert_kernel_clean` do the same around 
 
 from __future__ import annotations
 
+from netlab.expect.drops import Drop, NewBehaviour, Untraced, by_kernel
+from netlab.expect.kernel import Mark, assert_kernel_clean, mark
 from netlab.lab import Lab
 from netlab.pytest_plugin.assertions import (
     DropAssertionError,
@@ -36,8 +38,6 @@ from netlab.pytest_plugin.assertions import (
     assert_not_dropped,
     assert_path,
 )
-from netlab.pytest_plugin.expect import Drop, NewBehaviour, Untraced, by_kernel
-from netlab.pytest_plugin.kernel_checks import Mark, assert_kernel_clean, mark
 from netlab.pytest_plugin.plugin import LabFactory, TraceFactory, TraceHandle
 from netlab.tracers.base import TraceOptions, Tracer
 from netlab.tracers.events import DropEvent, TraceResult

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from netlab.expect.report import load
 from netlab.kernels.catalogue import lookup
 from netlab.kernels.debian import fetch
 from netlab.kernels.runner import warm_bytecode
 from netlab.kernels.vm import choose_accel, run
-from netlab.pytest_plugin.report import load
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="booting a VM that builds labs needs root"),

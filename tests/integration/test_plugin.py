@@ -10,7 +10,7 @@ import pytest
 SCENARIO = '''
 import pytest
 from netlab.pytest_plugin.assertions import assert_dropped
-from netlab.pytest_plugin.expect import Drop, by_kernel
+from netlab.expect.drops import Drop, by_kernel
 
 EXPECT = {expect}
 

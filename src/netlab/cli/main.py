@@ -516,7 +516,7 @@ def report_diff(old: str, new: str) -> None:
     """
     from pathlib import Path
 
-    from netlab.pytest_plugin.report import diff, load
+    from netlab.expect.report import diff, load
 
     lines = diff(load(Path(old)), load(Path(new)))
     for line in lines:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab.errors import NetlabError
-from netlab.pytest_plugin.report import load as load_report
+from netlab.expect.report import load as load_report
 
 FORMAT = 1
 BAD_OUTCOMES = frozenset({"failed", "new", "error"})

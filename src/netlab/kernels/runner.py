@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from netlab.errors import NetlabError
+from netlab.expect.report import load as load_report
 from netlab.kernels import debian, vm
 from netlab.kernels.catalogue import RUNNING, lookup
 from netlab.kernels.matrix import KernelRun
 from netlab.kernels.matrix import write as write_matrix
-from netlab.pytest_plugin.report import load as load_report
 
 DEFAULT_PYTEST_ARGS = ("scenarios/",)
 _COLLECTED = re.compile(r"collected (\d+) items?")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from netlab.pytest_plugin.expect import Drop, NewBehaviour, Untraced
+from netlab.expect.drops import Drop, NewBehaviour, Untraced
 from netlab.tracers.events import DropEvent, TraceResult, devices, reason_text
 
 NEW_PREFIX = "new behaviour"

@@ -70,7 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """``netlab_needs``: skip, saying what the kernel lacks."""
-    from netlab.pytest_plugin.kernel_checks import needs_refusal
+    from netlab.expect.kernel import needs_refusal
 
     for marker in item.iter_markers("netlab_needs"):
         why = needs_refusal(tuple(marker.args), tuple(marker.kwargs.get("config", ())))
@@ -85,7 +85,7 @@ def netlab_kernel_clean(request: pytest.FixtureRequest) -> Iterator[None]:
     if not request.config.getoption("--netlab-check-kernel") or os.geteuid() != 0:
         yield
         return
-    from netlab.pytest_plugin.kernel_checks import assert_kernel_clean, mark
+    from netlab.expect.kernel import assert_kernel_clean, mark
 
     start = mark()
     yield
@@ -124,7 +124,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if REPORT_KEY not in session.config.stash:
         return
-    from netlab.pytest_plugin.report import write
+    from netlab.expect.report import write
 
     path = Path(session.config.getoption("--netlab-report"))
     report = write(path, _pending)
@@ -247,7 +247,7 @@ TraceFactory = Callable[..., TraceHandle]
 @pytest.fixture
 def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Iterator[TraceFactory]:
     """Factory: ``with netlab_trace(lab, stack=True) as t: ...``; observations go to the report."""
-    from netlab.pytest_plugin.report import observed_drops
+    from netlab.expect.report import observed_drops
 
     seen: list[dict[str, Any]] = []
     assertions.ASSERTED.clear()

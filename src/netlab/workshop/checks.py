@@ -179,7 +179,7 @@ def _traced(lab: Lab, action: Callable[[], object]) -> Any:
 
 
 def _drop(lab: Lab, spec: DropCheck) -> tuple[bool, str]:
-    from netlab.pytest_plugin.expect import Drop
+    from netlab.expect.drops import Drop
     from netlab.traffic.inject import inject
 
     i = spec.inject

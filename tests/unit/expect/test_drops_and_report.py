@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from netlab.pytest_plugin.expect import Drop, NewBehaviour, by_kernel, in_range, parse_version
-from netlab.pytest_plugin.report import diff, kernel_config
+from netlab.expect.drops import Drop, NewBehaviour, by_kernel, in_range, parse_version
+from netlab.expect.report import diff, kernel_config
 from netlab.tracers.events import DropEvent, Location
 
 

@@ -1,4 +1,4 @@
-"""What a test needs from the kernel, and what it must leave alone (netlab.pytest_plugin.kernel_checks)."""
+"""What a test needs from the kernel, and what it must leave alone (netlab.expect.kernel)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from netlab.pytest_plugin import kernel_checks as kc
+from netlab.expect import kernel as kc
 
 
 def test_config_options_on_off_and_unknowable(tmp_path: Path) -> None:
