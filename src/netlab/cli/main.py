@@ -120,26 +120,12 @@ def status(lab: str | None, as_json: bool) -> None:
     render.status(labs)
 
 
-def _node_netns(lab: str, node: str) -> str:
-    from netlab.errors import LabStateError
-    from netlab.runtime.journal import not_up, read
-
-    record = read(lab)
-    if record is None:
-        raise not_up(lab)
-    names: dict[str, str] = record.header.get("netns", {})
-    if node not in names:
-        raise LabStateError(f"lab '{lab}' has no node '{node}' (nodes: {', '.join(names)})")
-    if record.state != "up":
-        raise LabStateError(f"lab '{lab}' is {record.state}", hint=f"netlab down {lab}")
-    return names[node]
-
-
 def _exec_in(lab: str, node: str, argv: list[str]) -> None:
+    from netlab.lab import attach
     from netlab.runtime.netns import enter_for_exec, require_root
 
     require_root()
-    ns = _node_netns(lab, node)
+    ns = attach(lab).node(node).netns
     enter_for_exec(ns)
     os.environ.update({"NETLAB_LAB": lab, "NETLAB_NODE": node, "NETLAB_NETNS": ns})
     try:
@@ -328,41 +314,25 @@ def capture(
     quiet: bool,
 ) -> None:
     """Capture frames on NODE's INTERFACE (until --count, --timeout or Ctrl-C)."""
-    import time as _time
     from pathlib import Path
 
     from netlab.lab import attach
     from netlab.runtime.netns import require_root
+    from netlab.traffic.capture import Capture
     from netlab.traffic.describe import summary
-    from netlab.traffic.packet import PacketSocket
-    from netlab.traffic.pcap import PcapWriter
 
     require_root()
-    handle = attach(lab).node(node)
-    sock = PacketSocket.capture(handle.netns, interface, expression)
-    writer = PcapWriter(Path(pcap)) if pcap else None
-    _err(f"capturing on {lab}/{node}:{interface}" + (f" ({expression})" if expression else "") + ": ready")
-    seen = 0
-    deadline = _time.monotonic() + timeout if timeout is not None else None
-    try:
-        while count is None or seen < count:
-            left = None if deadline is None else deadline - _time.monotonic()
-            if left is not None and left <= 0:
-                break
-            frame = sock.receive(timeout=min(left, 0.2) if left is not None else 0.2)
-            if frame is None:
-                continue
-            seen += 1
-            if writer:
-                writer.write(frame)
-            if not quiet:
-                click.echo(summary(frame))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sock.close()
-        if writer:
-            writer.close()
+    where = Path(pcap) if pcap else None
+    with Capture(attach(lab), node, interface, expression=expression, pcap=where, limit=count) as cap:
+        _err(f"capturing on {lab}/{node}:{interface}" + (f" ({expression})" if expression else "") + ": ready")
+        seen = 0
+        try:
+            for frame in cap.follow(count, timeout):
+                seen += 1
+                if not quiet:
+                    click.echo(summary(frame))
+        except KeyboardInterrupt:
+            pass
     _err(f"{seen} frame(s) captured" + (f", written to {pcap}" if pcap else ""))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -66,6 +67,23 @@ class Capture:
                     break
                 self._changed.wait(left)
             return list(self.frames)
+
+    def follow(self, count: int | None = None, timeout: float | None = None) -> Iterator[Frame]:
+        """Each frame as it arrives, until ``count`` frames or ``timeout`` seconds (None: until
+        the caller stops, e.g. on Ctrl-C, which the waits let through every 0.2 s)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        shown = 0
+        while count is None or shown < count:
+            with self._changed:
+                while len(self.frames) <= shown:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return
+                    self._changed.wait(0.2 if left is None else min(left, 0.2))
+                batch = self.frames[shown:] if count is None else self.frames[shown:count]
+            for frame in batch:
+                shown += 1
+                yield frame
 
     def marked(self, run: int) -> list[Frame]:
         """Captured frames carrying a marker of injection run ``run``."""
