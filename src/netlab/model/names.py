@@ -68,3 +68,17 @@ def ownership_alias(lab: str) -> str:
     """The ifalias of ``lo`` that marks a namespace as lab ``lab``'s: teardown and ``clean``
     remove only namespaces that carry it (and whose inode the journal recorded)."""
     return f"netlab:{lab}"
+
+
+#: sysctl directories that have one entry per interface (plus ``all`` and ``default``)
+INTERFACE_SYSCTL_DIRS = ("net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.neigh.", "net.ipv6.neigh.")
+
+
+def sysctl_interface(key: str) -> tuple[str, str, str] | None:
+    """(directory, interface, leaf) of a per-interface sysctl such as
+    ``net.ipv4.conf.eth0.rp_filter``; None for any other key."""
+    for prefix in INTERFACE_SYSCTL_DIRS:
+        if key.startswith(prefix):
+            ifname, _, leaf = key[len(prefix) :].partition(".")
+            return prefix, ifname, leaf
+    return None

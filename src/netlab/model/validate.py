@@ -13,6 +13,7 @@ import ipaddress
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from netlab.model.names import sysctl_interface
 from netlab.model.topology import Node, Route, Topology
 from netlab.model.yamlsrc import PathKey
 
@@ -20,7 +21,6 @@ Finding = tuple[PathKey, str]
 Rule = Callable[[Topology], Iterator[Finding]]
 
 SYSCTL_ROOT = Path("/proc/sys")
-_IFACE_SYSCTL_DIRS = ("net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.neigh.", "net.ipv6.neigh.")
 
 
 #: what br_netfilter adds under /proc/sys/net/bridge (absent until it is loaded)
@@ -337,15 +337,14 @@ def sysctls(topo: Topology) -> Iterator[Finding]:
                 )
                 continue
             probe = key
-            for prefix in _IFACE_SYSCTL_DIRS:
-                if key.startswith(prefix):
-                    ifname, _, leaf = key[len(prefix) :].partition(".")
-                    if ifname not in known:
-                        yield path, f"sysctl '{key}' names interface '{ifname}', which node '{node_name}' does not have"
-                        probe = ""
-                    else:
-                        probe = f"{prefix}all.{leaf}" if ifname != "default" else key
-                    break
+            per_interface = sysctl_interface(key)
+            if per_interface is not None:
+                prefix, ifname, leaf = per_interface
+                if ifname not in known:
+                    yield path, f"sysctl '{key}' names interface '{ifname}', which node '{node_name}' does not have"
+                    probe = ""
+                else:
+                    probe = f"{prefix}all.{leaf}" if ifname != "default" else key
             if probe.startswith("net.bridge.") and not _sysctl_path("net.bridge").exists():
                 # br_netfilter makes these; `up` loads it first (netlab.apply.modules)
                 if probe.removeprefix("net.bridge.") not in BR_NETFILTER_SYSCTLS:

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.model.names import netns_name, ownership_alias
+from netlab.model.names import netns_name, ownership_alias, sysctl_interface
 from netlab.model.topology import IptablesTable, Topology
 from netlab.plan.steps import (
     AddAddress,
@@ -63,16 +63,12 @@ from netlab.plan.steps import (
 
 IFINDEX_BASE = 100
 LOOPBACK_IFINDEX = 1
-_IFACE_SYSCTL_DIRS = ("net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.neigh.", "net.ipv6.neigh.")
 
 
 def _names_interface(key: str) -> bool:
     """A sysctl under conf/IF or neigh/IF for a real interface must wait for the interface."""
-    for prefix in _IFACE_SYSCTL_DIRS:
-        if key.startswith(prefix):
-            ifname = key[len(prefix) :].partition(".")[0]
-            return ifname not in ("all", "default", "lo")
-    return False
+    found = sysctl_interface(key)
+    return found is not None and found[1] not in ("all", "default", "lo")
 
 
 def assign_ifindexes(topo: Topology) -> dict[tuple[str, str], int]:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from netlab.errors import KernelFeatureError, PrivilegeError
+from netlab.runtime import procs
 
 NETNS_DIR = Path("/run/netns")
 
@@ -244,14 +245,6 @@ def preexec(name: str, *, sysfs: bool = True) -> Callable[[], None]:
     return enter
 
 
-def _netns_of(pid: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(f"/proc/{pid}/ns/net")
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 def pids_in(names: Iterable[str]) -> dict[str, list[int]]:
     """The processes whose network namespace is one of ``names`` (one scan of /proc)."""
     wanted: dict[tuple[int, int], str] = {}
@@ -268,7 +261,7 @@ def pids_in(names: Iterable[str]) -> dict[str, list[int]]:
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
-        key = _netns_of(entry.name)
+        key = procs.netns_identity(entry.name)
         if key in wanted:
             found[wanted[key]].append(int(entry.name))
     return found

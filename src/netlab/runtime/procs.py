@@ -16,16 +16,36 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 
-def start_time(pid: int) -> int | None:
-    """The start time of ``pid`` in clock ticks since boot, or None if it is gone."""
+def stat_fields(pid: int) -> list[bytes] | None:
+    """``/proc/PID/stat`` from field 3 (state) on, or None if the process is gone. The command
+    name (field 2) may hold spaces and ')', so the split is after the last ')'."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read()
     except OSError:
         return None
-    # the command name (field 2) may contain spaces and ')': split after the last ')'
-    fields = raw[raw.rindex(b")") + 2 :].split()
-    return int(fields[19])
+    return raw[raw.rindex(b")") + 2 :].split()
+
+
+def start_time(pid: int) -> int | None:
+    """The start time of ``pid`` in clock ticks since boot, or None if it is gone."""
+    fields = stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def parent(pid: int) -> int | None:
+    """The parent of ``pid`` (None if it is gone)."""
+    fields = stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def netns_identity(pid: int | str) -> tuple[int, int] | None:
+    """(device, inode) of the network namespace ``pid`` is in, or None if it is gone."""
+    try:
+        st = os.stat(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def alive(pid: int, started: int | None) -> bool:
@@ -73,12 +93,8 @@ def _still(pid: int, started: int | None) -> bool:
     """Alive and not a zombie. Never reaps: a child's exit status belongs to its Popen."""
     if not alive(pid, started):
         return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-        return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] != b"Z"
-    except OSError:
-        return False
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != b"Z"
 
 
 @contextlib.contextmanager

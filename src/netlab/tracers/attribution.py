@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from netlab.model.topology import Topology
+from netlab.runtime import procs
 
 Iface = tuple[str, str]  # (node, ifname)
 XMIT_EVENTS = frozenset({"net_dev_start_xmit", "net_dev_queue", "net_dev_xmit"})
@@ -124,10 +125,8 @@ def last_hop(m: LabMap, hops: Sequence[tuple[str, str]]) -> Iface | str | None:
 
 def pid_netns(pid: int) -> int | None:
     """The network-namespace inode of ``pid`` (None if it is gone)."""
-    try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino
-    except OSError:
-        return None
+    identity = procs.netns_identity(pid)
+    return identity[1] if identity else None
 
 
 def _tgid(pid: int) -> int:
@@ -147,12 +146,10 @@ def _ancestors(pid: int) -> set[int]:
     seen: set[int] = set()
     while pid > 1 and pid not in seen:
         seen.add(pid)
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                raw = f.read()
-            pid = int(raw[raw.rindex(b")") + 2 :].split()[1])
-        except (OSError, ValueError):
+        up = procs.parent(pid)
+        if up is None:
             break
+        pid = up
     return seen
 
 
