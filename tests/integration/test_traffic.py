@@ -189,7 +189,7 @@ def test_capture_ready_barrier_1000_rounds(netlab_up: LabFactory) -> None:
                 assert cap.receive(timeout=0) is None, f"round {i}: more than one frame"
 
 
-def test_raw_send_of_scapy_packets(netlab_up: LabFactory) -> None:
+def test_raw_send_of_scapy_packets_and_the_capture_saved_afterwards(netlab_up: LabFactory, tmp_path: Path) -> None:
     from scapy.layers.l2 import Ether
     from scapy.packet import Raw
 
@@ -197,6 +197,9 @@ def test_raw_send_of_scapy_packets(netlab_up: LabFactory) -> None:
     with Capture(lab, "ns2", "veth2", expression="ether proto 0x88b7") as cap:
         send(lab, "ns1", "veth1", [Ether(dst="ff:ff:ff:ff:ff:ff", type=0x88B7) / Raw(b"x" * 50)] * 3)
         assert len(cap.wait(3, timeout=5)) == 3
+    assert cap.save(tmp_path / "after.pcap") == 3
+    out = subprocess.run(["tcpdump", "-r", str(tmp_path / "after.pcap"), "-n", "-e"], capture_output=True, text=True)
+    assert out.stdout.count("ethertype Unknown (0x88b7)") == 3, out.stdout + out.stderr
 
 
 BAD_TRAFFIC = [

@@ -8,7 +8,7 @@ which is why readers keep per-CPU streams and attach stacks before merging them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 # "comm-pid [cpu] flags timestamp: event: body" (the flags column is optional in perf script)
@@ -72,29 +72,6 @@ def parse_line(line: str) -> Record | None:
     )
 
 
-def parse_stream(lines: Iterable[str]) -> Iterator[Record]:
-    """Records of one CPU's stream (or a perf script dump), stacks attached to their event."""
-    last: Record | None = None
-    for line in lines:
-        if not line.strip() or line.startswith("#"):
-            continue
-        stack = _STACK.match(line) or _PERF_STACK.match(line)
-        if stack:
-            if last is not None:
-                last.stack.append(stack.group(1))
-            continue
-        record = parse_line(line)
-        if record is None:
-            continue
-        if record.event == "<stack trace>" or "<stack trace>" in line:
-            continue
-        if last is not None:
-            yield last
-        last = record
-    if last is not None:
-        yield last
-
-
 class HeldBack:
     """A per-CPU stream of records whose last one is held back until the next shows whether a
     stack follows it (a stack entry comes after its event, possibly in the next chunk)."""
@@ -116,7 +93,8 @@ class HeldBack:
 
 
 class StreamParser(HeldBack):
-    """Incremental :func:`parse_stream` for a pipe read in chunks."""
+    """Records of one CPU's text stream (or a perf script dump), stacks attached to their
+    event; fed in chunks as a pipe is read, or all at once by :func:`parse_stream`."""
 
     def feed(self, lines: Iterable[str]) -> list[Record]:
         """Records completed by ``lines``."""
@@ -124,7 +102,7 @@ class StreamParser(HeldBack):
         for line in lines:
             if not line.strip() or line.startswith("#"):
                 continue
-            stack = _STACK.match(line)
+            stack = _STACK.match(line) or _PERF_STACK.match(line)
             if stack:
                 if self._last is not None:
                     self._last.stack.append(stack.group(1))
@@ -134,3 +112,9 @@ class StreamParser(HeldBack):
                 continue
             self._hold(record, out)
         return out
+
+
+def parse_stream(lines: Iterable[str]) -> list[Record]:
+    """Every record of a whole stream (a perf script dump, a recorded trace)."""
+    parser = StreamParser()
+    return parser.feed(lines) + parser.flush()

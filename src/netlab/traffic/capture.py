@@ -90,6 +90,15 @@ class Capture:
         with self._changed:
             return [f for f in self.frames if (m := marker.find(f.data)) is not None and m.run == run]
 
+    def save(self, path: Path) -> int:
+        """Write what was captured so far to a pcap file (for a capture started without
+        ``pcap=``); returns how many frames."""
+        from netlab.traffic.pcap import write
+
+        with self._changed:
+            frames = list(self.frames)
+        return write(path, frames)
+
     def stop(self) -> list[Frame]:
         """Stop capturing; returns everything captured."""
         self._stop.set()
