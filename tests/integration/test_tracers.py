@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,14 +30,10 @@ def tracer_or_skip(name: str) -> None:
         pytest.skip(f"tracer {name} cannot run here: {found.detail}")
 
 
-def traced(lab: Lab, tracer: str, action: object, *, stack: bool = False, settle: float = 0.3) -> TraceResult:
-    session = get(tracer).start(lab, TraceOptions(stack=stack))
-    try:
-        action()  # type: ignore[operator]
-        time.sleep(settle)
-    finally:
-        result = session.stop()
-    return result
+def traced(lab: Lab, tracer: str, action: Callable[[], object], *, stack: bool = False) -> TraceResult:
+    with get(tracer).tracing(lab, TraceOptions(stack=stack)) as t:
+        action()
+    return t.result
 
 
 def drops_at(result: TraceResult, function: str, reason: str, node: str | None = None) -> int:
@@ -109,13 +106,10 @@ def test_ping_path_across_bridge3(netlab_up: LabFactory) -> None:
 def test_two_labs_traced_at_once_see_only_their_own_drops(netlab_up: LabFactory) -> None:
     a = netlab_up("bridge3")
     b = netlab_up("veth-two-ns")
-    sa, sb = get("tracefs").start(a), get("tracefs").start(b)
-    try:
+    with get("tracefs").tracing(a) as ta, get("tracefs").tracing(b) as tb:
         inject(a, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=3)
         inject(b, "ns1", "veth1", "tcp-syn", dst="198.51.100.2", dport=7, count=2)
-        time.sleep(0.3)
-    finally:
-        ra, rb = sa.stop(), sb.stop()
+    ra, rb = ta.result, tb.result
     assert drops_at(ra, "__udp4_lib_rcv", "NO_SOCKET") == 3 and drops_at(ra, "tcp_v4_rcv", "NO_SOCKET") == 0
     # each SYN dies in ns2, and the RST it provokes dies in ns1 (no socket sent the SYN)
     assert drops_at(rb, "tcp_v4_rcv", "NO_SOCKET", "ns2") == 2 and drops_at(rb, "tcp_v4_rcv", "NO_SOCKET", "ns1") == 2
@@ -127,9 +121,8 @@ def test_same_named_lab_driven_by_another_process_is_not_ours(netlab_up: LabFact
     that drove the packets (as two pytest workers are), and says how many it could not place."""
     a = netlab_up("bridge3")
     b = netlab_up("bridge3")
-    session = get("tracefs").start(a)
     done = Path(f"/tmp/netlab-test-{os.getpid()}-done")
-    try:
+    with get("tracefs").tracing(a) as t:
         # a process that is not ours: `setsid -f` forks and its parent exits, so it is reparented
         command = (
             f"{sys.executable} -m netlab inject {b.name} ns-calm1 calmveth1 udp --dst 198.51.100.2"
@@ -141,9 +134,7 @@ def test_same_named_lab_driven_by_another_process_is_not_ours(netlab_up: LabFact
             time.sleep(0.05)
         assert done.exists()
         inject(a, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=2)
-        time.sleep(0.3)
-    finally:
-        result = session.stop()
+    result = t.result
     done.unlink()
     assert drops_at(result, "__udp4_lib_rcv", "NO_SOCKET") == 2
     assert result.ambiguous >= 4
@@ -153,13 +144,10 @@ def test_bpftrace_attributes_by_namespace_across_instances(netlab_up: LabFactory
     tracer_or_skip("bpftrace")
     a = netlab_up("bridge3")
     b = netlab_up("bridge3")
-    session = get("bpftrace").start(a)
-    try:
+    with get("bpftrace").tracing(a) as t:
         inject(b, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=5)  # the other lab
         inject(a, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=2)
-        time.sleep(0.5)
-    finally:
-        result = session.stop()
+    result = t.result
     assert drops_at(result, "__udp4_lib_rcv", "NO_SOCKET") == 2
 
 

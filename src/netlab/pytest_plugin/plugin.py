@@ -29,7 +29,7 @@ import pytest
 from netlab.lab import Lab
 from netlab.model.topology import Topology
 from netlab.pytest_plugin import assertions
-from netlab.tracers.base import Session, TraceOptions, Tracer
+from netlab.tracers.base import TraceOptions, Tracer, Tracing
 from netlab.tracers.events import TraceResult
 
 if TYPE_CHECKING:
@@ -211,33 +211,21 @@ def netlab_tracer(request: pytest.FixtureRequest) -> Tracer:
     return tracer
 
 
-class TraceHandle:
-    """A trace around a block; ``result`` once the block ends."""
+class TraceHandle(Tracing):
+    """A trace around a block (:class:`~netlab.tracers.base.Tracing`) whose result also goes
+    to the run's report."""
 
     def __init__(self, tracer: Tracer, lab: Lab, options: TraceOptions, record: Callable[[TraceResult], None]) -> None:
-        self.tracer, self.lab, self.options, self._record = tracer, lab, options, record
-        self._session: Session | None = None
-        self._result: TraceResult | None = None
-
-    @property
-    def result(self) -> TraceResult:
-        """What the tracer saw; there is none until the ``with`` block has ended."""
-        if self._result is None:
-            raise RuntimeError("the trace is still running: read .result after the with block")
-        return self._result
+        super().__init__(tracer, lab, options)
+        self._record = record
 
     def __enter__(self) -> TraceHandle:
-        self._session = self.tracer.start(self.lab, self.options)
+        super().__enter__()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        import time
-
-        if kind is None:
-            time.sleep(0.15)  # let softirq work for the last packets finish before stopping
-        assert self._session is not None
-        self._result = self._session.stop()
-        self._record(self._result)
+        super().__exit__(kind, exc, tb)
+        self._record(self.result)
 
 
 #: the ``netlab_trace`` fixture: ``netlab_trace(lab, stack=False)`` -> a context manager

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar
@@ -65,6 +66,43 @@ class Session(abc.ABC):
         self.stop()
 
 
+#: How long the end of a traced block waits before the tracer stops. What a block sends is
+#: processed in its sender's own softirq before the send returns, but the other end of a veth
+#: may hand a frame to ksoftirqd, and some frees come from a timer (a TX completion, a deferred
+#: free): bounded, short, and in one place.
+SETTLE = 0.15
+
+
+class Tracing:
+    """A trace around a ``with`` block: recording (the tracer's ready barrier) on entry,
+    stopped on a clean exit after :data:`SETTLE`, and stopped at once when the block raised."""
+
+    def __init__(
+        self, tracer: Tracer, lab: Lab, options: TraceOptions | None = None, *, settle: float | None = None
+    ) -> None:
+        self.tracer, self.lab, self.options = tracer, lab, options or TraceOptions()
+        self.settle = SETTLE if settle is None else settle
+        self._session: Session | None = None
+        self._result: TraceResult | None = None
+
+    @property
+    def result(self) -> TraceResult:
+        """What the tracer saw; there is none until the ``with`` block has ended."""
+        if self._result is None:
+            raise RuntimeError("the trace is still running: read .result after the with block")
+        return self._result
+
+    def __enter__(self) -> Tracing:
+        self._session = self.tracer.start(self.lab, self.options)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is None:
+            time.sleep(self.settle)
+        assert self._session is not None
+        self._result = self._session.stop()
+
+
 class Tracer(abc.ABC):
     """A way of finding out where packets die."""
 
@@ -78,6 +116,10 @@ class Tracer(abc.ABC):
     @abc.abstractmethod
     def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
         """Start tracing ``lab``; returns once the tracer is really recording."""
+
+    def tracing(self, lab: Lab, options: TraceOptions | None = None, *, settle: float | None = None) -> Tracing:
+        """``with tracer.tracing(lab) as t: ...`` then ``t.result``."""
+        return Tracing(self, lab, options, settle=settle)
 
     def require(self) -> None:
         """Raise the right error, with the probe's reason, when the tracer cannot run."""

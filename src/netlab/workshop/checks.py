@@ -8,7 +8,6 @@ an injection, a flow) and trace it, so the verdict is about the attendee's lab a
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,13 +168,9 @@ def _iptables(lab: Lab, spec: Iptables) -> tuple[bool, str]:
 def _traced(lab: Lab, action: Callable[[], object]) -> Any:
     from netlab.tracers.registry import get
 
-    session = get("tracefs").start(lab)
-    try:
+    with get("tracefs").tracing(lab) as t:
         action()
-        time.sleep(0.3)
-    finally:
-        result = session.stop()
-    return result
+    return t.result
 
 
 def _drop(lab: Lab, spec: DropCheck) -> tuple[bool, str]:
