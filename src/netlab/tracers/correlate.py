@@ -27,7 +27,6 @@ DROP_PLUMBING = frozenset(
         "kfree_skb",
     }
 )
-PATH_EVENTS = tracepoints.PATH_NAMES
 MAX_OPEN = 200_000
 
 
@@ -81,7 +80,7 @@ class Correlator:
             if addr is None:
                 continue
             event = rec.event
-            if event in PATH_EVENTS:
+            if event in tracepoints.PATH_NAMES:
                 device = fields.get("dev") or fields.get("name")
                 if not device:
                     continue

@@ -32,7 +32,7 @@ from netlab.tracers.symbols import Symbols
 from netlab.tracers.tracefs import lab_map, other_lab_maps
 
 START_TIMEOUT = 180.0  # seconds for perf record to set up and start recording (TCG guests: slow)
-PATH_EVENTS = tuple(tracepoints.perf_name(p) for p in (*tracepoints.PATH, tracepoints.FREE))
+PERF_EVENTS = tuple(tracepoints.perf_name(p) for p in (*tracepoints.PATH, tracepoints.FREE))
 _NS_EVENT = re.compile(r"PERF_RECORD_NAMESPACES\s+(\d+)/(\d+).*?net: \S+/(0x[0-9a-f]+)")
 
 
@@ -99,7 +99,7 @@ class PerfSession(Session):
         self.started = time.monotonic()
         self._result: TraceResult | None = None
         events = ["-e", "skb:kfree_skb/call-graph=fp/" if options.stack else "skb:kfree_skb"]
-        for ev in PATH_EVENTS:
+        for ev in PERF_EVENTS:
             events += ["-e", ev]
         # perf is told when to start recording over a pipe pair (--control fd:CTL,ACK), not
         # named FIFOs: a FIFO on a 9p mount (a matrix guest's work directory) never delivers

@@ -39,7 +39,7 @@ from netlab.tracers.ringbuf import EventFormat, RecordDecoder
 from netlab.tracers.ringbuf import has_entries as entries_in
 
 EVENTS = tuple(tracepoints.tracefs_path(p) for p in tracepoints.ALL)
-PATH_EVENTS = frozenset(tracepoints.tracefs_path(p) for p in tracepoints.PATH)
+PATH_EVENT_FILES = frozenset(tracepoints.tracefs_path(p) for p in tracepoints.PATH)
 MAX_FILTER = 3500
 READER_DEADLINE = 300.0
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -190,7 +190,7 @@ class TracefsSession(Session):
             _write(self.path / "buffer_percent", "0")
         flt = name_filter(mine, self.correlator.others)
         for event in EVENTS:
-            if flt and event in PATH_EVENTS:
+            if flt and event in PATH_EVENT_FILES:
                 _write(self.path / "events" / event / "filter", flt)
             _write(self.path / "events" / event / "enable", "1")
         if self.options.stack:
