@@ -6,8 +6,9 @@ of what ``netlab up`` spends in Python (~0.2 s on the development VM, against ~0
 work for linear50). A plan depends only on the file's bytes, the instance name, the running
 kernel (validation asks /proc/sys which sysctls exist) and netlab's own model and planner code;
 the key hashes all four, so an edit to any of them is a miss. An entry is written only after a
-lab built from it came up; the directory is root's alone (0700), and an entry that cannot be
-read is a miss, never an error. ``NETLAB_PLAN_CACHE=off`` turns it off.
+lab built from it came up, and only the 256 most recent are kept; the directory is root's alone
+(0700), and an entry that cannot be read is a miss, never an error. ``NETLAB_PLAN_CACHE=off``
+turns it off.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 from netlab.plan.steps import Plan
 
 DEFAULT_DIR = Path("/var/cache/netlab/plans")
+#: entries kept; the least recently written go first (every --instance name is an entry of its own)
+KEEP = 256
 #: the code a plan and a lab's summary are derived from
 _CODE = [Path(__file__).resolve().parents[1] / sub for sub in ("model", "plan")]
 _FORMAT = b"netlab-plan-1"
@@ -112,3 +115,16 @@ def put(file: Path, instance: str | None, entry: Entry) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        _prune(directory)
+
+
+def _prune(directory: Path) -> None:
+    """Keep the :data:`KEEP` most recently written entries."""
+    with contextlib.suppress(OSError):
+        entries = [e for e in os.scandir(directory) if not e.name.startswith(".")]
+        if len(entries) <= KEEP:
+            return
+        entries.sort(key=lambda e: e.stat().st_mtime_ns)
+        for old in entries[: len(entries) - KEEP]:
+            with contextlib.suppress(OSError):
+                os.unlink(old.path)

@@ -67,3 +67,12 @@ def test_off_stores_nothing(tmp_path: Path, bridge3: Path, monkeypatch: pytest.M
     cache.put(bridge3, None, entry_of(bridge3, "bridge3"))
     assert cache.get(bridge3, None) is None
     assert not list(tmp_path.glob("**/plans"))
+
+
+def test_only_the_most_recent_entries_are_kept(store: Path, bridge3: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "KEEP", 3)
+    entry = entry_of(bridge3, "bridge3")
+    for instance in ("a", "b", "c", "d", "e"):
+        cache.put(bridge3, instance, entry)
+    assert len(list(store.iterdir())) == 3
+    assert cache.get(bridge3, "a") is None and cache.get(bridge3, "e") == entry
