@@ -191,7 +191,7 @@ class Lab:
 
         Cheaper than :func:`status`, which asks the kernel: used right after ``up``.
         """
-        shown = self._interfaces if self._interfaces is not None else interface_summary(self.topology)
+        shown = self._interfaces if self._interfaces is not None else self.topology.addressed()
         nodes = [
             {
                 "node": name,
@@ -239,14 +239,6 @@ def _append_handle(lab: str) -> journal.Journal:
     return journal.Journal(lab, fd)
 
 
-def interface_summary(topo: Topology) -> dict[str, list[tuple[str, list[str]]]]:
-    """node -> [(interface the lab makes, its addresses)], as ``up`` shows them."""
-    return {
-        node: [(ifname, [str(a) for a in topo.interface(node, ifname).addresses]) for ifname in topo.created(node)]
-        for node in topo.nodes
-    }
-
-
 def _load(topology: str | Path | Topology) -> tuple[Topology, Source | None]:
     if not isinstance(topology, str | Path):
         return topology, None
@@ -269,7 +261,7 @@ def _prepared(topology: str | Path | Topology, instance: str | None) -> tuple[En
         if entry is not None:
             return entry, None, file
     topo, _source, name, the_plan = planned(file or topology, instance)
-    entry = cache.Entry(name, topo.description, topo.model_dump(mode="json"), the_plan, interface_summary(topo))
+    entry = cache.Entry(name, topo.description, topo.model_dump(mode="json"), the_plan, topo.addressed())
     return entry, topo, file
 
 

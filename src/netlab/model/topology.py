@@ -317,6 +317,14 @@ class Topology(Model):
         """The settings of ``node:ifname`` (defaults when the file gave none)."""
         return self.nodes[node].interfaces.get(ifname, Interface())
 
+    def addressed(self) -> dict[str, list[tuple[str, list[str]]]]:
+        """node -> [(interface the lab makes, its addresses)]: what ``up`` shows, and what the
+        plan cache keeps so that a cached ``up`` shows it without validating the topology."""
+        return {
+            node: [(ifname, [str(a) for a in self.interface(node, ifname).addresses]) for ifname in self.created(node)]
+            for node in self.nodes
+        }
+
     def creations(self, node: str) -> Iterator[tuple[str, tuple[str | int, ...]]]:
         """Each interface the lab makes in ``node`` with the place in the file that makes it, in
         the order bridges, veth ends, dummies, vxlans, vlans, macvlans; a name made twice (an

@@ -157,7 +157,7 @@ def bridge_vlans(topo: Topology) -> Iterator[Finding]:
             base: PathKey = ("nodes", node_name, "bridges", br_name)
             if not bridge.vlan_filtering:
                 for key in ("port_vlans", "default_pvid"):
-                    if getattr(bridge, key):
+                    if getattr(bridge, key) not in (None, {}):  # default_pvid 0 is a setting too
                         yield (*base, key), f"bridge '{br_name}': {key} needs vlan_filtering: true"
                 continue
             for port, vlans in bridge.port_vlans.items():

@@ -23,7 +23,7 @@ ModelPath = tuple[str | int, ...]
 
 
 class Phase(enum.IntEnum):
-    """Build order. Values are stable: they appear in dry-run output."""
+    """Build order (the dry run prints the names)."""
 
     NAMESPACES = 1
     EARLY_SYSCTLS = 2  # before interfaces exist, so 'default' settings apply to them

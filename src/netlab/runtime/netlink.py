@@ -10,6 +10,7 @@ socket must be opened *inside* a lab's namespace, and because pyroute2's ``IPRou
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -241,6 +242,8 @@ def genl_family_exists(name: str) -> bool:
         sock.settimeout(2)
         try:
             request(sock, encode(msg, netlink.GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK))
-        except OSError:
-            return False
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:  # the controller's answer for a family it does not have
+                return False
+            raise
     return True

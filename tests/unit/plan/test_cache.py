@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from netlab.lab import interface_summary
 from netlab.model.loader import load
 from netlab.plan import cache
 from netlab.plan.planner import plan
@@ -24,7 +23,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def entry_of(file: Path, name: str) -> cache.Entry:
     topo, _ = load(file)
-    return cache.Entry(name, topo.description, topo.model_dump(mode="json"), plan(topo, name), interface_summary(topo))
+    return cache.Entry(name, topo.description, topo.model_dump(mode="json"), plan(topo, name), topo.addressed())
 
 
 @pytest.fixture
