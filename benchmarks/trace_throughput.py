@@ -6,20 +6,23 @@ One node of a veth-two-ns lab floods the other with frames of an ethertype no ha
 every frame is dropped exactly once in the receiving node (UNHANDLED_PROTO, or CPU_BACKLOG when
 the backlog overflows), and the receiving device's ``rx_dropped`` counter is the ground truth
 for how many drops there were. Each tracer runs over the same flood in the same run:
-tracefs (events read from the trace pipes, parsed and attributed in Python, losses counted by
-the ring buffer), bpftrace in count mode (aggregated in a kernel map) and in events mode. The
+tracefs (pages read from the per-CPU ring buffers, walked and followed by the native walker,
+attributed in Python; losses counted by the ring buffer), tracefs with its pure-Python decoder,
+bpftrace in count mode (aggregated in a kernel map) and in events mode. The
 flood comes from a separate process, as real traffic does.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
 
 import netlab
 from netlab.lab import Lab
+from netlab.tracers import native
 from netlab.tracers.base import TraceOptions
 from netlab.tracers.bpftrace import BpftraceSession
 from netlab.tracers.registry import get
@@ -81,6 +84,18 @@ def run(lab: Lab, label: str, frames: int, start: object) -> dict[str, float]:
     }
 
 
+def python_tracefs(lab: Lab) -> TracefsSession:
+    """The tracefs tracer with its pure-Python decoder (what runs where the native walker cannot
+    be built), for the comparison."""
+    os.environ["NETLAB_NATIVE"] = "off"
+    native.load.cache_clear()
+    try:
+        return TracefsSession(lab, TraceOptions(buffer_kb=262144))
+    finally:
+        del os.environ["NETLAB_NATIVE"]
+        native.load.cache_clear()
+
+
 def main() -> None:
     """Flood once per tracer; print generated vs captured side by side."""
     parser = argparse.ArgumentParser()
@@ -91,6 +106,7 @@ def main() -> None:
         flood(lab, 1000)  # warm up
         rows.append(run(lab, "no tracer", args.frames, None))
         rows.append(run(lab, "tracefs", args.frames, lambda: TracefsSession(lab, TraceOptions(buffer_kb=262144))))
+        rows.append(run(lab, "tracefs (Python)", args.frames, lambda: python_tracefs(lab)))
         if get("perf").probe().usable:
             rows.append(run(lab, "perf", args.frames, lambda: get("perf").start(lab)))
         if get("bpftrace").probe().usable:

@@ -21,6 +21,9 @@ apt_packages=(
   tcpdump iputils-ping ethtool
   bpftrace linux-perf trace-cmd dropwatch
   graphviz
+  # the tracefs tracer's native walker (src/netlab/tracers/native/ringwalk.c); without them it
+  # decodes in Python, several times slower on a flood
+  gcc libc6-dev
   # the kernel matrix: QEMU for the VMs, apt/dpkg/depmod to fetch and unpack Debian's kernels
   qemu-system-x86 kmod debian-archive-keyring
 )
@@ -67,6 +70,13 @@ fi
 # netlab's own bytecode, as an installed package has it (an editable install has none, and with
 # PYTHONDONTWRITEBYTECODE set every command would compile the modules again); quick when current
 PYTHONDONTWRITEBYTECODE= "$venv/bin/python" -m compileall -q "$here/src/netlab" >/dev/null || true
+
+# the tracefs tracer's native walker, built once per source version into /var/cache/netlab (root's,
+# as the tracer is); a tracer that finds it missing builds it itself, or decodes in Python
+if [[ $(id -u) -eq 0 ]]; then
+  "$venv/bin/python" -c 'from netlab.tracers import native; native.build()' \
+    || echo "bootstrap: the native trace walker was not built; tracefs decodes in Python" >&2
+fi
 
 # tracefs is where the default tracer lives; mount it if the machine did not.
 if [[ $(id -u) -eq 0 && -d /sys/kernel/tracing && -z "$(ls -A /sys/kernel/tracing 2>/dev/null)" ]]; then

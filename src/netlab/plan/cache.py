@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from netlab.plan.steps import Plan
+from netlab.runtime import cachedir
 
-DEFAULT_DIR = Path("/var/cache/netlab/plans")
+DEFAULT_DIR = cachedir.ROOT / "plans"
 #: entries kept; the least recently written go first (every --instance name is an entry of its own)
 KEEP = 256
 #: the code a plan and a lab's summary are derived from
@@ -75,20 +76,11 @@ def key(file: Path, instance: str | None) -> str | None:
     return digest.hexdigest()
 
 
-def _private(directory: Path) -> bool:
-    """Only a directory of our own that nobody else can write is trusted to unpickle from."""
-    try:
-        st = directory.stat()
-    except OSError:
-        return False
-    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
-
-
 def get(file: Path, instance: str | None) -> Entry | None:
     """The cached entry, or None (off, never stored, stale, unreadable)."""
     directory = _directory()
     name = key(file, instance) if directory else None
-    if directory is None or name is None or not _private(directory):
+    if directory is None or name is None or not cachedir.private(directory):
         return None
     try:
         with open(directory / name, "rb") as f:

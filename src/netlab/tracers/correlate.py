@@ -43,12 +43,12 @@ def trim_stack(stack: list[str]) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=4096)
-def _location(text: str) -> Location:
+def location_of(text: str) -> Location:
     return Location.parse(text)
 
 
 @lru_cache(maxsize=256)
-def _packet(protocol: str) -> Packet:
+def packet_of(protocol: str) -> Packet:
     return Packet(protocol=int(protocol) if protocol.isdigit() else None)
 
 
@@ -67,6 +67,8 @@ class Correlator:
         self.unattributed = 0
         self.ambiguous = 0
         self.records = 0
+        #: where a path ends in this lab, and whether another lab's could end there too
+        self._placed: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str] | str | None, bool]] = {}
         self._shapes: dict[tuple[tuple[str, str], ...], list[tuple[int, str, str, str | None, bool]]] = {}
 
     def feed(self, records: Iterable[Record]) -> list[DropEvent]:
@@ -139,36 +141,48 @@ class Correlator:
             out.append((i, ev, dev, nodes[i][0] if nodes else None, False))
         return out
 
-    def _drop(self, rec: Record, names: tuple[tuple[str, str], ...], times: list[float]) -> DropEvent | None:
-        node: str | None = None
-        device: str | None = None
+    def _place(
+        self, names: tuple[tuple[str, str], ...], context: tuple[int | None, bool] | None
+    ) -> tuple[str, str | None] | None:
+        """(node, device) where a packet that took ``names`` died, or None -- counted as
+        unattributed or ambiguous -- when the lab cannot claim it. Without a path, the process
+        context (the namespace the drop ran in) is all there is to go on."""
         if names:
-            where = last_hop(self.mine, names)
+            placed = self._placed.get(names)
+            if placed is None:
+                if len(self._placed) >= MAX_OPEN:
+                    self._placed.clear()
+                elsewhere = any(isinstance(last_hop(o, names), tuple) for o in self.others)
+                placed = self._placed[names] = (last_hop(self.mine, names), elsewhere)
+            where, elsewhere = placed
             if where is None:
                 self.unattributed += 1
                 return None
             if not isinstance(where, tuple):  # explanations disagree on where it died
                 self.ambiguous += 1
                 return None
-            elsewhere = any(isinstance(last_hop(o, names), tuple) for o in self.others)
-            if elsewhere and not claims(self.mine, rec.context):
+            if elsewhere and not claims(self.mine, context):
                 self.ambiguous += 1
                 return None
-            node, device = where
-        else:
-            inode = rec.context[0] if rec.context else None
-            if inode is None or inode not in self.mine.netns_inodes:
-                self.unattributed += 1
-                return None
-            node = self.mine.netns_inodes[inode]
+            return where
+        inode = context[0] if context else None
+        if inode is None or inode not in self.mine.netns_inodes:
+            self.unattributed += 1
+            return None
+        return self.mine.netns_inodes[inode], None
+
+    def _drop(self, rec: Record, names: tuple[tuple[str, str], ...], times: list[float]) -> DropEvent | None:
+        where = self._place(names, rec.context)
+        if where is None:
+            return None
         path = self._decoded(names, times) or ()
         return DropEvent(
             time=rec.time,
-            location=_location(rec.fields.get("location", "?")),
+            location=location_of(rec.fields.get("location", "?")),
             reason=rec.fields.get("reason"),  # None: the kernel has no drop reasons (before 5.17)
-            node=node,
-            device=device,
-            packet=_packet(rec.fields.get("protocol", "")),
+            node=where[0],
+            device=where[1],
+            packet=packet_of(rec.fields.get("protocol", "")),
             stack=trim_stack(rec.stack),
             path=path,
             pid=rec.pid,

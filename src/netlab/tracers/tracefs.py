@@ -28,12 +28,13 @@ from netlab.errors import KernelFeatureError, NetlabError
 from netlab.lab import Lab
 from netlab.model.topology import Topology
 from netlab.runtime import journal
-from netlab.tracers import tracepoints
+from netlab.tracers import native, tracepoints
 from netlab.tracers.attribution import ContextCache, LabMap
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
 from netlab.tracers.correlate import Correlator
 from netlab.tracers.events import DropEvent, TraceResult
 from netlab.tracers.instance import TRACEFS, Instance, mounted
+from netlab.tracers.native import follow
 from netlab.tracers.records import Record
 from netlab.tracers.ringbuf import EventFormat, RecordDecoder
 from netlab.tracers.ringbuf import has_entries as entries_in
@@ -81,6 +82,29 @@ class _Decoding:
     def decoder(self, cpu: int) -> RecordDecoder:
         return RecordDecoder(self.formats, self.stack, self.symbolize, self.reasons, cpu=cpu)
 
+    def has_protocol(self) -> bool:
+        """Does this kernel's ``kfree_skb`` carry the packet's protocol?"""
+        return any(f.name == "kfree_skb" and f.has("protocol") for f in self.formats)
+
+
+class _RecordReader:
+    """One CPU's pages -> Records (the pure-Python decoder), each drop with its process context."""
+
+    def __init__(self, decoder: RecordDecoder, contexts: ContextCache) -> None:
+        self.decoder, self.contexts = decoder, contexts
+
+    def feed(self, page: bytes) -> list[Record]:
+        return self._with_contexts(self.decoder.feed(page))
+
+    def flush(self) -> list[Record]:
+        return self._with_contexts(self.decoder.flush())
+
+    def _with_contexts(self, records: list[Record]) -> list[Record]:
+        for rec in records:
+            if rec.event == "kfree_skb":  # only a drop's process context is ever asked
+                rec.context = self.contexts.get(rec.pid)
+        return records
+
 
 def lab_map(lab: Lab) -> LabMap:
     """The lab's devices and namespaces, for attribution."""
@@ -125,11 +149,14 @@ class TracefsTracer(Tracer):
             count = len(parse_format(FORMAT.read_text()))
         except OSError as exc:
             return Probe(False, f"cannot read {FORMAT}: {exc.strerror}")
+        walker = native.load()
+        decoding = "native walker" if walker.lib is not None else f"decoded in Python ({walker.why_not})"
         if not count:
             return Probe(
-                True, f"{len(EVENTS)} tracepoints; no drop reasons on this kernel (before 5.17): locations only"
+                True,
+                f"{len(EVENTS)} tracepoints; no drop reasons on this kernel (before 5.17): locations only; {decoding}",
             )
-        return Probe(True, f"{len(EVENTS)} tracepoints, {count} drop reasons from the running kernel")
+        return Probe(True, f"{len(EVENTS)} tracepoints, {count} drop reasons from the running kernel; {decoding}")
 
     def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
         self.require()
@@ -162,9 +189,12 @@ class TracefsSession(Session):
         self.lab = lab
         self.options = options
         self.started = time.monotonic()
-        mine = lab_map(lab)
-        self.correlator = Correlator(mine, other_lab_maps(lab), "tracefs")
+        mine, others = lab_map(lab), other_lab_maps(lab)
+        #: (cpu, batch) as the readers decoded them: Records, or packed records of the native walker
         self._pending: list[list[Record]] = []
+        #: what the native decoders read, each CPU's records in one growing buffer
+        self._packed: dict[int, bytearray] = {}
+        self._contexts = ContextCache()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -173,22 +203,39 @@ class TracefsSession(Session):
         self.instance = Instance(lab=lab)
         self.name, self.path = self.instance.name, self.instance.path
         try:
-            self._configure(mine)
+            self._configure(mine, others)
             self._decoding = _Decoding.of(self.path)
         except BaseException:
             self.instance.close()
             raise
+        self.native = native.load() if not options.stack else native.Native(None, "stacks are decoded in Python")
+        self.correlator: Correlator
+        if self.native.lib is not None:
+            table, self._event_names = follow.specs(self._decoding.formats)
+            self._table = table
+            self.correlator = follow.NativeCorrelator(
+                self.native.lib,
+                mine,
+                others,
+                "tracefs",
+                events=self._event_names,
+                symbolize=self._decoding.symbolize,
+                reasons=self._decoding.reasons,
+                has_protocol=self._decoding.has_protocol(),
+            )
+        else:
+            self.correlator = Correlator(mine, others, "tracefs")
         for cpu_dir in sorted((self.path / "per_cpu").iterdir()):
             t = threading.Thread(target=self._reader, args=(cpu_dir,), daemon=True, name=f"tracefs {cpu_dir.name}")
             t.start()
             self._threads.append(t)
 
-    def _configure(self, mine: LabMap) -> None:
+    def _configure(self, mine: LabMap, others: list[LabMap]) -> None:
         _write(self.path / "buffer_size_kb", str(self.options.buffer_kb))
         _write(self.path / "options" / "overwrite", "0")  # when full, drop new events and count them
         with contextlib.suppress(KernelFeatureError):  # poll() wakes at the first event, not at 50 %
             _write(self.path / "buffer_percent", "0")
-        flt = name_filter(mine, self.correlator.others)
+        flt = name_filter(mine, others)
         for event in EVENTS:
             if flt and event in PATH_EVENT_FILES:
                 _write(self.path / "events" / event / "filter", flt)
@@ -197,10 +244,24 @@ class TracefsSession(Session):
             _write(self.path / "events" / "skb" / "kfree_skb" / "trigger", "stacktrace")
         _write(self.path / "tracing_on", "1")
 
+    def _decoder(self, cpu: int) -> follow.NativeDecoder | _RecordReader:
+        if self.native.lib is not None:
+            return follow.NativeDecoder(self.native.lib, self._table, cpu, self._contexts)
+        return _RecordReader(self._decoding.decoder(cpu), self._contexts)
+
+    def _keep(self, cpu: int, batch: bytes | list[Record]) -> None:
+        if not batch:
+            return
+        with self._lock:
+            if isinstance(batch, bytes):
+                self._packed.setdefault(cpu, bytearray()).extend(batch)
+            else:
+                self._pending.append(batch)
+
     def _reader(self, cpu_dir: Path) -> None:
         fd = os.open(cpu_dir / "trace_pipe_raw", os.O_RDONLY | os.O_NONBLOCK)
-        decoder = self._decoding.decoder(int(cpu_dir.name.removeprefix("cpu")))
-        contexts = ContextCache()
+        cpu = int(cpu_dir.name.removeprefix("cpu"))
+        decoder = self._decoder(cpu)
         try:
             while True:
                 stopping = self._stop.is_set()
@@ -213,19 +274,15 @@ class TracefsSession(Session):
                 if page and not entries_in(page):
                     page = b""  # nothing committed yet
                 if page:
-                    records = decoder.feed(page)
+                    batch = decoder.feed(page)
                 elif stopping:
-                    records = decoder.flush()
+                    batch = decoder.flush()
                 else:
                     # Poll by sleeping, not with poll()/select() on trace_pipe_raw: on Debian's
                     # 6.1 a guest wedged (100 % CPU, no progress) in that wait path mid-suite.
                     time.sleep(POLL_INTERVAL)
                     continue
-                for rec in records:
-                    if rec.event == "kfree_skb":  # only a drop's process context is ever asked
-                        rec.context = contexts.get(rec.pid)
-                with self._lock:
-                    self._pending.append(records)
+                self._keep(cpu, batch)
                 if not page:
                     break
         except Exception as exc:  # noqa: BLE001 -- reported in the result, never silent
@@ -237,6 +294,9 @@ class TracefsSession(Session):
     def _drain(self) -> list[DropEvent]:
         with self._lock:
             batches, self._pending = self._pending, []
+            packed, self._packed = self._packed, {}
+        if isinstance(self.correlator, follow.NativeCorrelator):
+            return self.correlator.follow(list(packed.values()), self._contexts)
         records = sorted((r for b in batches for r in b), key=lambda r: r.time)
         return self.correlator.feed(records)
 
@@ -253,9 +313,21 @@ class TracefsSession(Session):
                         lost += int(value.strip() or 0)
         return lost
 
+    def _finish(self, finished: list[int | BaseException]) -> None:
+        """Read the losses, then remove the instance; what happened goes to ``finished``."""
+        try:
+            finished.append(self._lost())
+        finally:
+            try:
+                self.instance.close()
+            except BaseException as exc:  # noqa: BLE001 -- raised by stop(), in its thread
+                finished.append(exc)
+
     def stop(self) -> TraceResult:
         if self._stopped is not None:
             return self._stopped
+        closer: threading.Thread | None = None
+        finished: list[int | BaseException] = []
         try:
             with contextlib.suppress(OSError):
                 (self.path / "tracing_on").write_text("0")
@@ -267,10 +339,23 @@ class TracefsSession(Session):
                 t.join(timeout=max(0.0, deadline - time.monotonic()))
             if any(t.is_alive() for t in self._threads):
                 raise NetlabError(f"tracefs readers still busy after {READER_DEADLINE:.0f}s; instance {self.name} kept")
+            # The readers are done, so the loss counters are final: reading them and removing
+            # the instance (which frees the ring buffer, 0.1-0.3 s for a large one) run beside
+            # the following of what was read.
+            closer = threading.Thread(target=self._finish, args=(finished,), name="tracefs close", daemon=True)
+            closer.start()
             self._drain()
-            lost = self._lost()
         finally:
-            self.instance.close()
+            if closer is not None:
+                closer.join()
+            else:
+                self.instance.close()
+            if isinstance(self.correlator, follow.NativeCorrelator):
+                self.correlator.close()
+        if isinstance(finished[-1], BaseException):
+            raise finished[-1]
+        lost = finished[0]
+        assert isinstance(lost, int)
         c = self.correlator
         result = TraceResult(
             "tracefs",
