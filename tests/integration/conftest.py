@@ -4,6 +4,7 @@ whole session leaves the host as it found it is in the top-level conftest.py).""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for item in items:
             if "integration" in str(item.path):
                 item.add_marker(skip)
+
+
+def interruptible() -> None:
+    """In a CLI child, before exec: Ctrl-C back to its default, as in a terminal. A suite started
+    in the background by a non-interactive shell inherits SIGINT ignored, Python keeps an ignored
+    SIGINT ignored, and the Ctrl-C tests would then hang or test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def netlab_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from netlab.runtime import journal, netns
-from tests.integration.conftest import ROOT, netlab_cli
+from tests.integration.conftest import ROOT, interruptible, netlab_cli
 
 
 def _lab_namespaces(lab: str) -> list[str]:
@@ -26,6 +26,7 @@ def _start_up(instance: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
+        preexec_fn=interruptible,  # noqa: PLW1509 -- only signal.signal runs in the child, no lock to inherit
     )
 
 

@@ -21,7 +21,7 @@ from netlab.tracers.events import TraceResult, devices
 from netlab.tracers.registry import get
 from netlab.tracers.tracefs import TracefsSession
 from netlab.traffic.inject import inject
-from tests.integration.conftest import ROOT, netlab_cli
+from tests.integration.conftest import ROOT, interruptible, netlab_cli
 
 DROP_TRACERS = ["tracefs", "perf", "bpftrace"]
 
@@ -223,6 +223,7 @@ def trace_cli(*args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,  # noqa: PLW1509 -- only signal.signal runs in the child, no lock to inherit
     )
     assert proc.stderr is not None
     assert "ready" in proc.stderr.readline()

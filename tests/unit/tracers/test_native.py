@@ -9,6 +9,7 @@ find them. Also: the recorded raw pages of each matrix kernel decode the same bo
 
 from __future__ import annotations
 
+import ctypes
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,8 +109,29 @@ def pages(records: list[Record], addresses: dict[str, int]) -> Iterator[bytes]:
     yield (struct.pack("<QQ", start, len(data)) + data).ljust(PAGE, b"\0")
 
 
+def walker(lib: ctypes.CDLL, mine: LabMap, others: list[LabMap], addresses: dict[str, int]) -> follow.NativeCorrelator:
+    """A native correlator over FORMATS whose locations resolve to the texts they were made from."""
+    _table, events = follow.specs(FORMATS)
+    return follow.NativeCorrelator(
+        lib,
+        mine,
+        others,
+        "tracefs",
+        events=events,
+        symbolize={a: text for text, a in addresses.items()}.__getitem__,
+        reasons=REASONS,
+    )
+
+
+def packed(lib: ctypes.CDLL, cpu: int, raw: list[bytes]) -> bytearray:
+    """The native decoder's records of pages ``raw`` read on ``cpu``."""
+    table, _events = follow.specs(FORMATS)
+    reader = follow.NativeDecoder(lib, table, cpu, Contexts())
+    return bytearray(b"".join(reader.feed(page) for page in raw))
+
+
 @pytest.fixture
-def lib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+def lib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ctypes.CDLL:
     """The walker built into a directory of the test's own (no root needed)."""
     monkeypatch.setenv("NETLAB_NATIVE", str(tmp_path / "native"))
     native.load.cache_clear()
@@ -120,7 +142,7 @@ def lib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
     return found.lib
 
 
-def test_native_and_python_find_the_same_drops_and_paths(lib: object) -> None:
+def test_native_and_python_find_the_same_drops_and_paths(lib: ctypes.CDLL) -> None:
     topo, _ = load_topology("bridge3")
     records = sorted(parse_stream((DATA / "tracefs-bridge3.txt").read_text().splitlines()), key=lambda r: r.time)
     records = [r for r in records if r.event in ("kfree_skb", "consume_skb", *PATH_IDS) and "skbaddr" in r.fields]
@@ -136,33 +158,22 @@ def test_native_and_python_find_the_same_drops_and_paths(lib: object) -> None:
     python = Correlator(LabMap.of("bridge3", topo), [LabMap.of("bridge3-b", topo)], "tracefs")
     python.feed(decoded)
 
-    table, events = follow.specs(FORMATS)
-    reader = follow.NativeDecoder(lib, table, 0, Contexts())  # type: ignore[arg-type]
-    packed = bytearray(b"".join(reader.feed(page) for page in raw))
-    walker = follow.NativeCorrelator(
-        lib,  # type: ignore[arg-type]
-        LabMap.of("bridge3", topo),
-        [LabMap.of("bridge3-b", topo)],
-        "tracefs",
-        events=events,
-        symbolize=symbolize,
-        reasons=REASONS,
-    )
-    walker.follow([packed], Contexts())
-    walker.close()
+    native_run = walker(lib, LabMap.of("bridge3", topo), [LabMap.of("bridge3-b", topo)], addresses)
+    native_run.follow([packed(lib, 0, raw)], Contexts())
+    native_run.close()
 
     assert python.drops, "the recording has drops"
-    assert [d.as_dict() for d in walker.drops] == [d.as_dict() for d in python.drops]
-    assert walker.paths == python.paths
-    assert (walker.records, walker.unattributed, walker.ambiguous) == (
+    assert [d.as_dict() for d in native_run.drops] == [d.as_dict() for d in python.drops]
+    assert native_run.paths == python.paths
+    assert (native_run.records, native_run.unattributed, native_run.ambiguous) == (
         python.records,
         python.unattributed,
         python.ambiguous,
     )
-    assert {d.reason for d in walker.drops} >= {"NO_SOCKET"}
+    assert {d.reason for d in native_run.drops} >= {"NO_SOCKET"}
 
 
-def test_a_recycled_address_starts_a_new_packet_in_both(lib: object) -> None:
+def test_a_recycled_address_starts_a_new_packet_in_both(lib: ctypes.CDLL) -> None:
     """The reuse rule (a hop the lab cannot reach from the path so far starts a new packet) is
     Python's decision in both pipelines; the walker asks for it once per distinct step."""
     topo, _ = load_topology("bridge3")
@@ -183,25 +194,15 @@ def test_a_recycled_address_starts_a_new_packet_in_both(lib: object) -> None:
     ]
     addresses: dict[str, int] = {}
     raw = list(pages(records, addresses))
-    table, events = follow.specs(FORMATS)
-    packed = bytearray(b"".join(follow.NativeDecoder(lib, table, 0, Contexts()).feed(p) for p in raw))  # type: ignore[arg-type]
-    walker = follow.NativeCorrelator(
-        lib,  # type: ignore[arg-type]
-        LabMap.of("bridge3", topo),
-        [LabMap.of("veth-two-ns", other)],
-        "tracefs",
-        events=events,
-        symbolize={a: t for t, a in addresses.items()}.__getitem__,
-        reasons=REASONS,
-    )
-    walker.follow([packed], Contexts())
+    native_run = walker(lib, LabMap.of("bridge3", topo), [LabMap.of("veth-two-ns", other)], addresses)
+    native_run.follow([packed(lib, 0, raw)], Contexts())
     python = Correlator(LabMap.of("bridge3", topo), [LabMap.of("veth-two-ns", other)], "tracefs")
     python.feed(records)
-    assert walker.drops == python.drops == []
-    assert walker.unattributed == python.unattributed == 3
+    assert native_run.drops == python.drops == []
+    assert native_run.unattributed == python.unattributed == 3
 
 
-def test_records_of_two_cpus_are_followed_in_time_order(lib: object) -> None:
+def test_records_of_two_cpus_are_followed_in_time_order(lib: ctypes.CDLL) -> None:
     """A packet sent on one CPU and dropped on another is one path only if the CPUs' records
     are merged by time."""
     topo, _ = load_topology("veth-two-ns")
@@ -215,28 +216,15 @@ def test_records_of_two_cpus_are_followed_in_time_order(lib: object) -> None:
         rec(2.0, 1, "kfree_skb", location="ip_rcv_core+0x10/0x300", reason="OTHERHOST", protocol="2048"),
     ]
     addresses: dict[str, int] = {}
-    table, events = follow.specs(FORMATS)
-    packed = [
-        bytearray(b"".join(follow.NativeDecoder(lib, table, cpu, Contexts()).feed(p) for p in pages(recs, addresses)))  # type: ignore[arg-type]
-        for cpu, recs in ((1, cpu1), (0, cpu0))
-    ]
-    walker = follow.NativeCorrelator(
-        lib,  # type: ignore[arg-type]
-        LabMap.of("veth-two-ns", topo),
-        [],
-        "tracefs",
-        events=events,
-        symbolize={a: t for t, a in addresses.items()}.__getitem__,
-        reasons=REASONS,
-    )
-    (drop,) = walker.follow(packed, Contexts())
+    runs = [packed(lib, cpu, list(pages(recs, addresses))) for cpu, recs in ((1, cpu1), (0, cpu0))]
+    (drop,) = walker(lib, LabMap.of("veth-two-ns", topo), [], addresses).follow(runs, Contexts())
     assert (drop.node, drop.device, drop.reason, drop.base) == ("ns2", "veth2", "OTHERHOST", "ip_rcv_core")
     assert [(h.device, h.node, h.time) for h in drop.path] == [("veth1", "ns1", 1.0), ("veth2", "ns2", 1.5)]
     assert drop.packet.protocol == 2048
 
 
 @pytest.mark.parametrize("release", sorted(p.name for p in (DATA / "raw").iterdir() if p.is_dir()))
-def test_recorded_pages_of_each_kernel_decode_the_same_both_ways(lib: object, release: str) -> None:
+def test_recorded_pages_of_each_kernel_decode_the_same_both_ways(lib: ctypes.CDLL, release: str) -> None:
     """The raw pages recorded in each matrix kernel: the walker's records carry what the
     Python decoder's do (5.10 without a reason field, 6.11+ with rx_sk before location)."""
     d = DATA / "raw" / release
@@ -250,7 +238,7 @@ def test_recorded_pages_of_each_kernel_decode_the_same_both_ways(lib: object, re
         python = RecordDecoder(formats, None, lambda a: f"{a:x}", reasons, cpu=0)
         expected = [r for off in range(0, len(data), PAGE) for r in python.feed(data[off : off + PAGE])]
         expected += python.flush()
-        reader = follow.NativeDecoder(lib, table, 0, Contexts())  # type: ignore[arg-type]
+        reader = follow.NativeDecoder(lib, table, 0, Contexts())
         packed = b"".join(reader.feed(data[off : off + PAGE]) for off in range(0, len(data), PAGE))
         got = [native.Rec.from_buffer_copy(packed, i) for i in range(0, len(packed), follow.REC_SIZE)]
         assert len(got) == len(expected)
