@@ -37,11 +37,14 @@ def test_forward_policy_drop_kills_bridged_traffic(
 ) -> None:
     """With bridge-nf-call-iptables=1 a bridged IPv4 packet traverses the FORWARD chain of the
     host's iptables. On a host whose FORWARD policy is DROP (as with container rules), without
-    an ACCEPT for the bridge it dies in nf_tables: NETFILTER_DROP in nft_do_chain, on host."""
+    an ACCEPT for the bridge it dies in nf_tables: NETFILTER_DROP in nft_do_chain, on host.
+    The event does not say which rule: the chain's policy counter does, and each drop is named
+    by it."""
     delete_accept_rule(netlab_lab)
     with netlab_trace(netlab_lab) as t:
         netlab_traffic.inject("ns-calm1", "calmveth1", "udp", dst="198.51.100.2", dport=9999, count=3)
     assert_dropped(t.result, NETFILTER, count=3)
+    assert_dropped(t.result, Drop(None, None, node="host", rule="filter/FORWARD policy DROP"), count=3)
 
 
 @pytest.mark.netlab_topology("bridge3")

@@ -53,6 +53,10 @@ def test_tcp_recovers_from_random_loss(netlab_lab: Lab, netlab_traffic: Traffic,
     assert result.verified
     assert result.retransmissions > 0
     losses = assert_dropped(t.result, LOSS, at_least=1)
+    # named by the rule whose counter moved: the statistic rule, first in FORWARD
+    assert {d.rule for d in losses} == {
+        "filter/FORWARD rule 1: -A FORWARD -p tcp -m statistic --mode nth --every 20 --packet 0 -j DROP"
+    }
     assert moved.counter("ns-calm1", "RetransSegs", "snmp:Tcp") >= 1
     rule_hits = sum(c.delta for c in moved.counters if c.node == "host" and "statistic" in c.name)
     # every packet the rule dropped is accounted for: attributed here, or reported as ambiguous

@@ -109,6 +109,34 @@ def test_bridge3_without_forward_accept_is_netfilter_drop_on_host(netlab_up: Lab
     lab.node("host").run(["iptables", "-w", "-D", "FORWARD", "-i", "calmbr", "-j", "ACCEPT"], check=True)
     result = traced(lab, "tracefs", lambda: inject(lab, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=2))
     assert drops_at(result, "nft_do_chain", "NETFILTER_DROP", "host") == 2, result.summary()
+    assert result.rules() == [("host", "filter/FORWARD policy DROP", 2)], result.notes
+
+
+def test_a_drop_rule_among_several_is_named_by_its_counter_and_shown_by_trace(netlab_up: LabFactory) -> None:
+    """Two DROP rules in two chains of one node, one of them hit: the drops carry that rule,
+    `netlab trace` prints it; with rules=False nothing is read or named."""
+    lab = netlab_up("bridge3")
+    calm2 = lab.node("ns-calm2")
+    calm2.run(["iptables", "-w", "-A", "INPUT", "-p", "udp", "--dport", "9999", "-j", "DROP"], check=True)
+    calm2.run(["iptables", "-w", "-A", "OUTPUT", "-p", "tcp", "-j", "DROP"], check=True)
+
+    def send() -> None:
+        inject(lab, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", dport=9999, count=3)
+
+    result = traced(lab, "tracefs", send)
+    named = [d for d in result.drops if d.node == "ns-calm2" and d.reason == "NETFILTER_DROP"]
+    assert len(named) == 3, result.summary()
+    assert {d.rule for d in named} == {"filter/INPUT rule 1: -A INPUT -p udp -m udp --dport 9999 -j DROP"}
+    with get("tracefs").tracing(lab, TraceOptions(rules=False)) as plain:
+        send()
+    assert {d.rule for d in plain.result.drops} == {None}
+    proc = trace_cli(lab.name)
+    send()
+    time.sleep(0.4)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "dropped by: filter/INPUT rule 1: -A INPUT -p udp -m udp --dport 9999 -j DROP in node ns-calm2 (3)" in out
 
 
 def test_stp_bpdus_die_in_stp_pdu_rcv(netlab_up: LabFactory) -> None:

@@ -168,6 +168,8 @@ def trace_result(result: Any) -> None:
     rows = [(n or "?", d or "-", f, reason_text(r), str(c)) for n, d, f, r, c in result.summary()]
     title = f"{result.lab}: {result.total_drops} drops in {result.seconds:.1f}s ({result.tracer})"
     table(("node", "device", "function", "reason", "count"), rows, title=title)
+    for node, rule, count in result.rules():
+        print(f"dropped by: {rule} in node {node} ({count})")
     for note in result.notes:
         print(f"note: {note}")
     if result.lost:

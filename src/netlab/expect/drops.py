@@ -32,6 +32,9 @@ class Drop:
     function: str | None
     reason: str | None
     node: str | None = None
+    #: text the firewall rule that dropped it must contain ("policy DROP", "-p udp"); see
+    #: :mod:`netlab.tracers.rules`
+    rule: str | None = None
 
     def matches(self, event: DropEvent) -> bool:
         """Does ``event`` fit this expectation?"""
@@ -39,11 +42,14 @@ class Drop:
             return False
         if self.reason is not None and event.reason != self.reason:
             return False
+        if self.rule is not None and (event.rule is None or self.rule not in event.rule):
+            return False
         return self.node is None or event.node == self.node
 
     def __str__(self) -> str:
         where = f" in node {self.node}" if self.node else ""
-        return f"{self.function or 'any function'} {self.reason or 'any reason'}{where}"
+        rule = f" by a rule with '{self.rule}'" if self.rule else ""
+        return f"{self.function or 'any function'} {self.reason or 'any reason'}{where}{rule}"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import ClassVar
 from netlab.errors import KernelFeatureError, PrivilegeError
 from netlab.lab import Lab
 from netlab.tracers.events import DropEvent, TraceResult
+from netlab.tracers.rules import RuleWatch
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class TraceOptions:
     buffer_kb: int = 8192
     #: the function tracer's walk with function_graph (``netlab trace --graph``)
     graph: bool = False
+    #: name the firewall rule of each netfilter drop from the nodes' rule counters
+    #: (:mod:`netlab.tracers.rules`; two ``iptables-save -c`` per node at start and stop)
+    rules: bool = True
 
 
 def tool_refusal(binary: str, package: str) -> Probe | None:
@@ -51,13 +55,25 @@ def tool_refusal(binary: str, package: str) -> Probe | None:
 class Session(abc.ABC):
     """A running trace of one lab."""
 
+    #: the lab's rule counters from the start, set by :meth:`Tracer.start` (None: not asked)
+    rules: RuleWatch | None = None
+
     @abc.abstractmethod
     def poll(self) -> list[DropEvent]:
         """Drops seen since the last poll (for live views); may be empty."""
 
-    @abc.abstractmethod
     def stop(self) -> TraceResult:
-        """Stop tracing, release everything the session made, return what it saw."""
+        """Stop tracing, release everything the session made, return what it saw (each
+        netfilter drop named by its rule where the counters tell)."""
+        result = self._stop()
+        if self.rules is not None:
+            self.rules.explain(result)
+        return result
+
+    def _stop(self) -> TraceResult:
+        """The tracer's own stop: release what it made, return what it saw (idempotent). Not
+        abstract so that a third-party session written against ``stop`` alone still works."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither stop nor _stop")
 
     def __enter__(self) -> Session:
         return self
@@ -113,9 +129,21 @@ class Tracer(abc.ABC):
     def probe(self) -> Probe:
         """Can this tracer run on this machine, and if not, why not?"""
 
-    @abc.abstractmethod
+    #: the tracer reports drops (so their rules are worth naming); the counters tracer does not
+    reports_drops: ClassVar[bool] = True
+
     def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
         """Start tracing ``lab``; returns once the tracer is really recording."""
+        options = options or TraceOptions()
+        watch = RuleWatch(lab) if options.rules and self.reports_drops else None
+        session = self._start(lab, options)
+        session.rules = watch
+        return session
+
+    def _start(self, lab: Lab, options: TraceOptions) -> Session:
+        """The tracer's own start; returns once it is really recording. Not abstract so that a
+        third-party tracer written against ``start`` alone still works."""
+        raise NotImplementedError(f"tracer {self.name} implements neither start nor _start")
 
     def tracing(self, lab: Lab, options: TraceOptions | None = None, *, settle: float | None = None) -> Tracing:
         """``with tracer.tracing(lab) as t: ...`` then ``t.result``."""

@@ -211,7 +211,7 @@ class BpftraceTracer(Tracer):
             )
         return Probe(True, f"{version.stdout.strip()} with BTF")
 
-    def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
+    def _start(self, lab: Lab, options: TraceOptions) -> Session:
         self.require()
         return BpftraceSession(lab, self.mode)
 
@@ -251,7 +251,7 @@ class BpftraceSession(Session):
         new, self._seen = drops[self._seen :], len(drops)
         return new
 
-    def stop(self) -> TraceResult:
+    def _stop(self) -> TraceResult:
         if self._result is not None:
             return self._result
         try:

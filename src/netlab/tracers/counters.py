@@ -4,11 +4,11 @@ the tracer that needs nothing but /proc, and the one to start with on any kernel
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterable
 
 from netlab.lab import Lab, Node
+from netlab.tracers import rules
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
 from netlab.tracers.events import CounterDelta, DropEvent, TraceResult
 
@@ -31,7 +31,6 @@ DEV_FIELDS = (
     "tx_compressed",
 )
 Snapshot = dict[tuple[str, str], int]  # (scope, name) -> value
-_RULE = re.compile(r"^\[(\d+):(\d+)\] -A (\S+) (.*)$")
 
 
 def parse_dev(text: str) -> Snapshot:
@@ -70,19 +69,10 @@ def parse_snmp6(text: str) -> Snapshot:
 
 def parse_iptables(text: str) -> Snapshot:
     """``iptables-save -c`` -> {("iptables:TABLE/CHAIN", "RULE"): packets}."""
-    out: Snapshot = {}
-    table = "?"
-    for line in text.splitlines():
-        if line.startswith("*"):
-            table = line[1:]
-            continue
-        m = _RULE.match(line)
-        if m:
-            out[(f"iptables:{table}/{m.group(3)}", m.group(4))] = int(m.group(1))
-        elif line.startswith(":") and "[" in line:
-            chain, policy, counts = line[1:].split()[:3]
-            out[(f"iptables:{table}/{chain}", f"policy {policy}")] = int(counts.strip("[]").split(":")[0])
-    return out
+    return {
+        (f"iptables:{r.table}/{r.chain}", r.text if r.index is not None else f"policy {r.text}"): r.packets
+        for r in rules.parse_save(text)
+    }
 
 
 def snapshot(node: Node) -> Snapshot:
@@ -119,11 +109,12 @@ class CountersTracer(Tracer):
 
     name = "counters"
     summary = "device, SNMP/netstat and iptables rule counters per node, as deltas over the trace"
+    reports_drops = False
 
     def probe(self) -> Probe:
         return Probe(True, "reads /proc/net inside each node and iptables-save -c")
 
-    def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
+    def _start(self, lab: Lab, options: TraceOptions) -> Session:
         return CountersSession(lab)
 
 
@@ -139,7 +130,7 @@ class CountersSession(Session):
     def poll(self) -> list[DropEvent]:
         return []
 
-    def stop(self) -> TraceResult:
+    def _stop(self) -> TraceResult:
         if self._result is None:
             result = TraceResult("counters", self.lab.name, seconds=time.monotonic() - self.started)
             for name, node in self.lab.nodes.items():

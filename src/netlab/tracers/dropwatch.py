@@ -159,7 +159,7 @@ class DropwatchTracer(Tracer):
             )
         return Probe(True, "NET_DM family present")
 
-    def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
+    def _start(self, lab: Lab, options: TraceOptions) -> Session:
         self.require()
         return DropwatchSession(lab)
 
@@ -195,7 +195,7 @@ class DropwatchSession(Session):
     def poll(self) -> list[DropEvent]:
         return []
 
-    def stop(self) -> TraceResult:
+    def _stop(self) -> TraceResult:
         if self._result is None:
             self.helper.stop()
             out = self.helper.stdout()

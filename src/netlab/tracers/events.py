@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NamedTuple
 
 _SUFFIX = re.compile(r"(\.(constprop|isra|part|cold|llvm|lto_priv|localalias)(\.\d+)?)+$")
@@ -103,6 +103,14 @@ class DropEvent:
     path: tuple[Hop, ...] = ()
     pid: int | None = None
     tracer: str = ""
+    #: the firewall rule or chain policy that dropped it, where the node's counters can tell
+    #: (:mod:`netlab.tracers.rules`): "filter/FORWARD policy DROP", "filter/INPUT rule 2: -A ..."
+    rule: str | None = None
+
+    def with_rule(self, rule: str) -> DropEvent:
+        """The same drop, named by the rule that made it (always a plain DropEvent)."""
+        values = {f.name: getattr(self, f.name) for f in fields(DropEvent)}
+        return DropEvent(**{**values, "rule": rule})
 
     @property
     def function(self) -> str:
@@ -194,6 +202,11 @@ class TraceResult:
         for (node, function, reason), n in self.totals.items():
             counts[(node, None, function, reason)] += n
         return [(*key, n) for key, n in counts.most_common()]
+
+    def rules(self) -> list[tuple[str | None, str, int]]:
+        """(node, rule, count) of the drops a named firewall rule made, most frequent first."""
+        counts = Counter((d.node, d.rule) for d in self.drops if d.rule is not None)
+        return [(node, rule, n) for (node, rule), n in counts.most_common() if rule is not None]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""

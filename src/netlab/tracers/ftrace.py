@@ -249,9 +249,9 @@ class FtraceTracer(Tracer):
             + ("with function_graph" if graph else "as a flat walk (no function_graph in an instance here)"),
         )
 
-    def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
+    def _start(self, lab: Lab, options: TraceOptions) -> Session:
         self.require()
-        return FtraceSession(lab, self.kind, options or TraceOptions())
+        return FtraceSession(lab, self.kind, options)
 
 
 class FtraceSession(Session):
@@ -308,7 +308,7 @@ class FtraceSession(Session):
     def poll(self) -> list[DropEvent]:
         return []
 
-    def stop(self) -> TraceResult:
+    def _stop(self) -> TraceResult:
         if self._result is None:
             self.follower.done.set()
             self.follower.join()

@@ -86,9 +86,9 @@ class PerfTracer(Tracer):
             return Probe(False, f"perf does not run: {version.stderr.strip() or version.stdout.strip()}")
         return Probe(True, version.stdout.strip())
 
-    def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
+    def _start(self, lab: Lab, options: TraceOptions) -> Session:
         self.require()
-        return PerfSession(lab, options or TraceOptions())
+        return PerfSession(lab, options)
 
 
 class PerfSession(Session):
@@ -170,7 +170,7 @@ class PerfSession(Session):
     def poll(self) -> list[DropEvent]:
         return []  # perf writes a file; results come at stop
 
-    def stop(self) -> TraceResult:
+    def _stop(self) -> TraceResult:
         if self._result is not None:
             return self._result
         try:

@@ -64,7 +64,7 @@ def _broken(name: str, why: str) -> type[Tracer]:
         def probe(self) -> Probe:
             return Probe(False, why)
 
-        def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
+        def _start(self, lab: Lab, options: TraceOptions) -> Session:
             raise NetlabError(f"tracer '{name}': {why}")
 
     Broken.name = name

@@ -158,9 +158,9 @@ class TracefsTracer(Tracer):
             )
         return Probe(True, f"{len(EVENTS)} tracepoints, {count} drop reasons from the running kernel; {decoding}")
 
-    def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
+    def _start(self, lab: Lab, options: TraceOptions) -> Session:
         self.require()
-        return TracefsSession(lab, options or TraceOptions())
+        return TracefsSession(lab, options)
 
 
 def _write(path: Path, value: str) -> None:
@@ -196,7 +196,7 @@ class TracefsSession(Session):
         self._packed: dict[int, bytearray] = {}
         self._contexts = ContextCache()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._stopped: TraceResult | None = None
         self._reader_errors: list[str] = []
@@ -264,7 +264,7 @@ class TracefsSession(Session):
         decoder = self._decoder(cpu)
         try:
             while True:
-                stopping = self._stop.is_set()
+                stopping = self._stopping.is_set()
                 try:
                     page = os.read(fd, PAGE_SIZE)
                 except OSError as exc:
@@ -323,7 +323,7 @@ class TracefsSession(Session):
             except BaseException as exc:  # noqa: BLE001 -- raised by stop(), in its thread
                 finished.append(exc)
 
-    def stop(self) -> TraceResult:
+    def _stop(self) -> TraceResult:
         if self._stopped is not None:
             return self._stopped
         closer: threading.Thread | None = None
@@ -331,7 +331,7 @@ class TracefsSession(Session):
         try:
             with contextlib.suppress(OSError):
                 (self.path / "tracing_on").write_text("0")
-            self._stop.set()
+            self._stopping.set()
             # tracing is off, so each reader ends once its pipe is drained; a large backlog
             # takes a while to parse, hence the generous bound
             deadline = time.monotonic() + READER_DEADLINE

@@ -293,6 +293,7 @@ class NativeCorrelator(Correlator):
                 "stack": (),
                 "pid": pid,
                 "tracer": self.tracer,
+                "rule": None,
             }
             template = (fields, [(i, (ev, dev, nd, inferred)) for i, ev, dev, nd, inferred in self._shape_of(names)])
         if len(self._templates) >= MAX_OPEN:

@@ -1,0 +1,181 @@
+"""Which firewall rule dropped a packet: a node's rule counters before and after a trace.
+
+``skb:kfree_skb`` says NETFILTER_DROP in ``nf_hook_slow`` for every rule and every policy of
+every table; the rule itself is nowhere in the event. What does know is the rule's own packet
+counter. So a session notes each node's iptables and ip6tables counters (``iptables-save -c``
+inside the node: 3-6 ms a node) when it starts, and when it stops it gives each netfilter drop
+of a node the rule or chain policy whose counter moved, where the counters can tell:
+
+* exactly one DROP/REJECT rule or DROP policy of the node moved: every netfilter drop of the
+  node is that one's;
+* several moved: a drop whose stack (``--stack``) shows the hook it died in (``ip_forward``:
+  FORWARD, ``ip_local_deliver``: INPUT, ...) gets the one candidate of that chain; the others
+  stay unnamed and the result's notes list the candidates with their counts;
+* none moved (an nftables rule without a ``counter``, ebtables): the notes say so.
+
+nftables rulesets of the lab's own (``nftables:``) are not read: nft counts only rules that ask
+for a ``counter``. Drops of a kernel without reasons (before 5.17) count as netfilter drops when
+they happened in ``nf_hook_slow``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from netlab.lab import Lab, Node
+from netlab.tracers.events import DropEvent, TraceResult
+
+_RULE = re.compile(r"^\[(\d+):(\d+)\] -A (\S+) (.*)$")
+_POLICY = re.compile(r"^:(\S+) (\S+) \[(\d+):(\d+)\]")
+_VERDICT = re.compile(r"(?:^|\s)-j (DROP|REJECT)(?:\s|$)")
+#: the function in a drop's stack that says which hook it died in, by the chain it runs
+HOOK_CALLERS: dict[str, str] = {
+    "ip_rcv": "PREROUTING",
+    "ipv6_rcv": "PREROUTING",
+    "ip_forward": "FORWARD",
+    "ip6_forward": "FORWARD",
+    "ip_local_deliver": "INPUT",
+    "ip6_input": "INPUT",
+    "__ip_local_out": "OUTPUT",
+    "__ip6_local_out": "OUTPUT",
+    "ip_output": "POSTROUTING",
+    "ip6_output": "POSTROUTING",
+}
+SAVERS = (("ip", "iptables-save"), ("ip6", "ip6tables-save"))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule (``index`` from 1 in its chain) or chain policy (``index`` None) and its counter."""
+
+    family: str  # "ip" or "ip6"
+    table: str
+    chain: str
+    index: int | None
+    text: str  # the rule as iptables-save prints it, or the policy's verdict
+    packets: int
+
+    @property
+    def drops(self) -> bool:
+        """Does a packet that matches end here, dropped?"""
+        if self.index is None:
+            return self.text == "DROP"
+        return _VERDICT.search(self.text) is not None
+
+    @property
+    def key(self) -> tuple[str, str, str, int | None, str]:
+        return (self.family, self.table, self.chain, self.index, self.text)
+
+    def __str__(self) -> str:
+        where = f"{'ip6 ' if self.family == 'ip6' else ''}{self.table}/{self.chain}"
+        if self.index is None:
+            return f"{where} policy {self.text}"
+        return f"{where} rule {self.index}: -A {self.chain} {self.text}"
+
+
+def parse_save(text: str, family: str = "ip") -> list[Rule]:
+    """``iptables-save -c`` (or ip6tables-save) -> its rules and policies with their counters."""
+    out: list[Rule] = []
+    table = "?"
+    index: Counter[str] = Counter()
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table, index = line[1:].strip(), Counter()
+            continue
+        rule = _RULE.match(line)
+        if rule:
+            chain = rule.group(3)
+            index[chain] += 1
+            out.append(Rule(family, table, chain, index[chain], rule.group(4).strip(), int(rule.group(1))))
+            continue
+        policy = _POLICY.match(line)
+        if policy and policy.group(2) != "-":  # "-": a user chain, which has no policy
+            out.append(Rule(family, table, policy.group(1), None, policy.group(2), int(policy.group(3))))
+    return out
+
+
+def read(node: Node) -> list[Rule]:
+    """The node's iptables and ip6tables rules, now (a family whose tool fails is left out)."""
+    out: list[Rule] = []
+    for family, tool in SAVERS:
+        try:
+            saved = node.run([tool, "-c"], timeout=10, sysfs=False)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if saved.returncode == 0:
+            out.extend(parse_save(saved.stdout, family))
+    return out
+
+
+def is_netfilter_drop(drop: DropEvent) -> bool:
+    """A drop a netfilter verdict made (by its reason, or where the kernel has none, its place)."""
+    if drop.reason is not None:
+        return drop.reason == "NETFILTER_DROP"
+    return drop.base in ("nf_hook_slow", "nft_do_chain")
+
+
+def hook_of(drop: DropEvent) -> str | None:
+    """The chain a netfilter drop's stack says it died in (None without a telling stack)."""
+    for frame in drop.stack:
+        chain = HOOK_CALLERS.get(frame.split("+", 1)[0])
+        if chain is not None:
+            return chain
+    return None
+
+
+def moved(before: Iterable[Rule], after: Iterable[Rule]) -> list[tuple[Rule, int]]:
+    """The dropping rules and policies whose counters moved, with how much."""
+    was = {r.key: r.packets for r in before}
+    return [(r, r.packets - was.get(r.key, 0)) for r in after if r.drops and r.packets > was.get(r.key, 0)]
+
+
+class RuleWatch:
+    """Rule counters of a lab's nodes at the start of a trace; :meth:`explain` at its end."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.before = {name: read(node) for name, node in lab.nodes.items()}
+        self._explained: set[int] = set()
+
+    def explain(self, result: TraceResult) -> None:
+        """Name the rule of each netfilter drop of ``result`` where the counters can tell
+        (in place; once per result)."""
+        if id(result) in self._explained:
+            return
+        self._explained.add(id(result))
+        by_node: dict[str, list[int]] = {}
+        for i, drop in enumerate(result.drops):
+            if drop.node in self.before and drop.rule is None and is_netfilter_drop(drop):
+                by_node.setdefault(drop.node, []).append(i)
+        for node, indexes in by_node.items():
+            candidates = moved(self.before[node], read(self.lab.node(node)))
+            self._name(result, node, indexes, candidates)
+
+    @staticmethod
+    def _name(result: TraceResult, node: str, indexes: list[int], candidates: list[tuple[Rule, int]]) -> None:
+        if not candidates:
+            result.notes.append(
+                f"node {node}: {len(indexes)} netfilter drops, but no iptables rule or policy counted them"
+                " (an nftables rule without a counter, or ebtables?)"
+            )
+            return
+        unnamed = 0
+        for i in indexes:
+            drop = result.drops[i]
+            fits = candidates
+            if len(candidates) > 1:
+                hook = hook_of(drop)
+                fits = [c for c in candidates if hook is not None and c[0].chain == hook]
+            if len(fits) == 1:
+                result.drops[i] = drop.with_rule(str(fits[0][0]))
+            else:
+                unnamed += 1
+        if unnamed:
+            listed = "; ".join(f"{rule} (+{count})" for rule, count in candidates)
+            result.notes.append(
+                f"node {node}: {unnamed} netfilter drops could be any of: {listed} (--stack tells the hooks apart)"
+            )
