@@ -65,6 +65,13 @@ class TopologyError(NetlabError):
         self.issues = ordered
 
 
+class UsageError(NetlabError):
+    """The command asked for something that does not go together (a tracer option the tracer
+    does not have); nothing was started."""
+
+    exit_code = 2
+
+
 class PrivilegeError(NetlabError):
     """The operation needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN)."""
 

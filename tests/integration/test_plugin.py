@@ -84,6 +84,49 @@ def test_unknown_tracer_option_is_a_clear_error(pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(["*unknown tracer 'nosuch' (known: tracefs*"])
 
 
+OPTIONS = """
+import pytest
+from netlab.pytest_plugin.assertions import assert_dropped
+from netlab.expect.drops import Drop
+
+@pytest.mark.netlab_topology("veth-two-ns")
+def test_run_option(netlab_lab, netlab_traffic, netlab_trace):
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject("ns1", "veth1", "udp", dst="198.51.100.2", count=4)
+    assert t.result.totals and not t.result.drops  # counted in the kernel
+    assert_dropped(t.result, Drop(None, "NO_SOCKET", "ns2"), count=4)
+
+@pytest.mark.netlab_topology("veth-two-ns")
+@pytest.mark.netlab_tracer("tracefs")
+def test_stack_the_marker_tracer_has(netlab_lab, netlab_traffic, netlab_trace):
+    with netlab_trace(netlab_lab, stack=True) as t:
+        netlab_traffic.inject("ns1", "veth1", "udp", dst="198.51.100.2", count=1)
+    assert t.result.drops[0].stack
+
+@pytest.mark.netlab_topology("veth-two-ns")
+def test_stack_the_run_tracer_has_not(netlab_lab, netlab_trace):
+    with netlab_trace(netlab_lab, stack=True):
+        raise AssertionError("must not run")
+"""
+
+
+def test_tracer_options_from_the_run_the_marker_and_the_factory(pytester: pytest.Pytester) -> None:
+    """``--netlab-tracer bpftrace:count`` counts in the kernel; a marker's tracer replaces the
+    run's; a factory option the tracer has not skips the test with the tracer's reason."""
+    from netlab.tracers.registry import get
+
+    if not get("bpftrace").probe().usable:
+        pytest.skip(f"bpftrace cannot run here: {get('bpftrace').probe().detail}")
+    pytester.makepyfile(test_options=OPTIONS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--netlab-tracer=bpftrace:count", "-rs")
+    result.assert_outcomes(passed=2, skipped=1)
+    result.stdout.fnmatch_lines(["*tracer bpftrace has no stack option (its options: count)*"])
+    bad = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--netlab-tracer=bpftrace:fast")
+    bad.stderr.fnmatch_lines(
+        ["*--netlab-tracer bpftrace:fast: unknown tracer option fast (known: stack, count, graph)*"]
+    )
+
+
 NEEDS = """
 import pytest
 

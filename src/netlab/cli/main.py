@@ -419,9 +419,16 @@ def doctor(as_json: bool) -> None:
     help="Each packet's walk through the seeds' functions (tcp_sendmsg ... veth_xmit ... tcp_v4_rcv),"
     " nested, with durations: function_graph via the ftrace tracer.",
 )
+@click.option(
+    "--count",
+    is_flag=True,
+    help="Count drops in the kernel instead of reporting each: exact under any load (bpftrace).",
+)
 @click.option("--duration", type=click.FloatRange(min=0.1), help="Stop after this many seconds (default: Ctrl-C).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON at the end.")
-def trace(lab: str, tracer_name: str, stack: bool, graph: bool, duration: float | None, as_json: bool) -> None:
+def trace(
+    lab: str, tracer_name: str, stack: bool, graph: bool, count: bool, duration: float | None, as_json: bool
+) -> None:
     """Trace drops in LAB: node, device, kernel location, reason, count (live table until Ctrl-C)."""
     import time as _time
 
@@ -437,9 +444,11 @@ def trace(lab: str, tracer_name: str, stack: bool, graph: bool, duration: float 
             raise click.UsageError("--graph and --stack do not go together: the graph is the call stack")
         tracer_name = "ftrace"
     tracer = get(tracer_name)
+    options = TraceOptions(stack=stack, graph=graph, count=count)
+    tracer.check(options)
     tracer.require()
     handle = attach(lab)
-    session = tracer.start(handle, TraceOptions(stack=stack, graph=graph))
+    session = tracer.start(handle, options)
     _err(f"tracing {lab} with {tracer_name}" + (f" for {duration:g}s" if duration else "; Ctrl-C stops") + ": ready")
     deadline = _time.monotonic() + duration if duration else None
     try:

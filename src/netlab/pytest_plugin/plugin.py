@@ -8,10 +8,12 @@ Fixtures
                      worker, torn down after the test even when it fails (``--netlab-keep`` keeps
                      a failed test's labs up and prints how to reach them).
   ``netlab_lab``     the lab named by the test's ``@pytest.mark.netlab_topology("bridge3")``.
-  ``netlab_tracer``  the tracer from ``@pytest.mark.netlab_tracer(NAME)`` or ``--netlab-tracer``;
-                     the test is skipped, with the tracer's reason, when it cannot run here.
-  ``netlab_trace``   factory: ``with netlab_trace(lab) as t: ...`` then ``t.result``; what it
-                     observed goes into ``--netlab-report``.
+  ``netlab_tracer``  the tracer from ``@pytest.mark.netlab_tracer(NAME, **options)`` or
+                     ``--netlab-tracer NAME[:OPTION,...]`` (``bpftrace:count``); the test is
+                     skipped, with the tracer's reason, when it cannot run here.
+  ``netlab_trace``   factory: ``with netlab_trace(lab, stack=True) as t: ...`` then ``t.result``
+                     (options over the marker's and the run's; one the tracer has not skips the
+                     test); what it observed goes into ``--netlab-report``.
   ``netlab_traffic`` :class:`netlab.traffic.api.Traffic` bound to ``netlab_lab``.
 """
 
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from netlab.errors import NetlabError
 from netlab.lab import Lab
 from netlab.model.topology import Topology
 from netlab.pytest_plugin import assertions
@@ -43,7 +46,9 @@ PROPERTY = "netlab"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("netlab", "netlab labs, tracers and the kernel-behaviour report")
     group.addoption(
-        "--netlab-tracer", default="tracefs", help="tracer for netlab_tracer/netlab_trace (default tracefs)"
+        "--netlab-tracer",
+        default="tracefs",
+        help="tracer for netlab_tracer/netlab_trace, with options after a colon: bpftrace:count (default tracefs)",
     )
     group.addoption("--netlab-report", default=None, metavar="PATH", help="write the scenario report (JSON) to PATH")
     group.addoption(
@@ -58,12 +63,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "netlab_topology(ref): the topology (name or path) netlab_lab brings up")
-    config.addinivalue_line("markers", "netlab_tracer(name): the tracer this test needs (skipped if it cannot run)")
+    config.addinivalue_line(
+        "markers",
+        "netlab_tracer(name, **options): the tracer this test needs, e.g. ('bpftrace', count=True)"
+        " (skipped if it cannot run, or has not the option)",
+    )
     config.addinivalue_line(
         "markers",
         "netlab_needs(*modules, config=()): kernel modules and config options the test needs"
         " (skipped, with the kernel's reason, where one is missing)",
     )
+    run_tracer_options(config)  # a bad --netlab-tracer stops the run before any test
     if config.getoption("--netlab-report") and not hasattr(config, "workerinput"):
         config.stash[REPORT_KEY] = []
 
@@ -202,13 +212,31 @@ def netlab_tracer(request: pytest.FixtureRequest) -> Tracer:
     """The tracer the test asks for (marker) or the run uses (--netlab-tracer); skip if unusable."""
     from netlab.tracers.registry import get
 
-    marker = request.node.get_closest_marker("netlab_tracer")
-    name = marker.args[0] if marker and marker.args else request.config.getoption("--netlab-tracer")
+    name, _options = chosen_tracer(request)
     tracer = get(name)
     found = tracer.probe()
     if not found.usable:
         pytest.skip(f"tracer {name} cannot run here: {found.detail}")
     return tracer
+
+
+def chosen_tracer(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
+    """The tracer and its options: ``@pytest.mark.netlab_tracer("bpftrace", count=True)``, else
+    ``--netlab-tracer bpftrace:count`` (options after the colon, comma-separated)."""
+    marker = request.node.get_closest_marker("netlab_tracer")
+    if marker and marker.args:
+        return marker.args[0], {k: bool(v) for k, v in marker.kwargs.items()}
+    return run_tracer_options(request.config)
+
+
+def run_tracer_options(config: pytest.Config) -> tuple[str, dict[str, bool]]:
+    """``--netlab-tracer NAME[:OPTION,...]`` -> (name, options)."""
+    name, _, words = str(config.getoption("--netlab-tracer")).partition(":")
+    try:
+        options = TraceOptions.parse([w for w in words.split(",") if w])
+    except NetlabError as exc:
+        raise pytest.UsageError(f"--netlab-tracer {name}:{words}: {exc}") from None
+    return name, dict.fromkeys(options.asked(), True)
 
 
 class TraceHandle(Tracing):
@@ -243,8 +271,17 @@ def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Itera
     def record(result: TraceResult) -> None:
         seen.extend(observed_drops(result))
 
-    def factory(lab: Lab, *, stack: bool = False) -> TraceHandle:
-        return TraceHandle(netlab_tracer, lab, TraceOptions(stack=stack), record)
+    _name, chosen = chosen_tracer(request)
+
+    def factory(lab: Lab, **options: bool) -> TraceHandle:
+        """``stack=True``, ``count=True`` (over the marker's and the run's); a test that asks
+        for an option its tracer does not have is skipped with the tracer's reason."""
+        wanted = TraceOptions(**{**chosen, **options})
+        try:
+            netlab_tracer.check(wanted)
+        except NetlabError as exc:
+            pytest.skip(str(exc))
+        return TraceHandle(netlab_tracer, lab, wanted, record)
 
     yield factory
     doc = (request.node.obj.__doc__ or "").strip().splitlines() if hasattr(request.node, "obj") else []

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar
 
-from netlab.errors import KernelFeatureError, PrivilegeError
+from netlab.errors import KernelFeatureError, PrivilegeError, UsageError
 from netlab.lab import Lab
 from netlab.tracers.events import DropEvent, TraceResult
 from netlab.tracers.rules import RuleWatch
@@ -41,6 +41,25 @@ class TraceOptions:
     #: name the firewall rule of each netfilter drop from the nodes' rule counters
     #: (:mod:`netlab.tracers.rules`; two ``iptables-save -c`` per node at start and stop)
     rules: bool = True
+    #: count drops in the kernel instead of reporting each (bpftrace: exact under any load,
+    #: but without per-packet detail)
+    count: bool = False
+
+    def asked(self) -> set[str]:
+        """The options that only some tracers have, among those set."""
+        return {name for name in CHOOSABLE if getattr(self, name)}
+
+    @classmethod
+    def parse(cls, words: list[str]) -> TraceOptions:
+        """``["stack", "count"]`` (from ``--netlab-tracer bpftrace:count``) -> options."""
+        unknown = sorted(set(words) - set(CHOOSABLE))
+        if unknown:
+            raise UsageError(f"unknown tracer option {', '.join(unknown)} (known: {', '.join(CHOOSABLE)})")
+        return cls(**dict.fromkeys(words, True))
+
+
+#: the options a tracer has or has not (each tracer lists its own in ``Tracer.accepts``)
+CHOOSABLE = ("stack", "count", "graph")
 
 
 def tool_refusal(binary: str, package: str) -> Probe | None:
@@ -131,10 +150,20 @@ class Tracer(abc.ABC):
 
     #: the tracer reports drops (so their rules are worth naming); the counters tracer does not
     reports_drops: ClassVar[bool] = True
+    #: which of :data:`CHOOSABLE` it has; asking for another is refused
+    accepts: ClassVar[frozenset[str]] = frozenset()
+
+    def check(self, options: TraceOptions) -> None:
+        """Refuse, with what it does have, an option this tracer does not have."""
+        missing = options.asked() - self.accepts
+        if missing:
+            has = ", ".join(sorted(self.accepts)) or "none"
+            raise UsageError(f"tracer {self.name} has no {' or '.join(sorted(missing))} option (its options: {has})")
 
     def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
         """Start tracing ``lab``; returns once the tracer is really recording."""
         options = options or TraceOptions()
+        self.check(options)
         watch = RuleWatch(lab) if options.rules and self.reports_drops else None
         session = self._start(lab, options)
         session.rules = watch

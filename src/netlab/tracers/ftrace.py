@@ -227,6 +227,7 @@ class FtraceTracer(Tracer):
 
     name = "ftrace"
     summary = "a packet's walk function by function (--graph: function_graph), or the seeds' TCP functions"
+    accepts = frozenset({"graph"})
 
     def __init__(self, kind: str = "function") -> None:
         self.kind = kind

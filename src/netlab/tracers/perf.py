@@ -73,6 +73,7 @@ class PerfTracer(Tracer):
 
     name = "perf"
     summary = "perf record -e skb:kfree_skb -g -a + perf script, with stacks and device paths"
+    accepts = frozenset({"stack"})
 
     def probe(self) -> Probe:
         refusal = tool_refusal("perf", "linux-perf")

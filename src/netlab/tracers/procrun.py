@@ -5,9 +5,11 @@ flushes what it holds."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from netlab.lab import Lab
@@ -18,7 +20,15 @@ from netlab.runtime.journal import HelperEnded, HelperStarted
 class Helper:
     """One helper process of one trace session."""
 
-    def __init__(self, lab: Lab, argv: list[str], *, stdin: bool = False, pass_fds: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        argv: list[str],
+        *,
+        stdin: bool = False,
+        pass_fds: tuple[int, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.lab = lab
         self.workdir = Path(tempfile.mkdtemp(prefix="netlab-trace-"))
         self.stderr_path = self.workdir / "stderr"
@@ -33,6 +43,7 @@ class Helper:
             text=True,
             start_new_session=True,
             pass_fds=pass_fds,
+            env={**os.environ, **env} if env else None,
         )
         started = procs.start_time(self.proc.pid)
         self.key = f"pid{self.proc.pid}"
@@ -49,6 +60,19 @@ class Helper:
     def alive(self) -> bool:
         """Still running."""
         return self.proc.poll() is None
+
+    def drained(self, quiet: float = 0.3, limit: float = 60.0) -> None:
+        """Wait until the helper has printed nothing new for ``quiet`` seconds (at most ``limit``):
+        a helper stopped while its buffers still hold events exits without printing them."""
+        deadline = time.monotonic() + limit
+        size, since = -1, time.monotonic()
+        while self.alive() and time.monotonic() < deadline:
+            now = self.stdout_path.stat().st_size
+            if now != size:
+                size, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+            time.sleep(0.05)
 
     def stop(self, timeout: float = 20.0) -> int:
         """SIGINT (helpers flush and exit on it), SIGKILL if it hangs; returns the exit code."""

@@ -134,6 +134,7 @@ class TracefsTracer(Tracer):
 
     name = "tracefs"
     summary = "skb:kfree_skb with reasons, stacks and per-packet device paths (tracefs instance)"
+    accepts = frozenset({"stack"})
 
     def probe(self) -> Probe:
         if os.geteuid() != 0:

@@ -43,3 +43,18 @@ def test_plugins_load_broken_ones_explain_and_builtins_win(monkeypatch: pytest.M
     assert "is not a netlab Tracer" in found["notatracer"]().probe().detail
     with pytest.raises(NetlabError, match="unknown tracer 'nope' \\(known: tracefs, perf, bpftrace"):
         registry.get("nope")
+
+
+def test_tracer_options_are_parsed_and_refused_with_what_the_tracer_has() -> None:
+    from netlab.errors import UsageError
+    from netlab.tracers.registry import get
+
+    assert TraceOptions.parse(["count"]).asked() == {"count"}
+    assert TraceOptions.parse([]).asked() == set()
+    with pytest.raises(UsageError, match=r"unknown tracer option fast \(known: stack, count, graph\)"):
+        TraceOptions.parse(["fast"])
+    get("bpftrace").check(TraceOptions(count=True))
+    with pytest.raises(UsageError, match=r"tracer bpftrace has no graph or stack option \(its options: count\)"):
+        get("bpftrace").check(TraceOptions(stack=True, graph=True))
+    with pytest.raises(UsageError, match=r"tracer dropwatch has no count option \(its options: none\)"):
+        get("dropwatch").check(TraceOptions(count=True))
