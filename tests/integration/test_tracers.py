@@ -60,6 +60,7 @@ def test_udp_to_closed_port_is_no_socket_in_udp4_lib_rcv(netlab_up: LabFactory, 
         drop = next(d for d in result.drops if d.base == "__udp4_lib_rcv")
         assert (drop.packet.dst, drop.packet.dport, drop.device) == ("198.51.100.2", 9999, "calmveth2")
         assert drop.packet.marker is not None
+        assert drop.packet.ttl == 64 and drop.packet.length
 
 
 def test_native_walker_and_python_decoder_agree_on_the_real_kernel(
@@ -104,6 +105,10 @@ def test_tcp_to_closed_port_is_no_socket_in_tcp_v4_rcv(netlab_up: LabFactory, tr
         lab, tracer, lambda: inject(lab, "ns-calm1", "calmveth1", "tcp-syn", dst="198.51.100.2", dport=7, count=2)
     )
     assert drops_at(result, "tcp_v4_rcv", "NO_SOCKET", "ns-calm2") == 2, result.summary()
+    if tracer == "bpftrace":  # the packet's own facts: only a tracer that reads it has them
+        syn = next(d for d in result.drops if d.base == "tcp_v4_rcv" and d.node == "ns-calm2")
+        assert (syn.packet.tcp_flags, syn.packet.dport, syn.packet.ttl) == ("SYN", 7, 64), syn.packet
+        assert syn.packet.length and syn.comm
 
 
 def test_bridge3_without_forward_accept_is_netfilter_drop_on_host(netlab_up: LabFactory) -> None:

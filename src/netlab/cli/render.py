@@ -127,19 +127,23 @@ def live_drops(*, enabled: bool = True) -> Iterator[Callable[[Sequence[Any]], No
     from rich.live import Live
     from rich.table import Table
 
+    last: dict[tuple[str, str, str, str], str] = {}
+
     def render() -> Table:
         grid = Table(title="drops (Ctrl-C stops)", title_justify="left")
-        for col in ("node", "device", "location", "reason", "count"):
+        for col in ("node", "device", "location", "reason", "count", "last packet"):
             grid.add_column(col)
-        for (node, device, location, reason), n in counts.most_common(30):
-            grid.add_row(node, device, location, reason, str(n))
+        for key, n in counts.most_common(30):
+            grid.add_row(*key, str(n), last.get(key, ""))
         return grid
 
     with Live(render(), refresh_per_second=4, transient=True) as live:
 
         def update(drops: Sequence[Any]) -> None:
             for d in drops:
-                counts[(d.node or "?", d.device or "-", d.base, reason_text(d.reason))] += 1
+                key = (d.node or "?", d.device or "-", d.base, reason_text(d.reason))
+                counts[key] += 1
+                last[key] = " ".join(filter(None, (str(d.packet) if d.packet.src else "", d.comm, d.rule)))
             if drops:
                 live.update(render())
 

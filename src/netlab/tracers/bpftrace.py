@@ -21,6 +21,7 @@ import shutil
 import struct
 import subprocess
 import time
+from dataclasses import replace
 
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.lab import Lab
@@ -37,7 +38,7 @@ READY = "NETLAB-READY"
 ATTACH_TIMEOUT = 240.0
 SNAP = 96
 BTF = "/sys/kernel/btf/vmlinux"
-_EVENT = re.compile(r"^D (\d+) (\d+) (\d+) (\S*) (\d+) ([0-9a-f]+) (\d+) (\d+) (\S+) ([01]) (.*)$")
+_EVENT = re.compile(r"^D (\d+) (\d+) (\d+) (\S*) (\d+) ([0-9a-f]+) (\d+) (\d+) (\S+) ([01]) (\d+) (.*)$")
 _COUNT = re.compile(r"^@drops\[(\d+), (\d+), ([^\]]+)\]: (\d+)$")
 _LOST = re.compile(r"[Ll]ost (\d+) events?")
 _PRINTED = re.compile(r"^@printed: (\d+)$", re.MULTILINE)
@@ -58,9 +59,9 @@ def program(inodes: list[int], mode: str, with_reason: bool = True) -> str:
             "    $head = $skb->head;\n"
             "    $link = $skb->mac_header != 65535 && $skb->mac_header < $skb->network_header ? 1 : 0;\n"
             "    $off = $link ? $skb->mac_header : $skb->network_header;\n"
-            '    printf("D %llu %u %d %s %d %llx %d %d %s %d %rx\\n", nsecs, $ns, $skb->dev->ifindex,\n'
+            '    printf("D %llu %u %d %s %d %llx %d %d %s %d %u %rx\\n", nsecs, $ns, $skb->dev->ifindex,\n'
             f"           $skb->dev->name, {why}, (uint64)args->location, args->protocol, pid, comm, $link,\n"
-            f"           buf($head + $off, {SNAP}));\n"
+            f"           $skb->len, buf($head + $off, {SNAP}));\n"
             "    @printed = count();"
         )
     return (
@@ -89,45 +90,46 @@ def unescape(text: str) -> bytes:
     return bytes(out)
 
 
-def packet_of(data: bytes, protocol: int, link: bool = True) -> Packet:
-    """Addresses, ports and marker from bytes starting at the MAC header (``link``) or, for
-    packets that never had one (locally generated, dropped before transmit), the IP header."""
+def packet_of(data: bytes, protocol: int, link: bool = True, length: int | None = None) -> Packet:
+    """Addresses, ports, TTL, TCP flags, ICMP type and marker from bytes starting at the MAC
+    header (``link``) or, for packets that never had one (locally generated, dropped before
+    transmit), the IP header; ``length`` is the skb's."""
     found = marker.find(data)
-    tag = str(found) if found else None
+    base = Packet(protocol=protocol, marker=str(found) if found else None, length=length)
     if link:
         if len(data) < 14:
-            return Packet(protocol=protocol, marker=tag)
+            return base
         ethertype, l3 = struct.unpack_from("!H", data, 12)[0], data[14:]
     else:
         ethertype, l3 = {0x40: 0x0800, 0x60: 0x86DD}.get(data[0] & 0xF0, protocol) if data else protocol, data
     try:
         if ethertype == 0x0800 and len(l3) >= 20:
             ihl = (l3[0] & 0x0F) * 4
-            proto = l3[9]
             src, dst = str(ipaddress.IPv4Address(l3[12:16])), str(ipaddress.IPv4Address(l3[16:20]))
-            return _ports(Packet(protocol=protocol, src=src, dst=dst, marker=tag), proto, l3[ihl:])
+            return _transport(replace(base, src=src, dst=dst, ttl=l3[8]), l3[9], l3[ihl:])
         if ethertype == 0x86DD and len(l3) >= 40:
             src, dst = str(ipaddress.IPv6Address(l3[8:24])), str(ipaddress.IPv6Address(l3[24:40]))
-            return _ports(Packet(protocol=protocol, src=src, dst=dst, marker=tag), l3[6], l3[40:])
+            return _transport(replace(base, src=src, dst=dst, ttl=l3[7]), l3[6], l3[40:])
     except ValueError:
         pass
-    return Packet(protocol=protocol, marker=tag)
+    return base
 
 
-def _ports(pkt: Packet, proto: int, l4: bytes) -> Packet:
+TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
+
+
+def _transport(pkt: Packet, proto: int, l4: bytes) -> Packet:
+    """The layer-4 facts: ports, TCP flags, ICMP type and code."""
     names = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
-    sport = dport = None
+    pkt = replace(pkt, l4=names.get(proto, str(proto)))
     if proto in (6, 17) and len(l4) >= 4:
         sport, dport = struct.unpack_from("!HH", l4, 0)
-    return Packet(
-        protocol=pkt.protocol,
-        src=pkt.src,
-        dst=pkt.dst,
-        sport=sport,
-        dport=dport,
-        l4=names.get(proto, str(proto)),
-        marker=pkt.marker,
-    )
+        pkt = replace(pkt, sport=sport, dport=dport)
+    if proto == 6 and len(l4) >= 14:
+        pkt = replace(pkt, tcp_flags=",".join(n for i, n in enumerate(TCP_FLAGS) if l4[13] & (1 << i)) or "none")
+    if proto in (1, 58) and len(l4) >= 2:
+        pkt = replace(pkt, icmp_type=l4[0], icmp_code=l4[1])
+    return pkt
 
 
 def _location(address: int) -> Location:
@@ -155,8 +157,9 @@ def parse_events(text: str, nodes: dict[int, str]) -> list[DropEvent]:
                 reason=reasons.name(reason) if reasons.available() else None,
                 node=nodes.get(ns),
                 device=m.group(4) or None,
-                packet=packet_of(unescape(m.group(11)), proto, link=m.group(10) == "1"),
+                packet=packet_of(unescape(m.group(12)), proto, link=m.group(10) == "1", length=int(m.group(11))),
                 pid=int(m.group(8)),
+                comm=m.group(9),
                 tracer="bpftrace",
             )
         )

@@ -57,7 +57,8 @@ class Location:
 
 @dataclass(frozen=True)
 class Packet:
-    """What is known about a dropped packet's headers (any field may be unknown)."""
+    """What is known about a dropped packet's headers (any field may be unknown: only tracers
+    that read the packet, bpftrace, fill more than the protocol)."""
 
     protocol: int | None = None
     src: str | None = None
@@ -67,13 +68,28 @@ class Packet:
     l4: str | None = None
     marker: str | None = None
     length: int | None = None
+    #: IPv4 TTL or IPv6 hop limit
+    ttl: int | None = None
+    #: "SYN", "SYN,ACK", ... for TCP
+    tcp_flags: str | None = None
+    icmp_type: int | None = None
+    icmp_code: int | None = None
 
     def __str__(self) -> str:
         if self.src is None:
             return f"proto {self.protocol:#06x}" if self.protocol is not None else "?"
         ports = f":{self.sport}" if self.sport is not None else ""
         dports = f":{self.dport}" if self.dport is not None else ""
-        return f"{self.l4 or ''} {self.src}{ports} > {self.dst}{dports}".strip()
+        text = f"{self.l4 or ''} {self.src}{ports} > {self.dst}{dports}".strip()
+        if self.tcp_flags:
+            text += f" [{self.tcp_flags}]"
+        if self.icmp_type is not None:
+            text += f" type {self.icmp_type} code {self.icmp_code}"
+        if self.ttl is not None:
+            text += f" ttl {self.ttl}"
+        if self.length is not None:
+            text += f" len {self.length}"
+        return text
 
 
 class Hop(NamedTuple):
@@ -106,6 +122,8 @@ class DropEvent:
     #: the firewall rule or chain policy that dropped it, where the node's counters can tell
     #: (:mod:`netlab.tracers.rules`): "filter/FORWARD policy DROP", "filter/INPUT rule 2: -A ..."
     rule: str | None = None
+    #: the process the drop ran in (a sender, or whatever the softirq interrupted), where known
+    comm: str | None = None
 
     def with_rule(self, rule: str) -> DropEvent:
         """The same drop, named by the rule that made it (always a plain DropEvent)."""

@@ -294,6 +294,7 @@ class NativeCorrelator(Correlator):
                 "pid": pid,
                 "tracer": self.tracer,
                 "rule": None,
+                "comm": None,
             }
             template = (fields, [(i, (ev, dev, nd, inferred)) for i, ev, dev, nd, inferred in self._shape_of(names)])
         if len(self._templates) >= MAX_OPEN:
