@@ -16,7 +16,7 @@ import pytest
 from netlab.errors import KernelFeatureError
 from netlab.lab import Lab
 from netlab.pytest_plugin.plugin import LabFactory
-from netlab.tracers import native
+from netlab.tracers import native, rules
 from netlab.tracers.base import TraceOptions
 from netlab.tracers.events import TraceResult, devices
 from netlab.tracers.registry import get
@@ -231,6 +231,26 @@ def test_lost_events_are_counted_not_hidden(netlab_up: LabFactory) -> None:
         result = session.stop()
     assert result.lost > 0
     assert any("lost" in note for note in result.notes)
+
+
+def test_local_output_drops_are_placed_by_their_socket(netlab_up: LabFactory) -> None:
+    """pwru's CI case: an OUTPUT DROP for TCP to one port. The SYN dies before it has a device,
+    and so do the TCP timer's retransmissions of it: bpftrace places each by its socket's
+    namespace (it used to skip them, silently), as many as the rule's counter says, each named
+    by that rule."""
+    tracer_or_skip("bpftrace")
+    lab = netlab_up("bridge3")
+    calm1 = lab.node("ns-calm1")
+    calm1.run(["iptables", "-w", "-A", "OUTPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP"], check=True)
+    connect = "import socket; s = socket.socket(); s.settimeout(2.5); s.connect_ex(('198.51.100.2', 8080))"
+    with get("bpftrace").tracing(lab) as t:
+        calm1.run([sys.executable, "-c", connect], timeout=30)
+    (rule,) = [r for r in rules.read(calm1) if "--dport 8080" in r.text]
+    hits = [d for d in t.result.drops if d.reason == "NETFILTER_DROP" and d.node == "ns-calm1"]
+    assert rule.packets >= 2  # the SYN and the timer's retransmission after 1 s
+    assert len(hits) == rule.packets, t.result.summary()
+    assert all(d.device is None and d.rule and "--dport 8080" in d.rule for d in hits), hits
+    assert all(d.packet.tcp_flags == "SYN" and d.packet.dport == 8080 for d in hits)
 
 
 def test_bpftrace_count_mode_from_the_cli_counts_exactly(netlab_up: LabFactory) -> None:

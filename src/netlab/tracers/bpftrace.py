@@ -42,6 +42,7 @@ _EVENT = re.compile(r"^D (\d+) (\d+) (\d+) (\S*) (\d+) ([0-9a-f]+) (\d+) (\d+) (
 _COUNT = re.compile(r"^@drops\[(\d+), (\d+), ([^\]]+)\]: (\d+)$")
 _LOST = re.compile(r"[Ll]ost (\d+) events?")
 _PRINTED = re.compile(r"^@printed: (\d+)$", re.MULTILINE)
+_UNPLACED = re.compile(r"^@unplaced: (\d+)$", re.MULTILINE)
 
 
 def program(inodes: list[int], mode: str, with_reason: bool = True) -> str:
@@ -69,6 +70,12 @@ def program(inodes: list[int], mode: str, with_reason: bool = True) -> str:
         "tracepoint:skb:kfree_skb\n{\n"
         "    $skb = (struct sk_buff *)args->skbaddr;\n"
         "    $ns = $skb->dev->nd_net.net->ns.inum;\n"
+        "    if ($skb->dev == 0) {\n"
+        "        // no device yet (local output before routing, a timer's retransmission): the\n"
+        "        // socket's namespace; neither: counted, since it cannot be placed\n"
+        "        if ($skb->sk != 0) { $ns = $skb->sk->__sk_common.skc_net.net->ns.inum; }\n"
+        "        else { @unplaced = count(); }\n"
+        "    }\n"
         f"    if ({keep}) {{\n{action}\n    }}\n}}\n"
     )
 
@@ -292,6 +299,13 @@ class BpftraceSession(Session):
                 key = (node, location.base, reason)
                 result.totals[key] = result.totals.get(key, 0) + count
         if lost:
-            result.notes.append(f"bpftrace lost {lost} events (perf buffer full)")
+            result.notes.append(f"bpftrace lost {lost} events (perf buffer full, or still buffered when it stopped)")
+        unplaced = _UNPLACED.search(out)
+        if unplaced is not None and int(unplaced.group(1)):
+            result.unattributed = int(unplaced.group(1))
+            result.notes.append(
+                f"{result.unattributed} drops on this machine had neither a device nor a socket, so no namespace:"
+                " some may be this lab's"
+            )
         self._result = result
         return result

@@ -28,6 +28,10 @@ DROP_PLUMBING = frozenset(
     }
 )
 MAX_OPEN = 200_000
+#: drops the lab could not claim, kept (with node None) for a rule counter to place; the rest
+#: are only counted
+UNPLACED_KEEP = 10_000
+UNATTRIBUTED, AMBIGUOUS = "unattributed", "ambiguous"
 
 
 _TRACING_FRAME = ("trace_", "__traceiter_", "__bpf_trace", "perf_trace_", "bpf_trace_")
@@ -66,6 +70,7 @@ class Correlator:
         self.paths: list[tuple[Hop, ...]] = []
         self.unattributed = 0
         self.ambiguous = 0
+        self.unplaced: list[DropEvent] = []
         self.records = 0
         #: where a path ends in this lab, and whether another lab's could end there too
         self._placed: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str] | str | None, bool]] = {}
@@ -143,10 +148,10 @@ class Correlator:
 
     def _place(
         self, names: tuple[tuple[str, str], ...], context: tuple[int | None, bool] | None
-    ) -> tuple[str, str | None] | None:
-        """(node, device) where a packet that took ``names`` died, or None -- counted as
-        unattributed or ambiguous -- when the lab cannot claim it. Without a path, the process
-        context (the namespace the drop ran in) is all there is to go on."""
+    ) -> tuple[str, str | None] | str:
+        """(node, device) where a packet that took ``names`` died, or why the lab cannot claim
+        it (:data:`UNATTRIBUTED`, :data:`AMBIGUOUS`). Without a path, the process context (the
+        namespace the drop ran in) is all there is to go on, and the device is None."""
         if names:
             placed = self._placed.get(names)
             if placed is None:
@@ -156,32 +161,41 @@ class Correlator:
                 placed = self._placed[names] = (last_hop(self.mine, names), elsewhere)
             where, elsewhere = placed
             if where is None:
-                self.unattributed += 1
-                return None
+                return UNATTRIBUTED
             if not isinstance(where, tuple):  # explanations disagree on where it died
-                self.ambiguous += 1
-                return None
+                return AMBIGUOUS
             if elsewhere and not claims(self.mine, context):
-                self.ambiguous += 1
-                return None
+                return AMBIGUOUS
             return where
         inode = context[0] if context else None
         if inode is None or inode not in self.mine.netns_inodes:
-            self.unattributed += 1
-            return None
+            return UNATTRIBUTED
         return self.mine.netns_inodes[inode], None
+
+    def _unplaced(self, failure: str, drop: DropEvent) -> None:
+        """Count a drop the lab cannot claim; keep the first :data:`UNPLACED_KEEP` unattributed
+        ones (a rule counter may still place them: :mod:`netlab.tracers.rules`)."""
+        if failure == AMBIGUOUS:
+            self.ambiguous += 1
+            return
+        self.unattributed += 1
+        if len(self.unplaced) < UNPLACED_KEEP:
+            self.unplaced.append(drop)
 
     def _drop(self, rec: Record, names: tuple[tuple[str, str], ...], times: list[float]) -> DropEvent | None:
         where = self._place(names, rec.context)
-        if where is None:
+        if isinstance(where, str):
+            self._unplaced(where, self._event(rec, None, None, ()))
             return None
-        path = self._decoded(names, times) or ()
+        return self._event(rec, where[0], where[1], self._decoded(names, times) or ())
+
+    def _event(self, rec: Record, node: str | None, device: str | None, path: tuple[Hop, ...]) -> DropEvent:
         return DropEvent(
             time=rec.time,
             location=location_of(rec.fields.get("location", "?")),
             reason=rec.fields.get("reason"),  # None: the kernel has no drop reasons (before 5.17)
-            node=where[0],
-            device=where[1],
+            node=node,
+            device=device,
             packet=packet_of(rec.fields.get("protocol", "")),
             stack=trim_stack(rec.stack),
             path=path,

@@ -125,10 +125,16 @@ class DropEvent:
     #: the process the drop ran in (a sender, or whatever the softirq interrupted), where known
     comm: str | None = None
 
-    def with_rule(self, rule: str) -> DropEvent:
-        """The same drop, named by the rule that made it (always a plain DropEvent)."""
+    def with_rule(self, rule: str | None, node: str | None = None) -> DropEvent:
+        """The same drop, named by the rule that made it (and, given, placed in ``node``);
+        always a plain DropEvent."""
         values = {f.name: getattr(self, f.name) for f in fields(DropEvent)}
-        return DropEvent(**{**values, "rule": rule})
+        return DropEvent(**{**values, "rule": rule, "node": node or self.node})
+
+    @classmethod
+    def from_fields(cls, values: dict[str, Any]) -> DropEvent:
+        """A DropEvent from a dict of all its fields (a template's, in the native tracer)."""
+        return cls(**values)
 
     @property
     def function(self) -> str:
@@ -202,6 +208,9 @@ class TraceResult:
     totals: dict[tuple[str | None, str, str | None], int] = field(default_factory=dict)
     #: trace records read and analysed (drops, path events, frees), for throughput figures
     events: int = 0
+    #: drops the tracer could not place in this lab (node None; the first 10,000 of
+    #: ``unattributed``), for the rule counters to place where they can
+    unplaced: list[DropEvent] = field(default_factory=list)
 
     @property
     def total_drops(self) -> int:

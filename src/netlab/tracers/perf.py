@@ -215,6 +215,7 @@ class PerfSession(Session):
             ambiguous=correlator.ambiguous,
             seconds=time.monotonic() - self.started,
             events=correlator.records,
+            unplaced=list(correlator.unplaced),
         )
         lost = re.findall(r"(\d+) (?:lost|chunks LOST)", diagnostics)
         self._result.lost = sum(int(n) for n in lost)

@@ -142,18 +142,73 @@ class RuleWatch:
         self._explained: set[int] = set()
 
     def explain(self, result: TraceResult) -> None:
-        """Name the rule of each netfilter drop of ``result`` where the counters can tell
-        (in place; once per result)."""
+        """Place and name the netfilter drops of ``result`` where the counters can tell (in
+        place; once per result)."""
         if id(result) in self._explained:
             return
         self._explained.add(id(result))
+        loose = [d for d in result.unplaced if is_netfilter_drop(d)]
+        if not loose and not any(self._ours(d) for d in result.drops):
+            return
+        after = {name: read(node) for name, node in self.lab.nodes.items()}
+        candidates = {name: moved(self.before[name], after.get(name, [])) for name in self.before}
+        self._place(result, loose, candidates)
         by_node: dict[str, list[int]] = {}
         for i, drop in enumerate(result.drops):
-            if drop.node in self.before and drop.rule is None and is_netfilter_drop(drop):
-                by_node.setdefault(drop.node, []).append(i)
+            if self._ours(drop):
+                by_node.setdefault(str(drop.node), []).append(i)
         for node, indexes in by_node.items():
-            candidates = moved(self.before[node], read(self.lab.node(node)))
-            self._name(result, node, indexes, candidates)
+            self._name(result, node, indexes, candidates[node])
+
+    def _ours(self, drop: DropEvent) -> bool:
+        return drop.node in self.before and drop.rule is None and is_netfilter_drop(drop)
+
+    def _place(
+        self, result: TraceResult, loose: list[DropEvent], candidates: dict[str, list[tuple[Rule, int]]]
+    ) -> None:
+        """Move netfilter drops that no device path placed to the node whose counters account
+        for exactly them.
+
+        A drop without a path is placed by the process it ran in, and a bridge forwards (and
+        its FORWARD chain drops) a flooded copy in the *sender's* context, in another node. So
+        a drop placed that way stays only where its node's rules counted a drop; the rest, with
+        the drops no node claimed, go to the one node whose rules counted exactly that many
+        more, or stay where they are, with a note.
+        """
+        spare = {node: sum(n for _rule, n in found) for node, found in candidates.items()}
+        moving = []
+        for drop in result.drops:
+            if self._ours(drop) and drop.device is not None:
+                spare[str(drop.node)] -= 1
+        for i, drop in enumerate(result.drops):
+            if self._ours(drop) and drop.device is None:
+                if spare[str(drop.node)] > 0:
+                    spare[str(drop.node)] -= 1
+                else:
+                    moving.append(i)
+        if not moving and not loose:
+            return
+        targets = [node for node, n in spare.items() if n > 0]
+        count = len(moving) + len(loose)
+        if len(targets) == 1 and spare[targets[0]] == count:
+            target = targets[0]
+            for i in moving:
+                result.drops[i] = result.drops[i].with_rule(None, node=target)
+            for drop in loose:
+                result.unplaced.remove(drop)
+                result.drops.append(drop.with_rule(None, node=target))
+            result.unattributed -= len(loose)
+            result.notes.append(
+                f"{count} netfilter drops without a device path placed in node {target}: its rules counted"
+                " exactly that many more drops than were seen there (a bridge's flooded copies die in"
+                " the sender's context)"
+            )
+        elif moving:
+            places = sorted({str(result.drops[i].node) for i in moving})
+            result.notes.append(
+                f"{len(moving)} netfilter drops placed in {', '.join(places)} by the process they ran in"
+                " only, where no rule counted them: they may have died in another node"
+            )
 
     @staticmethod
     def _name(result: TraceResult, node: str, indexes: list[int], candidates: list[tuple[Rule, int]]) -> None:

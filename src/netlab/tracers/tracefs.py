@@ -368,6 +368,7 @@ class TracefsSession(Session):
             ambiguous=c.ambiguous,
             seconds=time.monotonic() - self.started,
             events=c.records,
+            unplaced=list(c.unplaced),
         )
         if lost:
             result.notes.append(f"{lost} events lost: the ring buffer filled faster than it was read")

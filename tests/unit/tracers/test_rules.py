@@ -44,7 +44,7 @@ def counts(text: str, **changes: int) -> str:
     return text
 
 
-def drop(node: str = "fw", reason: str | None = "NETFILTER_DROP", stack: tuple[str, ...] = ()) -> DropEvent:
+def drop(node: str | None = "fw", reason: str | None = "NETFILTER_DROP", stack: tuple[str, ...] = ()) -> DropEvent:
     return DropEvent(0.0, Location("nf_hook_slow"), reason, node, "eth0", stack=stack)
 
 
@@ -116,3 +116,53 @@ def test_what_counts_as_a_netfilter_drop_and_its_hook() -> None:
     assert not is_netfilter_drop(DropEvent(0.0, Location("ip_rcv_core"), None, "fw", None))
     assert hook_of(drop(stack=("nf_hook_slow+0x1", "__ip_local_out+0x5"))) == "OUTPUT"
     assert hook_of(drop()) is None
+
+
+class LabWatch(RuleWatch):
+    """A RuleWatch of two nodes over given texts."""
+
+    def __init__(self, before: dict[str, str]) -> None:
+        self.before = {node: parse_save(text) for node, text in before.items()}
+        self._explained = set()
+
+
+def place(before: dict[str, str], after: dict[str, str], drops: list[DropEvent], loose: int = 0) -> TraceResult:
+    result = TraceResult("test", "lab", drops=list(drops), unplaced=[drop(node=None) for _ in range(loose)])
+    result.unattributed = loose
+    watch = LabWatch(before)
+    candidates = {n: moved(watch.before[n], parse_save(after[n])) for n in before}
+    watch._place(result, list(result.unplaced), candidates)
+    return result
+
+
+def test_copies_placed_by_their_senders_context_go_where_the_counter_moved() -> None:
+    """A bridge's flooded copies die in the sender's softirq: placed in the sender (device None)
+    by context, but the bridge host's policy counted them."""
+    quiet = {"fw": BEFORE, "h1": BEFORE}
+    context_placed = [DropEvent(0.0, Location("nf_hook_slow"), "NETFILTER_DROP", "h1", None) for _ in range(3)]
+    result = place(quiet, {"fw": counts(BEFORE, forward=3), "h1": BEFORE}, context_placed)
+    assert {d.node for d in result.drops} == {"fw"}
+    assert "3 netfilter drops without a device path placed in node fw" in result.notes[0]
+
+
+def test_drops_no_node_claimed_are_placed_when_one_node_counted_exactly_them() -> None:
+    quiet = {"fw": BEFORE, "h1": BEFORE}
+    result = place(quiet, {"fw": counts(BEFORE, input1=6), "h1": BEFORE}, [], loose=2)
+    assert [d.node for d in result.drops] == ["fw", "fw"] and result.unplaced == []
+    assert result.unattributed == 0
+
+
+def test_nothing_moves_when_the_counts_do_not_say_exactly() -> None:
+    quiet = {"fw": BEFORE, "h1": BEFORE}
+    context_placed = [DropEvent(0.0, Location("nf_hook_slow"), "NETFILTER_DROP", "h1", None)]
+    # two nodes moved: no single place
+    result = place(quiet, {"fw": counts(BEFORE, forward=1), "h1": counts(BEFORE, forward=1)}, [], loose=1)
+    assert result.drops == [] and len(result.unplaced) == 1 and result.unattributed == 1
+    # one node, but more than the drops: some were not seen (or were another lab's)
+    result = place(quiet, {"fw": counts(BEFORE, forward=5), "h1": BEFORE}, context_placed)
+    assert [d.node for d in result.drops] == ["h1"]
+    assert "placed in h1 by the process they ran in only" in result.notes[0]
+    # a drop that came with a device path is where it is, whatever the counters say
+    with_path = [drop(node="h1")]
+    result = place(quiet, {"fw": counts(BEFORE, forward=1), "h1": BEFORE}, with_path)
+    assert [d.node for d in result.drops] == ["h1"] and not result.notes

@@ -38,6 +38,9 @@ from netlab.tracers.native import (
 from netlab.tracers.ringbuf import EventFormat
 
 REC_SIZE = ctypes.sizeof(Rec)
+#: what drops of one (path, location, reason, protocol, pid) share: their fields, their path's
+#: hops without times, and why the lab cannot claim them (None: it can)
+Template = tuple[dict[str, object], list[tuple[int, tuple[str, str, str | None, bool]]], str | None]
 PAGE_RECORDS = 1024  # a 4 KiB page holds at most 512 entries (8 bytes each at the least)
 OUT_BATCH = 8192
 
@@ -158,10 +161,7 @@ class NativeCorrelator(Correlator):
         self._nodes: list[tuple[tuple[str, str], ...]] = [()]
         self._node_ids: dict[tuple[tuple[str, str], ...], int] = {(): 0}
         self._hops: list[tuple[str, str]] = []
-        self._templates: dict[
-            tuple[int, int, int, int, int],
-            tuple[dict[str, object], list[tuple[int, tuple[str, str, str | None, bool]]]] | str,
-        ] = {}
+        self._templates: dict[tuple[int, int, int, int, int], Template] = {}
         self._out = (ctypes.c_char * (OUT_SIZE * OUT_BATCH))()
         self._times = (ctypes.c_double * (OUT_BATCH * 4))()
 
@@ -255,13 +255,10 @@ class NativeCorrelator(Correlator):
             template = templates.get(key)
             if template is None:
                 template = self._template(key, contexts)
-            if isinstance(template, str):
-                if template == "ambiguous":
-                    self.ambiguous += 1
-                else:
-                    self.unattributed += 1
+            shared, hops, failure = template
+            if failure is not None:
+                self._unplaced(failure, DropEvent.from_fields({**shared, "time": ts / 1e9, "path": ()}))
                 continue
-            shared, hops = template
             if ntimes >= len(hops):
                 drop = from_shared(shared, ts / 1e9, hops, times[at : at + ntimes])
             else:
@@ -270,33 +267,27 @@ class NativeCorrelator(Correlator):
             self.drops.append(drop)
             new.append(drop)
 
-    def _template(
-        self, key: tuple[int, int, int, int, int], contexts: ContextCache
-    ) -> tuple[dict[str, object], list[tuple[int, tuple[str, str, str | None, bool]]]] | str:
-        """The fields drops of one (path, location, reason, protocol, pid) share, and their
-        path's hops without times; or why they are not this lab's ("unattributed", "ambiguous")."""
+    def _template(self, key: tuple[int, int, int, int, int], contexts: ContextCache) -> Template:
+        """The fields drops of one (path, location, reason, protocol, pid) share, their path's
+        hops without times, and why they are not this lab's (None: they are)."""
         node, loc, reason, protocol, pid = key
         names = self._nodes[node]
-        before = (self.unattributed, self.ambiguous)
         where = self._place(names, contexts.get(pid) if pid > 0 else None)
-        template: tuple[dict[str, object], list[tuple[int, tuple[str, str, str | None, bool]]]] | str
-        if where is None:
-            template = "ambiguous" if self.ambiguous > before[1] else "unattributed"
-            self.unattributed, self.ambiguous = before  # counted per drop by the caller
-        else:
-            fields: dict[str, object] = {
-                "location": location_of(self.symbolize(loc)),
-                "reason": None if reason == NO_REASON else (self.reasons.get(reason) or f"REASON_{reason}"),
-                "node": where[0],
-                "device": where[1],
-                "packet": Packet(protocol=protocol if self.has_protocol else None),
-                "stack": (),
-                "pid": pid,
-                "tracer": self.tracer,
-                "rule": None,
-                "comm": None,
-            }
-            template = (fields, [(i, (ev, dev, nd, inferred)) for i, ev, dev, nd, inferred in self._shape_of(names)])
+        placed = not isinstance(where, str)
+        fields: dict[str, object] = {
+            "location": location_of(self.symbolize(loc)),
+            "reason": None if reason == NO_REASON else (self.reasons.get(reason) or f"REASON_{reason}"),
+            "node": where[0] if not isinstance(where, str) else None,
+            "device": where[1] if not isinstance(where, str) else None,
+            "packet": Packet(protocol=protocol if self.has_protocol else None),
+            "stack": (),
+            "pid": pid,
+            "tracer": self.tracer,
+            "rule": None,
+            "comm": None,
+        }
+        hops = [(i, (ev, dev, nd, inferred)) for i, ev, dev, nd, inferred in self._shape_of(names)] if placed else []
+        template: Template = (fields, hops, where if isinstance(where, str) else None)
         if len(self._templates) >= MAX_OPEN:
             self._templates.clear()
         self._templates[key] = template
