@@ -47,10 +47,7 @@ class Entry:
 
 
 def _directory() -> Path | None:
-    setting = os.environ.get("NETLAB_PLAN_CACHE", "")
-    if setting == "off":
-        return None
-    return Path(setting) if setting else DEFAULT_DIR
+    return cachedir.configured("NETLAB_PLAN_CACHE", DEFAULT_DIR)
 
 
 def _code_stamp() -> bytes:

@@ -12,6 +12,15 @@ from pathlib import Path
 ROOT = Path("/var/cache/netlab")
 
 
+def configured(variable: str, default: Path) -> Path | None:
+    """The directory environment ``variable`` names, ``default`` when it is unset, None when
+    it says ``off``."""
+    setting = os.environ.get(variable, "")
+    if setting == "off":
+        return None
+    return Path(setting) if setting else default
+
+
 def private(directory: Path) -> bool:
     """Is ``directory`` ours alone to write (so what is in it was written by us)?"""
     try:

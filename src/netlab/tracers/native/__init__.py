@@ -81,10 +81,7 @@ OUT_SIZE = 48
 
 
 def _directory() -> Path | None:
-    setting = os.environ.get("NETLAB_NATIVE", "")
-    if setting == "off":
-        return None
-    return Path(setting) if setting else DEFAULT_DIR
+    return cachedir.configured("NETLAB_NATIVE", DEFAULT_DIR)
 
 
 def library_name() -> str:
