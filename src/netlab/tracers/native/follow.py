@@ -13,13 +13,12 @@ flood).
 from __future__ import annotations
 
 import ctypes
-import gc
 import struct
 from collections.abc import Callable, Iterable
 
 from netlab.tracers import tracepoints
 from netlab.tracers.attribution import ContextCache, LabMap, decode
-from netlab.tracers.correlate import MAX_OPEN, Correlator, location_of
+from netlab.tracers.correlate import MAX_OPEN, Correlator, location_of, without_collection
 from netlab.tracers.events import DropEvent, Hop, Packet
 from netlab.tracers.native import (
     CONSUME,
@@ -185,16 +184,8 @@ class NativeCorrelator(Correlator):
         if lib.rw_begin(state, len(runs), keep, lens) != DONE:
             raise MemoryError("the native trace walker ran out of memory")
         new: list[DropEvent] = []
-        # The objects made here (a drop, its path's hops) hold no cycles, but each thousand of them
-        # would start a collection that walks the whole heap, which they grow: two thirds of the
-        # time of a 200,000-drop flood. So no collections while they are made.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with without_collection():
             self._run(state, new, contexts)
-        finally:
-            if collecting:
-                gc.enable()
         self.records = lib.rw_records(state)
         return new
 
