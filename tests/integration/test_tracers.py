@@ -253,6 +253,20 @@ def test_local_output_drops_are_placed_by_their_socket(netlab_up: LabFactory) ->
     assert all(d.packet.tcp_flags == "SYN" and d.packet.dport == 8080 for d in hits)
 
 
+def test_injected_frames_are_not_flooded_to_bystanders(netlab_up: LabFactory) -> None:
+    """linear50: 50 hosts behind a chain of bridges that have learned no host's MAC. A frame
+    for h4 would be flooded to every host, and the 47 others would drop it (OTHERHOST); the
+    next hop's announcement makes the bridges deliver it to h4 alone. Without it (h3, which
+    never sent anything either), the flood is there."""
+    lab = netlab_up("linear50")
+    flooded = traced(
+        lab, "tracefs", lambda: inject(lab, "h1", "h1-eth0", "udp", dst="198.51.100.3", count=1, announce=False)
+    )
+    assert drops_at(flooded, "ip_rcv_core", "OTHERHOST") > 40, flooded.summary()
+    result = traced(lab, "tracefs", lambda: inject(lab, "h1", "h1-eth0", "udp", dst="198.51.100.4", count=3))
+    assert [(n, f, r, c) for n, _d, f, r, c in result.summary()] == [("h4", "__udp4_lib_rcv", "NO_SOCKET", 3)]
+
+
 def test_bpftrace_count_mode_from_the_cli_counts_exactly(netlab_up: LabFactory) -> None:
     """`netlab trace LAB --tracer bpftrace --count`: the kernel counts, the result has totals."""
     tracer_or_skip("bpftrace")

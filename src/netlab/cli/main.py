@@ -246,6 +246,12 @@ def _int(text: str) -> int:
 @click.option("--dst-mac", help="Destination MAC; default: the next hop's, found from the lab.")
 @click.option("--broadcast", is_flag=True, help="Send to ff:ff:ff:ff:ff:ff (with --dst, e.g. the subnet's broadcast).")
 @click.option("--src", help="Source IP address; default: the interface's (any address: spoofing is allowed).")
+@click.option(
+    "--announce/--no-announce",
+    default=True,
+    show_default=True,
+    help="First have the next hop send a gratuitous ARP, so bridges do not flood the frames to bystanders.",
+)
 @click.option("--dport", type=click.IntRange(0, 65535), default=9999, show_default=True)
 @click.option("--sport", type=click.IntRange(0, 65535), default=40000, show_default=True)
 @click.option("--ttl", type=click.IntRange(0, 255), default=64, show_default=True)

@@ -11,7 +11,7 @@ from netlab.errors import NetlabError
 from netlab.lab import Lab
 from netlab.traffic import marker, recipes
 from netlab.traffic.packet import PacketSocket
-from netlab.traffic.resolve import interface_exists, interface_mac, next_hop_mac
+from netlab.traffic.resolve import NextHop, announcement, interface_exists, interface_mac, next_hop
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,14 @@ def send(lab: Lab, node: str, ifname: str, frames: Iterable[bytes | Any]) -> int
         raise NetlabError(f"node '{node}' of lab '{lab.name}' has no interface '{ifname}'")
     with PacketSocket.sender(ns, ifname) as sock:
         return sock.send(bytes(f) for f in frames)
+
+
+def _announce(lab: Lab, hop: NextHop) -> None:
+    """The next hop's gratuitous ARP, sent from its own interface (IPv4 next hops only)."""
+    frame = announcement(hop)
+    if frame is not None:
+        with PacketSocket.sender(lab.node(hop.node).netns, hop.ifname) as sock:
+            sock.send([frame])
 
 
 def _source(src: str, dst: str | None, recipe_name: str, needs_ip: bool) -> str:
@@ -63,6 +71,7 @@ def inject(
     run: int | None = None,
     src: str | None = None,
     broadcast: bool = False,
+    announce: bool = True,
     **options: Any,
 ) -> Injection:
     """Build ``count`` frames of a recipe from ``node:ifname`` and send them.
@@ -70,7 +79,9 @@ def inject(
     For IP recipes the destination MAC is the next hop's, found from the lab (no ARP is sent)
     unless ``dst_mac`` forces one (e.g. another host's MAC, to see an OTHERHOST drop) or
     ``broadcast`` sends to ff:ff:ff:ff:ff:ff. The source address is the interface's, or ``src``
-    (any address: a spoofed source is the point of some tests).
+    (any address: a spoofed source is the point of some tests). Where the next hop was found
+    from the lab, it first ``announce``-s itself (a gratuitous ARP, consumed by every host), so
+    that bridges on the way deliver the frames to it alone rather than flooding bystanders.
     """
     if count <= 0:
         raise NetlabError(f"count must be at least 1, got {count}")
@@ -92,8 +103,10 @@ def inject(
             found = handle.addresses(ifname, version) or handle.addresses(None, version)
             src_ip = found[0] if found else None
             if dst_mac is None:
-                dst_mac, route = next_hop_mac(lab, handle, dst)
-                src_ip = route.source or src_ip
+                hop, route = next_hop(lab, handle, dst)
+                dst_mac, src_ip = hop.mac, route.source or src_ip
+                if announce:
+                    _announce(lab, hop)
     elif the_recipe.needs_ip:
         raise NetlabError(f"recipe '{recipe_name}' needs --dst ADDRESS")
     if src is not None:

@@ -3,7 +3,8 @@
 To build an Ethernet frame for ``--dst 198.51.100.2`` we need the next hop's MAC. Instead of
 sending ARP or a ping (traffic that would show up in the very traces a user is reading), we
 ask the node's routing table for the next hop, find which node of the lab owns that address,
-and read that interface's MAC in its namespace.
+and read that interface's MAC in its namespace. The one frame netlab does send on its own is
+the next hop's gratuitous ARP (:func:`announcement`), which no host drops.
 """
 
 from __future__ import annotations
@@ -75,8 +76,19 @@ def owner_of(lab: Lab, address: str) -> tuple[str, str] | None:
     return None
 
 
-def next_hop_mac(lab: Lab, node: Node, address: str) -> tuple[str, Route]:
-    """The MAC a frame from ``node`` to ``address`` must carry, and the route it follows."""
+@dataclass(frozen=True)
+class NextHop:
+    """Where a frame goes first: the lab interface that has the next hop's address."""
+
+    node: str
+    ifname: str
+    address: str
+    mac: str
+
+
+def next_hop(lab: Lab, node: Node, address: str) -> tuple[NextHop, Route]:
+    """The next hop of a frame from ``node`` to ``address`` (its MAC is what the frame must
+    carry), and the route it follows."""
     route = route_to(node, address)
     owner = owner_of(lab, route.next_hop)
     if owner is None:
@@ -85,4 +97,18 @@ def next_hop_mac(lab: Lab, node: Node, address: str) -> tuple[str, Route]:
             hint="pass --dst-mac",
         )
     owner_node, owner_if = owner
-    return interface_mac(lab.node(owner_node).netns, owner_if), route
+    mac = interface_mac(lab.node(owner_node).netns, owner_if)
+    return NextHop(owner_node, owner_if, route.next_hop, mac), route
+
+
+def announcement(hop: NextHop) -> bytes | None:
+    """A gratuitous ARP from ``hop`` (None for an IPv6 next hop): every bridge on its way learns
+    where the MAC is, and every host consumes it (none drops it), so the frames that follow go
+    to the next hop alone instead of being flooded to bystanders, who would drop them as
+    OTHERHOST in the very trace a user is reading."""
+    ip = ipaddress.ip_address(hop.address)
+    if ip.version != 4:
+        return None
+    mac = bytes.fromhex(hop.mac.replace(":", ""))
+    arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, ip.packed, bytes(6), ip.packed)
+    return (b"\xff" * 6 + mac + b"\x08\x06" + arp).ljust(60, b"\0")
