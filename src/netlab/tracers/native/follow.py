@@ -13,6 +13,7 @@ flood).
 from __future__ import annotations
 
 import ctypes
+import os
 import struct
 from collections.abc import Callable, Iterable
 
@@ -40,7 +41,8 @@ REC_SIZE = ctypes.sizeof(Rec)
 #: what drops of one (path, location, reason, protocol, pid) share: their fields, their path's
 #: hops without times, and why the lab cannot claim them (None: it can)
 Template = tuple[dict[str, object], list[tuple[int, tuple[str, str, str | None, bool]]], str | None]
-PAGE_RECORDS = 1024  # a 4 KiB page holds at most 512 entries (8 bytes each at the least)
+#: the smallest entry of a ring-buffer page: a 4-byte header and 4 bytes of data
+MIN_ENTRY = 8
 OUT_BATCH = 8192
 
 
@@ -78,13 +80,14 @@ class NativeDecoder:
 
     def __init__(self, lib: ctypes.CDLL, table: ctypes.Array[Spec], cpu: int, contexts: ContextCache) -> None:
         self.lib, self.table, self.cpu, self.contexts = lib, table, cpu, contexts
-        self._buf = (Rec * PAGE_RECORDS)()
+        self._cap = os.sysconf("SC_PAGE_SIZE") // MIN_ENTRY + 1  # a page's entries, all of them
+        self._buf = (Rec * self._cap)()
         self._pids = (ctypes.c_int32 * 64)()
 
     def feed(self, page: bytes) -> bytes:
         """The records of one page; the contexts of its drops' processes are taken now."""
         lib, buf = self.lib, self._buf
-        n = lib.rw_decode(page, len(page), 8, self.table, len(self.table), self.cpu, buf, PAGE_RECORDS)
+        n = lib.rw_decode(page, len(page), 8, self.table, len(self.table), self.cpu, buf, self._cap)
         if not n:
             return b""
         for i in range(lib.rw_drop_pids(buf, n, self._pids, len(self._pids))):
