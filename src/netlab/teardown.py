@@ -101,6 +101,7 @@ def down(lab: str, *, missing_ok: bool = False) -> Removal:
                 return Removal(lab)
             raise journal.not_up(lab)
         result = remove(record)
+        journal.sent_path(lab).unlink(missing_ok=True)
         with contextlib.suppress(FileNotFoundError):
             journal.journal_path(lab).unlink()
         return result

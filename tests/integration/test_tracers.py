@@ -56,6 +56,9 @@ def test_udp_to_closed_port_is_no_socket_in_udp4_lib_rcv(netlab_up: LabFactory, 
         drop = next(d for d in result.drops if d.base == "__udp4_lib_rcv")
         assert drop.stack and drop.stack[0].startswith("__udp4_lib_rcv")
         assert devices(drop.path)[:2] == ["calmveth1", "calmveth1_peer"]
+        # it cannot read the packet, but netlab knows what it sent from calmveth1
+        assert (drop.packet.dst, drop.packet.dport, drop.packet.l4) == ("198.51.100.2", 9999, "udp"), drop.packet
+        assert drop.packet.marker is not None and drop.packet.marker.endswith(":*")
     else:
         drop = next(d for d in result.drops if d.base == "__udp4_lib_rcv")
         assert (drop.packet.dst, drop.packet.dport, drop.device) == ("198.51.100.2", 9999, "calmveth2")

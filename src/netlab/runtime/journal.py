@@ -40,6 +40,11 @@ def run_dir() -> Path:
     return Path(os.environ.get("NETLAB_RUN_DIR", "/run/netlab"))
 
 
+def sent_path(lab: str) -> Path:
+    """What netlab sent into the lab (:mod:`netlab.traffic.sent`); removed with the journal."""
+    return run_dir() / f"{lab}.sent"
+
+
 def journal_path(lab: str) -> Path:
     """The record of lab ``lab``."""
     return run_dir() / f"{lab}.journal"

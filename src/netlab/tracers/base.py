@@ -20,6 +20,7 @@ from netlab.errors import KernelFeatureError, PrivilegeError, UsageError
 from netlab.lab import Lab
 from netlab.tracers.events import DropEvent, TraceResult
 from netlab.tracers.rules import RuleWatch
+from netlab.traffic import sent
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class Session(abc.ABC):
 
     #: the lab's rule counters from the start, set by :meth:`Tracer.start` (None: not asked)
     rules: RuleWatch | None = None
+    #: (lab, wall-clock start) for describing what netlab sent, set by :meth:`Tracer.start`
+    window: tuple[str, float] | None = None
 
     @abc.abstractmethod
     def poll(self) -> list[DropEvent]:
@@ -87,6 +90,9 @@ class Session(abc.ABC):
         result = self._stop()
         if self.rules is not None:
             self.rules.explain(result)
+        if self.window is not None:
+            lab, start = self.window
+            sent.describe(result, lab, start, time.time())
         return result
 
     def _stop(self) -> TraceResult:
@@ -165,8 +171,9 @@ class Tracer(abc.ABC):
         options = options or TraceOptions()
         self.check(options)
         watch = RuleWatch(lab) if options.rules and self.reports_drops else None
+        start = time.time()
         session = self._start(lab, options)
-        session.rules = watch
+        session.rules, session.window = watch, (lab.name, start)
         return session
 
     def _start(self, lab: Lab, options: TraceOptions) -> Session:

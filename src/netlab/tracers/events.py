@@ -125,11 +125,11 @@ class DropEvent:
     #: the process the drop ran in (a sender, or whatever the softirq interrupted), where known
     comm: str | None = None
 
-    def with_rule(self, rule: str | None, node: str | None = None) -> DropEvent:
-        """The same drop, named by the rule that made it (and, given, placed in ``node``);
-        always a plain DropEvent."""
+    def evolve(self, **changes: Any) -> DropEvent:
+        """The same drop with ``changes`` (a rule named, a node placed, headers known); always a
+        plain DropEvent, whatever made this one."""
         values = {f.name: getattr(self, f.name) for f in fields(DropEvent)}
-        return DropEvent(**{**values, "rule": rule, "node": node or self.node})
+        return DropEvent(**{**values, **changes})
 
     @classmethod
     def from_fields(cls, values: dict[str, Any]) -> DropEvent:

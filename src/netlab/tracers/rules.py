@@ -193,10 +193,10 @@ class RuleWatch:
         if len(targets) == 1 and spare[targets[0]] == count:
             target = targets[0]
             for i in moving:
-                result.drops[i] = result.drops[i].with_rule(None, node=target)
+                result.drops[i] = result.drops[i].evolve(node=target)
             for drop in loose:
                 result.unplaced.remove(drop)
-                result.drops.append(drop.with_rule(None, node=target))
+                result.drops.append(drop.evolve(node=target))
             result.unattributed -= len(loose)
             result.notes.append(
                 f"{count} netfilter drops without a device path placed in node {target}: its rules counted"
@@ -226,7 +226,7 @@ class RuleWatch:
                 hook = hook_of(drop)
                 fits = [c for c in candidates if hook is not None and c[0].chain == hook]
             if len(fits) == 1:
-                result.drops[i] = drop.with_rule(str(fits[0][0]))
+                result.drops[i] = drop.evolve(rule=str(fits[0][0]))
             else:
                 unnamed += 1
         if unnamed:

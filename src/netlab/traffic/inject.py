@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from netlab.errors import NetlabError
 from netlab.lab import Lab
+from netlab.tracers.headers import packet_of
 from netlab.traffic import marker, recipes
+from netlab.traffic import sent as sent_log
 from netlab.traffic.packet import PacketSocket
 from netlab.traffic.resolve import NextHop, announcement, interface_exists, interface_mac, next_hop
 
@@ -44,6 +46,14 @@ def _announce(lab: Lab, hop: NextHop) -> None:
     if frame is not None:
         with PacketSocket.sender(lab.node(hop.node).netns, hop.ifname) as sock:
             sock.send([frame])
+
+
+def _record(lab: Lab, node: str, ifname: str, frame: bytes, run: int) -> None:
+    """Log what was sent (its headers, read from the frame itself) for tracers that cannot read
+    packets (:mod:`netlab.traffic.sent`)."""
+    kind = int.from_bytes(frame[12:14], "big")
+    facts = packet_of(frame, kind if kind >= 0x600 else 0)  # below 0x600: an 802.3 length
+    sent_log.record(lab.name, node, ifname, replace(facts, marker=f"{run:08x}:*"))
 
 
 def _source(src: str, dst: str | None, recipe_name: str, needs_ip: bool) -> str:
@@ -123,6 +133,7 @@ def inject(
     frames = recipes.build(recipe_name, spec)
     with PacketSocket.sender(handle.netns, ifname) as sock:
         sent = sock.send(frames)
+    _record(lab, node, ifname, frames[0], spec.run)
     return Injection(
         node=node,
         ifname=ifname,

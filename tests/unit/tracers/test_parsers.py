@@ -9,7 +9,7 @@ import pytest
 
 from netlab.model.loader import load
 from netlab.model.topology import Topology
-from netlab.tracers import bpftrace, dropwatch, ftrace, perf, tracefs
+from netlab.tracers import bpftrace, dropwatch, ftrace, headers, perf, tracefs
 from netlab.tracers.attribution import LabMap, decode, last_hop
 from netlab.tracers.correlate import Correlator
 from netlab.tracers.counters import parse_dev, parse_iptables, parse_snmp
@@ -187,7 +187,7 @@ def test_bpftrace_event_lines_and_headers() -> None:
     )
     escaped = "".join(f"\\x{b:02x}" for b in frame)
     line = f"D 123000000000 4026532246 100 calmveth2 3 ffffffff81ff5a1b 2048 42 netlab 1 54 {escaped}"
-    pkt = bpftrace.packet_of(bpftrace.unescape(escaped), 2048)
+    pkt = headers.packet_of(bpftrace.unescape(escaped), 2048)
     assert (pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.l4, pkt.marker, pkt.ttl) == (
         "198.51.100.1",
         "198.51.100.2",
@@ -208,12 +208,12 @@ def test_bpftrace_event_lines_and_headers() -> None:
     assert (drop.comm, drop.packet.length) == ("netlab", 54)
     assert str(drop.packet) == "udp 198.51.100.1:40000 > 198.51.100.2:9999 ttl 64 len 54"
     syn = bytes.fromhex("4500002c0001000040060000c6336401c6336402") + bytes.fromhex("9c400007000000000000000060120000")
-    tcp = bpftrace.packet_of(syn, 0x0800, link=False)
+    tcp = headers.packet_of(syn, 0x0800, link=False)
     assert (tcp.l4, tcp.tcp_flags, tcp.dport) == ("tcp", "SYN,ACK", 7)
     echo = bytes.fromhex("450000540001000001010000c6336401cb007102") + bytes.fromhex("0b000000")
-    icmp = bpftrace.packet_of(echo, 0x0800, link=False)
+    icmp = headers.packet_of(echo, 0x0800, link=False)
     assert (icmp.l4, icmp.icmp_type, icmp.icmp_code, icmp.ttl) == ("icmp", 11, 0, 1)
-    network_only = bpftrace.packet_of(frame[14:], 0x0800, link=False)
+    network_only = headers.packet_of(frame[14:], 0x0800, link=False)
     assert (network_only.src, network_only.dport) == ("198.51.100.1", 9999)
     prog = bpftrace.program([11, 22], "events")
     assert "$ns == 11 || $ns == 22" in prog and bpftrace.READY in prog
