@@ -13,6 +13,11 @@ of a node the rule or chain policy whose counter moved, where the counters can t
   stay unnamed and the result's notes list the candidates with their counts;
 * none moved (an nftables rule without a ``counter``, ebtables): the notes say so.
 
+The counters also say *where*: a drop without a device path is placed by the process it ran
+in, which is wrong for a bridge's flooded copies (they die in the sender's softirq), and a
+timer's drop has no process at all. Such netfilter drops go to the one node whose rules
+counted exactly as many more drops as are left over (:meth:`RuleWatch._place`).
+
 nftables rulesets of the lab's own (``nftables:``) are not read: nft counts only rules that ask
 for a ``counter``. Drops of a kernel without reasons (before 5.17) count as netfilter drops when
 they happened in ``nf_hook_slow``.
