@@ -116,15 +116,18 @@ class FloodDrop(DropEvent):
         time: float,
         hops: list[tuple[int, tuple[str, str, str | None, bool]]] | tuple[()],
         times: list[float],
+        at: int = 0,
     ) -> FloodDrop:
         """An event from the fields it shares with others (all but the time and the hops'
-        times), without the frozen dataclass's per-field ``object.__setattr__``."""
+        times, which are ``times[at:]``: a batch's list, shared too), without the frozen
+        dataclass's per-field ``object.__setattr__``."""
         drop = object.__new__(cls)
         own = drop.__dict__
         own.update(shared)
         own["time"] = time
         own["_hops"] = hops
         own["_times"] = times
+        own["_at"] = at
         return drop
 
     @property  # a field to its readers, made on first read
@@ -132,8 +135,8 @@ class FloodDrop(DropEvent):
         own = self.__dict__
         made: tuple[Hop, ...] | None = own.get("_path")
         if made is None:
-            times = own["_times"]
-            made = own["_path"] = tuple(tuple.__new__(Hop, (times[i], *rest)) for i, rest in own["_hops"])
+            times, at = own["_times"], own["_at"]
+            made = own["_path"] = tuple(tuple.__new__(Hop, (times[at + i], *rest)) for i, rest in own["_hops"])
         return made
 
 
@@ -254,7 +257,7 @@ class NativeCorrelator(Correlator):
                 self._unplaced(failure, DropEvent.from_fields({**shared, "time": ts / 1e9, "path": ()}))
                 continue
             if ntimes >= len(hops):
-                drop = from_shared(shared, ts / 1e9, hops, times[at : at + ntimes])
+                drop = from_shared(shared, ts / 1e9, hops, times, at)
             else:
                 drop = from_shared(shared, ts / 1e9, (), [])
                 drop.__dict__["_path"] = self._path(nodes[node], times[at : at + ntimes], ts)
