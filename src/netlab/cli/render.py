@@ -174,6 +174,12 @@ def trace_result(result: Any) -> None:
     table(("node", "device", "function", "reason", "count"), rows, title=title)
     for node, rule, count in result.rules():
         print(f"dropped by: {rule} in node {node} ({count})")
+    if result.unattributed:
+        kinds = ", ".join(f"{n} x {f} {reason_text(r)}" for f, r, n in result.unplaced_summary()[:5])
+        print(
+            f"not placed in the lab: {result.unattributed} drops with no device path of the lab's and no lab"
+            f" process (anywhere on this machine, so not all the lab's){': ' + kinds if kinds else ''}"
+        )
     for note in result.notes:
         print(f"note: {note}")
     if result.lost:

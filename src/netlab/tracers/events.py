@@ -230,6 +230,11 @@ class TraceResult:
             counts[(node, None, function, reason)] += n
         return [(*key, n) for key, n in counts.most_common()]
 
+    def unplaced_summary(self) -> list[tuple[str, str | None, int]]:
+        """(function, reason, count) of the drops kept unplaced, most frequent first."""
+        counts = Counter((d.base, d.reason) for d in self.unplaced)
+        return [(function, reason, n) for (function, reason), n in counts.most_common()]
+
     def rules(self) -> list[tuple[str | None, str, int]]:
         """(node, rule, count) of the drops a named firewall rule made, most frequent first."""
         counts = Counter((d.node, d.rule) for d in self.drops if d.rule is not None)
@@ -243,6 +248,7 @@ class TraceResult:
             "seconds": round(self.seconds, 3),
             "lost": self.lost,
             "unattributed": self.unattributed,
+            "unplaced": [{"function": f, "reason": r, "count": n} for f, r, n in self.unplaced_summary()],
             "ambiguous": self.ambiguous,
             "events": self.events,
             "notes": self.notes,

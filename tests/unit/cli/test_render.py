@@ -58,3 +58,16 @@ def test_status_lists_every_interface_once_under_its_node(capsys: pytest.Capture
 def test_no_labs(capsys: pytest.CaptureFixture[str]) -> None:
     render.status([])
     assert capsys.readouterr().out == "no labs are up\n"
+
+
+def test_a_trace_names_the_rule_and_says_what_it_could_not_place(capsys: pytest.CaptureFixture[str]) -> None:
+    from netlab.tracers.events import DropEvent, Location, TraceResult
+
+    drop = DropEvent(1.0, Location("nft_do_chain"), "NETFILTER_DROP", "host", None, rule="filter/FORWARD policy DROP")
+    timer = DropEvent(1.0, Location("__neigh_event_send"), "NEIGH_FAILED", None, None)
+    result = TraceResult("tracefs", "bridge3", drops=[drop, drop], unplaced=[timer], unattributed=4)
+    render.trace_result(result)
+    out = capsys.readouterr().out
+    assert "dropped by: filter/FORWARD policy DROP in node host (2)" in out
+    assert "not placed in the lab: 4 drops" in out and "1 x __neigh_event_send NEIGH_FAILED" in out
+    assert result.as_dict()["unplaced"] == [{"function": "__neigh_event_send", "reason": "NEIGH_FAILED", "count": 1}]
