@@ -86,8 +86,8 @@ def inject(
 ) -> Injection:
     """Build ``count`` frames of a recipe from ``node:ifname`` and send them.
 
-    For IP recipes the destination MAC is the next hop's, found from the lab (no ARP is sent)
-    unless ``dst_mac`` forces one (e.g. another host's MAC, to see an OTHERHOST drop) or
+    For IP recipes the destination MAC is the next hop's, found from the lab (no ARP request is
+    sent) unless ``dst_mac`` forces one (e.g. another host's MAC, to see an OTHERHOST drop) or
     ``broadcast`` sends to ff:ff:ff:ff:ff:ff. The source address is the interface's, or ``src``
     (any address: a spoofed source is the point of some tests). Where the next hop was found
     from the lab, it first ``announce``-s itself (a gratuitous ARP, consumed by every host), so

@@ -103,7 +103,12 @@ def build(directory: Path | None = None) -> Path:
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".build-", suffix=".so")
     os.close(fd)
     try:
-        done = subprocess.run([compiler, *CFLAGS, "-o", tmp, str(SOURCE)], capture_output=True, text=True, check=False)
+        try:
+            done = subprocess.run(
+                [compiler, *CFLAGS, "-o", tmp, str(SOURCE)], capture_output=True, text=True, check=False, timeout=120
+            )
+        except subprocess.TimeoutExpired:
+            raise NetlabError("building the native trace walker: the compiler ran for 120 s") from None
         if done.returncode != 0:
             first = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip())
             raise NetlabError(f"building the native trace walker failed: {first}")
