@@ -1,11 +1,12 @@
 """The one netlink layer: sockets inside a namespace, framing, acks with the kernel's own
 error text, dumps, and the few link and address queries run-time code asks.
 
-Messages are pyroute2's classes (``ifinfmsg``, ``ifaddrmsg``, ``rtmsg``, ``ctrlmsg``) and the
-constants are pyroute2's; what is ours is the transport. We frame and send ourselves because a
-node's whole build phase fits in one datagram (see :mod:`netlab.apply.rtnl`), because a
-socket must be opened *inside* a lab's namespace, and because pyroute2's ``IPRoute`` costs
-~200 ms to import (:mod:`netlab.pyroute` imports only the message classes).
+Requests a lab's build sends are packed by :mod:`netlab.runtime.nlmsg`; answers that need more
+than a flag or two are decoded by pyroute2's classes (``ifinfmsg``, ``ifaddrmsg``, ``rtmsg``,
+``ctrlmsg``), imported by the functions that decode, so that ``netlab up`` and ``down``, which
+only pack and read acks, never import pyroute2. What is ours is the transport: we frame and
+send ourselves because a node's whole build phase fits in one datagram (see
+:mod:`netlab.apply.rtnl`), and because a socket must be opened *inside* a lab's namespace.
 """
 
 from __future__ import annotations
@@ -18,32 +19,33 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.pyroute import ifaddrmsg, ifinfmsg, netlink, rtmsg, rtnl
+from netlab.runtime import nlmsg
 from netlab.runtime.netns import open_socket
 
-# pyroute2's constants, under the names the kernel's headers give them
-NETLINK_ROUTE: int = netlink.NETLINK_ROUTE
-NETLINK_GENERIC: int = netlink.NETLINK_GENERIC
-SOL_NETLINK: int = netlink.SOL_NETLINK
-NETLINK_EXT_ACK: int = netlink.NETLINK_EXT_ACK
-NLM_F_REQUEST: int = netlink.NLM_F_REQUEST
-NLM_F_ACK: int = netlink.NLM_F_ACK
-NLM_F_ACK_TLVS: int = netlink.NLM_F_ACK_TLVS
-NLM_F_DUMP: int = netlink.NLM_F_DUMP
-NLM_F_CREATE: int = netlink.NLM_F_CREATE
-NLM_F_EXCL: int = netlink.NLM_F_EXCL
-NLMSG_ERROR: int = netlink.NLMSG_ERROR
-NLMSG_DONE: int = netlink.NLMSG_DONE
-RTM_NEWLINK: int = rtnl.RTM_NEWLINK
-RTM_GETLINK: int = rtnl.RTM_GETLINK
-RTM_SETLINK: int = rtnl.RTM_SETLINK
-RTM_NEWADDR: int = rtnl.RTM_NEWADDR
-RTM_GETADDR: int = rtnl.RTM_GETADDR
-RTM_NEWROUTE: int = rtnl.RTM_NEWROUTE
-RTM_GETROUTE: int = rtnl.RTM_GETROUTE
+# the kernel's constants (include/uapi/linux/netlink.h, rtnetlink.h); the tests check them
+# against pyroute2's
+NETLINK_ROUTE = 0
+NETLINK_GENERIC = 16
+SOL_NETLINK = 270
+NETLINK_EXT_ACK = 11
+NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
+NLM_F_ACK_TLVS = 0x200
+NLM_F_DUMP = 0x300
+NLM_F_CREATE = 0x400
+NLM_F_EXCL = 0x200
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+RTM_NEWLINK = 16
+RTM_GETLINK = 18
+RTM_SETLINK = 19
+RTM_NEWADDR = 20
+RTM_GETADDR = 22
+RTM_NEWROUTE = 24
+RTM_GETROUTE = 26
 NETLINK_CAP_ACK = 10  # (not among pyroute2's constants) acks echo only the request's header
 NLMSGERR_ATTR_MSG = 1  # the extended ack's text
-HEADER = struct.Struct("IHHII")  # nlmsghdr: length, type, flags, seq, pid
+HEADER = nlmsg.HEADER
 TIMEOUT = 10.0
 
 __all__ = [
@@ -189,13 +191,15 @@ def _link_state(raw: bytes) -> LinkState:
 
 def dump_links(sock: socket.socket) -> dict[int, LinkState]:
     """Every interface of the socket's namespace, by ifindex (one RTM_GETLINK dump)."""
-    answers = request(sock, encode(ifinfmsg(), RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP))
+    answers = request(sock, nlmsg.message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, nlmsg.ifinfomsg()))
     states = (_link_state(raw) for raw in answers)
     return {state.index: state for state in states}
 
 
 def link_alias(sock: socket.socket, index: int) -> str | None:
     """The ifalias of interface ``index`` in the socket's namespace (None when unset)."""
+    from netlab.pyroute import ifinfmsg
+
     req = ifinfmsg()
     req["index"] = index
     for raw in request(sock, encode(req, RTM_GETLINK, NLM_F_REQUEST)):
@@ -208,6 +212,8 @@ def link_alias(sock: socket.socket, index: int) -> str | None:
 
 def dump_addresses(sock: socket.socket) -> list[tuple[int, str, int]]:
     """Every address of the socket's namespace as (ifindex, address, prefixlen)."""
+    from netlab.pyroute import ifaddrmsg
+
     out: list[tuple[int, str, int]] = []
     for raw in request(sock, encode(ifaddrmsg(), RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP)):
         msg = ifaddrmsg(raw)
@@ -220,6 +226,8 @@ def dump_addresses(sock: socket.socket) -> list[tuple[int, str, int]]:
 def route_get(sock: socket.socket, address: str) -> tuple[int, str | None, str | None]:
     """How the socket's namespace reaches ``address`` (``ip route get``): (output ifindex,
     gateway or None, preferred source or None); OSError when it has no route."""
+    from netlab.pyroute import rtmsg
+
     version = 6 if ":" in address else 4
     req = rtmsg()
     req["family"] = socket.AF_INET6 if version == 6 else socket.AF_INET
@@ -234,6 +242,8 @@ def route_get(sock: socket.socket, address: str) -> tuple[int, str | None, str |
 
 def genl_family_exists(name: str) -> bool:
     """Does the generic-netlink controller know family ``name`` (NET_DM: dropwatch)?"""
+    from netlab.pyroute import netlink
+
     msg = netlink.ctrlmsg()
     msg["cmd"] = netlink.CTRL_CMD_GETFAMILY
     msg["version"] = 1

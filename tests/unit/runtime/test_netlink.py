@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import struct
 
-from netlab.runtime import netlink
+from netlab.runtime import netlink, nlmsg
 
 
 def header(length: int, kind: int, flags: int = 0, seq: int = 0) -> bytes:
@@ -66,3 +66,23 @@ def test_a_link_message_gives_its_state() -> None:
 
 def test_a_short_length_ends_the_walk() -> None:
     assert list(netlink.messages(header(8, netlink.NLMSG_DONE) + b"\0" * 8)) == []
+
+
+def test_the_kernels_constants_are_pyroute2s() -> None:
+    from netlab.pyroute import netlink as pr_netlink
+    from netlab.pyroute import rtnl as pr_rtnl
+
+    names = [
+        "NETLINK_ROUTE", "NETLINK_GENERIC", "SOL_NETLINK", "NETLINK_EXT_ACK", "NLM_F_REQUEST", "NLM_F_ACK",
+        "NLM_F_ACK_TLVS", "NLM_F_DUMP", "NLM_F_CREATE", "NLM_F_EXCL", "NLMSG_ERROR", "NLMSG_DONE",
+    ]  # fmt: skip
+    assert {n: getattr(netlink, n) for n in names} == {n: getattr(pr_netlink, n) for n in names}
+    rtm = ["RTM_NEWLINK", "RTM_GETLINK", "RTM_SETLINK", "RTM_NEWADDR", "RTM_GETADDR", "RTM_NEWROUTE", "RTM_GETROUTE"]
+    assert {n: getattr(netlink, n) for n in rtm} == {n: getattr(pr_rtnl, n) for n in rtm}
+
+
+def test_a_link_dump_request_is_pyroute2s() -> None:
+    from netlab.pyroute import ifinfmsg
+
+    packed = nlmsg.message(netlink.RTM_GETLINK, netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP, nlmsg.ifinfomsg())
+    assert packed == netlink.encode(ifinfmsg(), netlink.RTM_GETLINK, netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP)
