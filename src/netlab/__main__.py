@@ -1,5 +1,5 @@
 """``python -m netlab`` is the same as the ``netlab`` command."""
 
-from netlab.cli.main import main
+from netlab.cli.entry import main
 
 main()

@@ -2,8 +2,10 @@
 
 Each command parses its arguments, calls one function of the package and renders the result.
 Errors of the package (:class:`~netlab.errors.NetlabError`) become one message on stderr and
-the error's exit code; a traceback therefore always means a bug in netlab. Imports are lazy so
-that ``netlab down`` does not pay for pydantic, pyroute2 or rich.
+the error's exit code (:func:`netlab.cli.commands.guarded`); a traceback therefore always means
+a bug in netlab. Imports are lazy so that no command pays for pydantic, pyroute2, scapy or rich
+unless it uses them; a plain ``up NAME`` or ``down NAME...`` does not even import this module
+(:mod:`netlab.cli.entry`).
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from typing import Any, TypeVar
 
 import click
 
-from netlab.errors import NetlabError, PrivilegeError
+from netlab.cli import commands
+from netlab.errors import NetlabError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _err(message: str) -> None:
-    click.echo(f"netlab: {message}", err=True)
+_err = commands.err
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -54,22 +56,7 @@ def up(topology: str, instance: str | None, timeout: float, dry_run: bool, as_js
 
         click.echo(planned(topology, instance)[3].render())
         return
-    from netlab.cli import render
-    from netlab.lab import up as lab_up
-
-    with render.progress(f"bringing up {topology}", enabled=not as_json) as report:
-        lab = lab_up(topology, instance=instance, timeout=timeout, hold=False, progress=report)
-    for line in lab.modules_loaded:
-        _err(line)
-    try:
-        summary = lab.summary()
-    except KeyboardInterrupt:
-        _err(f"interrupted; lab {lab.name} is up (netlab down {lab.name} removes it)")
-        sys.exit(130)
-    if as_json:
-        click.echo(json.dumps(summary, indent=2))
-    else:
-        render.lab_up(summary, lab.description)
+    commands.up(topology, instance=instance, timeout=timeout, as_json=as_json)
 
 
 @cli.command()
@@ -78,30 +65,12 @@ def up(topology: str, instance: str | None, timeout: float, dry_run: bool, as_js
 @click.option("--missing-ok", is_flag=True, help="Succeed when the lab is not up.")
 def down(labs: Sequence[str], everything: bool, missing_ok: bool) -> None:
     """Tear down LABS: kill what runs inside, remove their namespaces."""
-    from netlab.errors import LabStateError
     from netlab.runtime.journal import all_labs
-    from netlab.runtime.netns import require_root
-    from netlab.teardown import down as lab_down
 
     targets = list(labs) + (all_labs() if everything else [])
     if not targets:
         raise click.UsageError("name a lab (netlab status lists them) or use --all")
-    require_root()
-    failed: list[LabStateError] = []
-    for lab in targets:  # one lab that is not up does not keep the others up
-        try:
-            removal = lab_down(lab, missing_ok=missing_ok)
-        except LabStateError as exc:
-            failed.append(exc)
-            continue
-        extra = f", killed {len(removal.killed)} processes" if removal.killed else ""
-        click.echo(f"{lab}: removed {len(removal.namespaces)} namespaces{extra}")
-        for left in removal.skipped:
-            _err(f"{lab}: left {left}")
-    if len(failed) == 1:
-        raise failed[0]
-    if failed:
-        raise LabStateError("; ".join(str(e).split("\n", 1)[0] for e in failed))
+    commands.down(targets, missing_ok=missing_ok)
 
 
 @cli.command()
@@ -583,27 +552,17 @@ _add_kernel_commands()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: run the CLI, turning netlab errors into a message and an exit code."""
-    try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="netlab", standalone_mode=False)
-    except NetlabError as exc:
-        _err(f"error: {exc}")
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        _err("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        _err("interrupted; whatever this command had begun to build was removed")
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(0)
-    except PermissionError as exc:
-        # what a command meets without root where it did not ask first (the journal under
-        # /run/netlab, a namespace's files): the documented exit 3, not a traceback
-        where = f": {exc.filename}" if exc.filename else ""
-        _err(f"error: permission denied{where}; netlab needs root for this (run it with sudo, or as root)")
-        sys.exit(PrivilegeError.exit_code)
-    sys.exit(0)
+    """Run the click CLI, turning netlab errors into a message and an exit code (what the
+    ``netlab`` command runs for everything :mod:`netlab.cli.entry` does not take itself)."""
+
+    def run() -> None:
+        try:
+            cli.main(args=list(argv) if argv is not None else None, prog_name="netlab", standalone_mode=False)
+        except click.exceptions.Abort:
+            _err("aborted")
+            sys.exit(130)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+
+    commands.guarded(run)

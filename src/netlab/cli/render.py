@@ -12,8 +12,6 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from netlab.tracers.events import reason_text
-
 
 def _tty(stream: Any) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
@@ -112,6 +110,8 @@ def live_drops(*, enabled: bool = True) -> Iterator[Callable[[Sequence[Any]], No
     """Show drops as they come: a live table on a terminal, one line per drop otherwise."""
     from collections import Counter
 
+    from netlab.tracers.events import reason_text  # here: `up` and `down` do not pay for the tracers
+
     counts: Counter[tuple[str, str, str, str]] = Counter()
     if not enabled:
         yield lambda _drops: None
@@ -166,6 +166,8 @@ def call_walk(result: Any, limit: int = 400) -> None:
 
 def trace_result(result: Any) -> None:
     """The end-of-trace summary; points to ``netlab explain`` for each reason."""
+    from netlab.tracers.events import reason_text
+
     if result.calls and not result.drops:
         call_walk(result)
         return
