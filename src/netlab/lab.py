@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from netlab.model.names import lab_name, label_problem
 from netlab.runtime import journal, netns, procs
 
 if TYPE_CHECKING:  # the models need pydantic: imported only where a topology is validated
+    import subprocess
+
     from netlab.model.topology import Topology
     from netlab.model.yamlsrc import Source
     from netlab.plan.cache import Entry
@@ -92,6 +93,8 @@ class Node:
         sysfs: bool = True,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` inside the node and wait; output is captured as text."""
+        import subprocess  # here: `up` and `down` start no process
+
         return subprocess.run(
             list(argv),
             capture_output=True,
@@ -104,6 +107,8 @@ class Node:
 
     def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
         """Start ``argv`` inside the node; ``down`` kills it if it is still running."""
+        import subprocess
+
         return subprocess.Popen(list(argv), preexec_fn=netns.preexec(self.netns), **kwargs)  # noqa: PLW1509
 
     @contextlib.contextmanager

@@ -9,12 +9,14 @@ error line is mapped back to the rule in the topology file.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
+from typing import TYPE_CHECKING
 
 from netlab.errors import KernelFeatureError
 from netlab.plan.steps import LoadNftables, ModelPath, RestoreFirewall
 from netlab.runtime.netns import preexec
+
+if TYPE_CHECKING:
+    import subprocess
 
 _LINE_RE = re.compile(r"(?:Error occurred at line: |line )(\d+)")
 _VERSION_RE = re.compile(r"^\S+ v[\d.]+ \([^)]*\): ")
@@ -48,6 +50,9 @@ def _culprit(step: RestoreFirewall, line: int, stderr: str) -> int:
 
 def _feed(netns: str, argv: list[str], text: str, package: str) -> subprocess.CompletedProcess[str]:
     """Run a ruleset loader inside ``netns`` with ``text`` on its stdin."""
+    import shutil  # here: a lab without rules does not import these
+    import subprocess
+
     binary = shutil.which(argv[0])
     if binary is None:
         raise KernelFeatureError(
