@@ -169,9 +169,9 @@ def _link_state(raw: bytes) -> LinkState:
     every link of every node, so it reads the ifinfomsg header and two attributes itself.
     """
     index, flags = struct.unpack_from("iI", raw, 16 + 4)
-    ifname, oper = "", 0
+    ifname, oper = None, None
     pos = 16 + 16
-    while pos + 4 <= len(raw):
+    while pos + 4 <= len(raw) and (ifname is None or oper is None):  # both come first, before the stats
         alen, atype = struct.unpack_from("HH", raw, pos)
         if alen < 4:
             break
@@ -180,6 +180,7 @@ def _link_state(raw: bytes) -> LinkState:
         elif atype == IFLA_OPERSTATE:
             oper = raw[pos + 4]
         pos += (alen + 3) & ~3
+    ifname, oper = ifname or "", oper or 0
     return LinkState(
         index=index,
         ifname=ifname,
