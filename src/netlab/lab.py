@@ -369,11 +369,11 @@ def up(
                 runner = Runner(
                     the_plan, record, (lambda ph, d, t: progress(f"{ph.name.lower()} {d}/{t}")) if progress else None
                 )
-                runner.run()
-                if progress:
-                    progress("waiting for carrier")
-                sockets = {n: runner.socket(n) for n in the_plan.netns}
                 try:
+                    runner.run()
+                    if progress:
+                        progress("waiting for carrier")
+                    sockets = {n: runner.socket(n) for n in the_plan.netns}  # the build's, still open
                     ready.wait_usable(the_plan, sockets, timeout)
                 finally:
                     runner.close()

@@ -94,7 +94,8 @@ class Runner:
         self._encoder = rtnl.Encoder()
 
     def run(self) -> None:
-        """Apply every step, in phase order."""
+        """Apply every step, in phase order; on failure the sockets are closed, on success they
+        stay open for the readiness checks (:meth:`close` releases them)."""
         try:
             steps = self.plan.ordered()
             done = 0
@@ -104,8 +105,9 @@ class Runner:
                 done += len(items)
                 if self.progress:
                     self.progress(phase, done, len(steps))
-        finally:
+        except BaseException:
             self.close()
+            raise
 
     def close(self) -> None:
         """Release sockets and namespace fds (also on failure)."""
