@@ -7,16 +7,32 @@ cost ~60 ms of each, a sixth of ``up`` + ``down`` of linear50. So an argv of exa
 directly, the same body the click command calls. Anything else (an option, ``--help``, a missing
 name, another command) goes to the click CLI, which parses, validates and explains as always.
 
-The plain path also turns the garbage collector off: each of these commands is a bounded piece of
+The plain path also turns the garbage collector off (each of these commands is a bounded piece of
 work whose objects mostly live until it exits, and the collector's passes over the heap of
-freshly imported modules and step objects cost ~12 ms of each (``gc.callbacks`` timing).
+freshly imported modules and step objects cost ~12 ms of each, by ``gc.callbacks`` timing), and
+ends the process without the interpreter's teardown (:func:`_exit_now`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
+
+
+def _exit_now(code: object) -> NoReturn:
+    """End the process with ``code`` once what it printed is out, without the interpreter's
+    teardown of every module and object (~20 ms of a 0.15 s ``down``), which a finished command
+    has no use for: it holds no buffered file (the journal is written unbuffered and closed), no
+    thread and no ``atexit`` work."""
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # a closed pipe: what it could not take is lost either way
+            stream.flush()
+    os._exit(status)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -30,8 +46,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         gc.disable()
         try:
             commands.guarded(lambda: commands.up(names[0]) if command == "up" else commands.down(names))
-        finally:
-            gc.enable()  # for a caller that catches the SystemExit (the tests)
+        except SystemExit as done:
+            if argv is not None:  # called as a function (the tests): the caller's process goes on
+                gc.enable()
+                raise
+            _exit_now(done.code)
     from netlab.cli.main import main as full
 
     full(args)

@@ -72,3 +72,21 @@ def test_a_plain_down_does_not_import_click(tmp_path: Path) -> None:
     )
     assert proc.returncode in (3, 5), proc.stderr  # not root: 3; root: no such lab, 5
     assert proc.stderr.splitlines()[-1] == "False False"
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [(["down", "nosuch", "other"], "no lab named 'other' is up"), (["up", "no-such-topology"], "no topology named")],
+    ids=["down", "up"],
+)
+def test_a_plain_command_ends_its_process_with_everything_said(argv: list[str], said: str, tmp_path: Path) -> None:
+    """The process path ends with os._exit: what was printed must be out, the exit code kept."""
+    env = {"NETLAB_RUN_DIR": str(tmp_path), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "netlab", *argv], capture_output=True, text=True, env=env, check=False, timeout=60
+    )
+    if argv[0] == "down" and os.geteuid() != 0:
+        assert proc.returncode == 3 and "needs root" in proc.stderr
+        return
+    assert proc.returncode == (5 if argv[0] == "down" else 2), proc.stderr
+    assert said in proc.stderr and proc.stderr.endswith("\n") and "Traceback" not in proc.stderr
