@@ -5,12 +5,13 @@ classes they cost ~80 ms of Python and ~35 ms of importing pyroute2, which was a
 whole ``up``; packed here they cost ~4 ms. Only *requests* are packed here, and only the few
 headers and attributes a lab's build sends; answers (dumps, decoded fields) are still read by
 pyroute2's classes where a caller needs more than a flag or two. The tests pack every kind of
-step both ways and compare the bytes with pyroute2's, so the numbers below are checked against
-an independent source, not only against the headers they were copied from.
+step both ways and compare the bytes with pyroute2's, so the attribute numbers (in
+:mod:`netlab.apply.rtnl`) are checked against an independent source, not only against the
+kernel headers they were copied from.
 
 An attribute value is ``bytes`` (sent as is), ``str`` (NUL-terminated), a :class:`Nested`
-list of attributes, or an integer packed by the attribute's :data:`Struct` (``u8``, ``u16``,
-``u32``, ``be16``).
+list of attributes, or an :class:`Int`: the integer and its format (``u8``, ``u16``, ``u32``,
+``be16``).
 """
 
 from __future__ import annotations
