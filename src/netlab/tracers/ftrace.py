@@ -140,12 +140,14 @@ def seed_name(function: str) -> str:
     return SEED_NAMES.get(base, base)
 
 
-def walk(calls: Iterable[Call], pid: int | None = None) -> list[str]:
-    """The seeds' names of ``calls`` (of task ``pid``, if given) in order, repeats in a row
-    counted once (``dev_queue_xmit`` calls ``__dev_queue_xmit`` on 5.10: one step of the walk)."""
+def walk(calls: Iterable[Call], pid: int | None = None, cpu: int | None = None) -> list[str]:
+    """The seeds' names of ``calls`` (of task ``pid``, of ``cpu``, if given) in order, repeats in
+    a row counted once (``dev_queue_xmit`` calls ``__dev_queue_xmit`` on 5.10: one step of the
+    walk). By CPU is how to follow a packet whose receive ran in another task's softirq: a
+    device's backlog is per CPU, drained by whichever task enables bottom halves there first."""
     out: list[str] = []
     for call in calls:
-        if pid is not None and call.pid != pid:
+        if (pid is not None and call.pid != pid) or (cpu is not None and call.cpu != cpu):
             continue
         name = seed_name(call.function)
         if not out or out[-1] != name:

@@ -13,7 +13,7 @@ from netlab.tracers import bpftrace, dropwatch, ftrace, headers, perf, tracefs
 from netlab.tracers.attribution import LabMap, decode, last_hop
 from netlab.tracers.correlate import Correlator
 from netlab.tracers.counters import parse_dev, parse_iptables, parse_snmp
-from netlab.tracers.events import Location, base_function, devices
+from netlab.tracers.events import Call, Location, base_function, devices
 from netlab.tracers.reasons import parse_format
 from netlab.tracers.records import Record, StreamParser, parse_line, parse_stream
 from netlab.tracers.symbols import parse as parse_kallsyms
@@ -177,6 +177,25 @@ def test_walk_helpers() -> None:
         ("__netif_rx", 2, "veth_xmit", 104.085, 153),
     ]
     assert ftrace.walk(graph) == ["dev_queue_xmit", "veth_xmit", "netif_rx"]
+
+
+def test_a_walk_whose_receive_ran_in_another_tasks_softirq_is_followed_on_its_cpu() -> None:
+    """The sender queued the segment on CPU 0's backlog; the receiver's softirq, on the same
+    CPU, drained it (seen on 5.10 under TCG): not one task has the whole walk, the CPU has."""
+    steps = [
+        (1.0, 0, 413, "tcp_sendmsg"),
+        (1.1, 0, 413, "veth_xmit"),
+        (1.2, 0, 413, "netif_rx"),
+        (1.3, 1, 77, "ip_rcv"),  # another CPU's work, interleaved in time
+        (1.4, 0, 96, "__netif_receive_skb_core"),
+        (1.5, 0, 96, "ip_rcv"),
+        (1.6, 0, 96, "tcp_v4_rcv"),
+    ]
+    calls = [Call(time=t, cpu=cpu, pid=pid, function=f) for t, cpu, pid, f in steps]
+    wanted = ["tcp_sendmsg", "veth_xmit", "netif_rx", "__netif_receive_skb_core", "ip_rcv", "tcp_v4_rcv"]
+    assert not any(ftrace.contains_in_order(ftrace.walk(calls, pid=p), wanted) for p in (413, 96, 77))
+    assert ftrace.walk(calls, cpu=0) == wanted
+    assert ftrace.walk(calls, cpu=1) == ["ip_rcv"]
 
 
 def test_bpftrace_event_lines_and_headers() -> None:
