@@ -18,9 +18,10 @@ What the kernel allows decides what you get, and the result says which:
 - Functions have no namespace, so the trace is limited by task: this process (its threads
   and, through ``function-fork``, what it starts after), the processes inside the lab's
   namespaces, and those that enter them while the trace runs (found every 50 ms). Receive
-  processing runs in the sender's context (softirq on the way out of ``dev_queue_xmit``), so
-  a flow's whole walk is there; work a kernel thread picks up (ksoftirqd under load, timers)
-  is not.
+  processing usually runs in the sender's context (softirq on the way out of
+  ``dev_queue_xmit``), so a flow's whole walk is there; on a busy CPU another traced task's
+  softirq may drain the backlog first (then :func:`walk` by CPU follows it), and work a kernel
+  thread picks up (ksoftirqd under load, timers) is not traced.
 - Kernels in lockdown refuse the function tracers altogether (EPERM): the probe tries it in a
   scratch instance and reports the kernel's answer instead of assuming.
 """
