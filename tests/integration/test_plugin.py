@@ -52,6 +52,45 @@ def test_wrong_expectation_fails_naming_what_was_observed(pytester: pytest.Pytes
     )
 
 
+def test_every_scenario_is_in_the_report_traced_or_not(pytester: pytest.Pytester) -> None:
+    """``netlab matrix`` judges a kernel by this report: a scenario that failed without tracing
+    anything must be in it (it was not, and a failing walk scenario passed for green)."""
+    pytester.makepyfile(
+        test_plain="""
+import pytest
+
+def test_fine():
+    'Nothing to trace here.'
+
+def test_broken():
+    assert False
+
+def test_skipped():
+    pytest.skip("not on this kernel")
+
+@pytest.fixture
+def breaks_on_the_way_out():
+    yield
+    raise RuntimeError("teardown failed")
+
+def test_teardown_fails(breaks_on_the_way_out):
+    pass
+"""
+    )
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--netlab-report={report}")
+    result.assert_outcomes(passed=2, failed=1, skipped=1, errors=1)
+    scenarios = json.loads(report.read_text())["scenarios"]
+    assert [s["summary"] for s in scenarios if s["scenario"].endswith("::test_fine")] == ["Nothing to trace here."]
+    outcomes = {s["scenario"].split("::")[1]: s["outcome"] for s in scenarios}
+    assert outcomes == {
+        "test_fine": "passed",
+        "test_broken": "failed",
+        "test_skipped": "skipped",
+        "test_teardown_fails": "error",
+    }
+
+
 def test_kernel_outside_every_range_is_reported_as_new(pytester: pytest.Pytester) -> None:
     report = pytester.path / "report.json"
     result = run(pytester, 'by_kernel({"<2.0": Drop("x", "Y")})', f"--netlab-report={report}", "-rs")

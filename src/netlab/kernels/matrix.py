@@ -96,10 +96,22 @@ def failures(matrix: dict[str, Any]) -> list[str]:
             lines.append(f"{k['name']} ({k['release']}): {k['error'].splitlines()[0]}")
         elif k.get("report") is None:
             lines.append(f"{k['name']} ({k['release']}): no report")
+    bad_on: set[str] = set()
     for row in matrix["scenarios"]:
         for release, cell in row["cells"].items():
             if cell["outcome"] in BAD_OUTCOMES:
                 lines.append(f"{row['scenario']}: {cell['outcome']} on {release}")
+                bad_on.add(release)
+    for k in matrix["kernels"]:
+        # pytest's own verdict too: a failure the report cannot name (a collection error, a
+        # crash between tests) must not pass for green
+        if (
+            not k.get("error")
+            and k.get("report")
+            and k.get("exit_code") not in (0, None)
+            and k["release"] not in bad_on
+        ):
+            lines.append(f"{k['name']} ({k['release']}): pytest exited {k['exit_code']} (see {k['release']}.log)")
     return lines
 
 

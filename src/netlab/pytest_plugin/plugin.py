@@ -106,6 +106,8 @@ def netlab_kernel_clean(request: pytest.FixtureRequest) -> Iterator[None]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     setattr(item, f"netlab_rep_{report.when}", report)
+    if report.when == "teardown" and PROPERTY not in dict(report.user_properties):
+        report.user_properties.append((PROPERTY, {"summary": _summary(item)}))  # a scenario that traced nothing
     return report
 
 
@@ -116,7 +118,9 @@ _outcomes: dict[str, str] = {}
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Outcome from the call (or a skip at setup); observations from teardown, where the
-    netlab_trace fixture records them (after the call report exists)."""
+    netlab_trace fixture records them (after the call report exists). Every test gets an entry,
+    with or without observations: a report (and ``netlab matrix``'s verdict, which reads it)
+    that listed only the scenarios that traced would not show one that failed without tracing."""
     if report.when == "call" or (report.when == "setup" and not report.passed):
         outcome: str = report.outcome
         if report.skipped and isinstance(report.longrepr, tuple) and assertions.NEW_PREFIX in str(report.longrepr[2]):
@@ -126,9 +130,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when != "teardown":
         return
     props: dict[str, Any] | None = dict(report.user_properties).get(PROPERTY)  # type: ignore[assignment]
-    outcome = _outcomes.pop(report.nodeid, "error" if report.failed else "passed")
-    if props is not None:
-        _pending.append({"scenario": report.nodeid, "outcome": outcome, **props})
+    outcome = _outcomes.pop(report.nodeid, "passed")
+    if report.failed:  # the teardown failed (a lab that would not go, a tainted kernel)
+        outcome = "error"
+    _pending.append({"scenario": report.nodeid, "outcome": outcome, **(props or {})})
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -284,14 +289,19 @@ def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Itera
         return TraceHandle(netlab_tracer, lab, wanted, record)
 
     yield factory
-    doc = (request.node.obj.__doc__ or "").strip().splitlines() if hasattr(request.node, "obj") else []
     asserted = [{"location": d.function, "reason": d.reason, "node": d.node} for d in assertions.ASSERTED]
     request.node.user_properties.append(
         (
             PROPERTY,
-            {"summary": doc[0] if doc else "", "tracer": netlab_tracer.name, "drops": seen, "asserted": asserted},
+            {"summary": _summary(request.node), "tracer": netlab_tracer.name, "drops": seen, "asserted": asserted},
         )
     )
+
+
+def _summary(item: pytest.Item) -> str:
+    """The first line of the test's docstring: what the scenario is about, for the report."""
+    doc = (getattr(item, "obj", None).__doc__ or "").strip().splitlines() if hasattr(item, "obj") else []
+    return doc[0] if doc else ""
 
 
 @pytest.fixture

@@ -57,6 +57,16 @@ def test_failed_new_and_missing_kernels_are_failures() -> None:
     ]
 
 
+def test_a_kernel_whose_pytest_failed_is_a_failure_even_when_its_report_looks_green() -> None:
+    first, second = runs()
+    first.exit_code, second.exit_code = 0, 1  # e.g. a collection error: no scenario row says so
+    m = build([first, second], {"5.10.0-32-amd64.json": OLD, "7.2.13+deb14-amd64.json": NEW})
+    assert failures(m) == ["7.2 (7.2.13+deb14-amd64): pytest exited 1 (see 7.2.13+deb14-amd64.log)"]
+    bad = report("7.2.13+deb14-amd64", [("t::udp", "failed", []), ("t::arp", "passed", [])])
+    m = build([first, second], {"5.10.0-32-amd64.json": OLD, "7.2.13+deb14-amd64.json": bad})
+    assert failures(m) == ["t::udp: failed on 7.2.13+deb14-amd64"]  # the row says it; no second line
+
+
 def test_merge_combines_directories_and_later_sources_win(tmp_path: Path) -> None:
     a, b, out = tmp_path / "a", tmp_path / "b", tmp_path / "all"
     first, second = runs()
