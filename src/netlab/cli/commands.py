@@ -12,10 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from netlab.errors import NetlabError, PrivilegeError
-
-#: seconds ``up`` waits for links to be usable, unless --timeout says otherwise
-UP_TIMEOUT = 10.0
+from netlab.errors import LabStateError, NetlabError, PrivilegeError
 
 
 def err(message: str) -> None:
@@ -23,10 +20,13 @@ def err(message: str) -> None:
     print(f"netlab: {message}", file=sys.stderr, flush=True)
 
 
-def up(topology: str, *, instance: str | None = None, timeout: float = UP_TIMEOUT, as_json: bool = False) -> None:
-    """Build a lab and print what it is (a table, or JSON)."""
+def up(topology: str, *, instance: str | None = None, timeout: float | None = None, as_json: bool = False) -> None:
+    """Build a lab and print what it is (a table, or JSON); ``timeout`` None: the library's default."""
     from netlab.cli import render
+    from netlab.lab import DEFAULT_TIMEOUT
     from netlab.lab import up as lab_up
+
+    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
 
     with render.progress(f"bringing up {topology}", enabled=not as_json) as report:
         lab = lab_up(topology, instance=instance, timeout=timeout, hold=False, progress=report)
@@ -45,7 +45,6 @@ def up(topology: str, *, instance: str | None = None, timeout: float = UP_TIMEOU
 
 def down(labs: Sequence[str], *, missing_ok: bool = False) -> None:
     """Tear down each lab; one that is not up does not keep the others up."""
-    from netlab.errors import LabStateError
     from netlab.runtime.netns import require_root
     from netlab.teardown import down as lab_down
 
