@@ -9,31 +9,33 @@
 #   NETLAB_NO_APT=1 scripts/bootstrap.sh   skip apt (packages already present)
 #   NETLAB_EXTRAS=bench scripts/bootstrap.sh  also install the benchmark peers (mininet)
 #   NETLAB_EXTRAS=workshop scripts/bootstrap.sh  also install vagrant (to validate the Vagrantfile)
+#   NETLAB_LIST_PACKAGES=1 scripts/bootstrap.sh  print the Debian packages it would install, and stop
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${NETLAB_VENV:-$here/.venv}
 
-# Packages the lab engine, traffic and tracers call at run time. Each is probed by netlab at
-# run time too, so a missing one gives a clear message rather than a crash.
-apt_packages=(
-  iproute2 iptables nftables procps util-linux
-  tcpdump iputils-ping ethtool
-  bpftrace linux-perf trace-cmd dropwatch
-  graphviz
-  # the tracefs tracer's native walker (src/netlab/tracers/native/ringwalk.c); without them it
-  # decodes in Python, several times slower on a flood
-  gcc libc6-dev
-  # the kernel matrix: QEMU for the VMs, apt/dpkg/depmod to fetch and unpack Debian's kernels
-  qemu-system-x86 kmod debian-archive-keyring
-)
-bench_packages=(mininet bridge-utils)
-workshop_packages=(vagrant)   # only to `vagrant validate` the Vagrantfile; not needed inside the VM
+# The Debian packages come from the one list of programs netlab runs (src/netlab/programs.txt,
+# which tests/unit/test_programs.py checks against the code): its "core" group always, the
+# others when asked for.
+programs="$here/src/netlab/programs.txt"
+packages_of() {  # the packages of one group, once each
+  awk -v g="$1" '!/^#/ && NF >= 3 && $3 == g && !seen[$2]++ { print $2 }' "$programs"
+}
+groups=(core)
+IFS=, read -r -a extras <<< "${NETLAB_EXTRAS:-}"
+groups+=("${extras[@]}")
+
+want=()
+for g in "${groups[@]}"; do
+  [[ -n "$g" ]] || continue
+  mapfile -t group < <(packages_of "$g")
+  if [[ ${#group[@]} -eq 0 ]]; then echo "bootstrap: no package group '$g' in $programs" >&2; exit 1; fi
+  want+=("${group[@]}")
+done
+if [[ -n "${NETLAB_LIST_PACKAGES:-}" ]]; then printf '%s\n' "${want[@]}"; exit 0; fi  # for the tests
 
 need_apt=()
-want=("${apt_packages[@]}")
-if [[ ",${NETLAB_EXTRAS:-}," == *",bench,"* ]]; then want+=("${bench_packages[@]}"); fi
-if [[ ",${NETLAB_EXTRAS:-}," == *",workshop,"* ]]; then want+=("${workshop_packages[@]}"); fi
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$p")
 done

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from netlab.errors import KernelFeatureError
+from netlab import programs
 from netlab.plan.steps import LoadNftables, ModelPath, RestoreFirewall
 from netlab.runtime.netns import preexec
 
@@ -48,18 +48,12 @@ def _culprit(step: RestoreFirewall, line: int, stderr: str) -> int:
     return line
 
 
-def _feed(netns: str, argv: list[str], text: str, package: str) -> subprocess.CompletedProcess[str]:
+def _feed(netns: str, argv: list[str], text: str) -> subprocess.CompletedProcess[str]:
     """Run a ruleset loader inside ``netns`` with ``text`` on its stdin."""
-    import shutil  # here: a lab without rules does not import these
-    import subprocess
+    import subprocess  # here: a lab without rules does not import it
 
-    binary = shutil.which(argv[0])
-    if binary is None:
-        raise KernelFeatureError(
-            f"{argv[0]} is not installed", hint=f"apt-get install {package} (scripts/bootstrap.sh)"
-        )
     return subprocess.run(
-        [binary, *argv[1:]],
+        [programs.require(argv[0]), *argv[1:]],
         input=text,
         capture_output=True,
         text=True,
@@ -72,7 +66,7 @@ def _feed(netns: str, argv: list[str], text: str, package: str) -> subprocess.Co
 def restore(netns: str, step: RestoreFirewall) -> None:
     """Load ``step``'s ruleset into ``netns`` atomically (all of it or nothing)."""
     tool = "iptables-restore" if step.family == 4 else "ip6tables-restore"
-    proc = _feed(netns, [tool, "-w"], step.text, "iptables")
+    proc = _feed(netns, [tool, "-w"], step.text)
     if proc.returncode == 0:
         return
     lines = [ln for ln in proc.stderr.splitlines() if ln and not ln.startswith("Try `")]
@@ -93,7 +87,7 @@ _NFT_ERROR = re.compile(r"^[^:\n]*:(\d+):(\d+)(?:-\d+)?: Error: (.*)$", re.M)
 
 def load_nft(netns: str, step: LoadNftables) -> None:
     """``nft -f -`` inside ``netns``: one transaction, so a bad line leaves no rule behind."""
-    proc = _feed(netns, ["nft", "-f", "-"], step.text, "nftables")
+    proc = _feed(netns, ["nft", "-f", "-"], step.text)
     if proc.returncode == 0:
         return
     found = _NFT_ERROR.search(proc.stderr)

@@ -30,6 +30,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from netlab import programs
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.kernels.catalogue import KernelSpec
 
@@ -191,9 +192,7 @@ class AptRoot:
         return time.time() - min(p.stat().st_mtime for p in lists)
 
     def run(self, tool: str, *args: str, cwd: Path | None = None) -> str:
-        if shutil.which(tool) is None:
-            raise KernelFeatureError(f"{tool} not found", hint="netlab fetches kernels with Debian's apt tools")
-        argv = [tool, *self._options(), *args]
+        argv = [programs.require(tool), *self._options(), *args]
         proc = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, check=False)
         if proc.returncode != 0:
             tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
@@ -276,16 +275,14 @@ def fetch(spec: KernelSpec, root: Path | None = None, *, refresh: bool = False) 
         shutil.rmtree(tree)
     tree.mkdir(parents=True)
     for deb in sorted(apt.debs.glob("*.deb")):
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True, capture_output=True)
+        subprocess.run([programs.require("dpkg-deb"), "-x", str(deb), str(tree)], check=True, capture_output=True)
     if (tree / "usr" / "lib" / "modules").is_dir() and not (tree / "lib").exists():
         (tree / "lib").symlink_to("usr/lib")  # merged /usr (trixie on): depmod -b and vng look in lib/
     modules = tree / "lib" / "modules" / resolved.release
     _boot_layout(tree, resolved.release)
     if not (tree / "boot" / f"vmlinuz-{resolved.release}").is_file() or not modules.is_dir():
         raise NetlabError(f"{spec.label}: the packages hold no vmlinuz or modules for {resolved.release}")
-    if shutil.which("depmod") is None:
-        raise KernelFeatureError("depmod not found", hint="apt-get install kmod")
-    subprocess.run(["depmod", "-b", str(tree), resolved.release], check=True, capture_output=True)
+    subprocess.run([programs.require("depmod"), "-b", str(tree), resolved.release], check=True, capture_output=True)
     kernel = CachedKernel(
         series=spec.series,
         suite=spec.suite,

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from netlab import programs
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.kernels.debian import CachedKernel, cache_root
 from netlab.runtime import procs
@@ -106,8 +107,8 @@ class TerminatedError(VmError):
 
 
 def _require_qemu() -> None:
-    if shutil.which("qemu-system-x86_64") is None:
-        raise KernelFeatureError("qemu-system-x86_64 not found", hint="apt-get install qemu-system-x86")
+    programs.require("qemu-system-x86_64")
+    programs.require("busybox")  # virtme-ng builds the guest's initramfs around a static busybox
 
 
 def guest_script(work: Path, argv: Sequence[str], cwd: Path, env: dict[str, str]) -> str:
@@ -370,9 +371,12 @@ def choose_accel(kernel: CachedKernel, *, force: str | None = None, cache: Path 
     except VmError as exc:
         mods = ", ".join(key["kvm_modules"]) or "kvm"  # type: ignore[arg-type]
         lines = str(exc).splitlines()
-        last = lines[-1].strip() if len(lines) > 1 else ""
-        how = "hung" if "no result after" in lines[0] else f"failed: {last}"
-        verdict = Accel("tcg", f"a bounded boot of {kernel.release} under KVM ({mods}) {how}")
+        if "no result after" not in lines[0]:
+            # not a verdict about KVM (a missing busybox, a kernel that panics anywhere): say so
+            # and use TCG this once, but cache nothing, or a fixed machine would keep TCG for good
+            last = lines[-1].strip() if len(lines) > 1 else lines[0]
+            return Accel("tcg", f"the KVM probe failed for another reason ({last}); not cached")
+        verdict = Accel("tcg", f"a bounded boot of {kernel.release} under KVM ({mods}) hung")
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"key": key, "kind": verdict.kind, "why": verdict.why}) + "\n")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar
 
+from netlab import programs
 from netlab.errors import KernelFeatureError, PrivilegeError, UsageError
 from netlab.lab import Lab
 from netlab.tracers.events import DropEvent, TraceResult
@@ -63,10 +64,10 @@ class TraceOptions:
 CHOOSABLE = ("stack", "count", "graph")
 
 
-def tool_refusal(binary: str, package: str) -> Probe | None:
+def tool_refusal(binary: str) -> Probe | None:
     """The common first half of a probe: the tool is installed and we are root (None: both hold)."""
     if shutil.which(binary) is None:
-        return Probe(False, f"{binary} is not installed (apt-get install {package})")
+        return Probe(False, f"{binary} is not installed (apt-get install {programs.package(binary)})")
     if os.geteuid() != 0:
         return Probe(False, f"{binary} needs root")
     return None

@@ -164,7 +164,7 @@ class BpftraceTracer(Tracer):
         self.mode = mode
 
     def probe(self) -> Probe:
-        refusal = tool_refusal("bpftrace", "bpftrace")
+        refusal = tool_refusal("bpftrace")
         if refusal is not None:
             return refusal
         binary = shutil.which("bpftrace") or "bpftrace"

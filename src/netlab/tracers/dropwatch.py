@@ -142,7 +142,7 @@ class DropwatchTracer(Tracer):
     summary = "dropwatch (NET_DROP_MONITOR), packet mode: each drop's function+offset, input interface, reason"
 
     def probe(self) -> Probe:
-        refusal = tool_refusal("dropwatch", "dropwatch")
+        refusal = tool_refusal("dropwatch")
         if refusal is not None:
             return refusal
         from netlab.runtime import netlink

@@ -76,7 +76,7 @@ class PerfTracer(Tracer):
     accepts = frozenset({"stack"})
 
     def probe(self) -> Probe:
-        refusal = tool_refusal("perf", "linux-perf")
+        refusal = tool_refusal("perf")
         if refusal is not None:
             return refusal
         binary = shutil.which("perf") or "perf"

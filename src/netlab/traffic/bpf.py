@@ -34,7 +34,8 @@ def _libpcap() -> ctypes.CDLL:
         lib = ctypes.CDLL(name)
     except OSError:
         raise KernelFeatureError(
-            "libpcap is not installed (needed to compile capture filters)", hint="apt-get install libpcap0.8"
+            "libpcap is not installed (needed to compile capture filters)",
+            hint="apt-get install libpcap0.8 (scripts/bootstrap.sh installs it)",
         ) from None
     lib.pcap_open_dead.restype = ctypes.c_void_p
     lib.pcap_open_dead.argtypes = (ctypes.c_int, ctypes.c_int)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+from netlab import programs
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.model.names import netns_name
 from netlab.model.topology import Topology
@@ -142,7 +143,9 @@ def render(topo: Topology, fmt: str) -> bytes:
         return dot.encode()
     binary = shutil.which("dot")
     if binary is None:
-        raise KernelFeatureError("graphviz is not installed (apt-get install graphviz)", hint="or use --format dot")
+        raise KernelFeatureError(
+            "graphviz (dot) is not installed", hint=f"{programs.install_hint('dot')}, or use --format dot"
+        )
     proc = subprocess.run([binary, f"-T{fmt}"], input=dot.encode(), capture_output=True, check=False, timeout=120)
     if proc.returncode != 0:
         raise NetlabError(f"graphviz failed: {proc.stderr.decode(errors='replace').strip()}")

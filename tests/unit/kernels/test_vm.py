@@ -1,12 +1,15 @@
-"""The VM runner's pure parts: the guest script and the vng command line."""
+"""The VM runner's pure parts: the guest script, the vng command line, the KVM verdict."""
 
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
 
+import pytest
+
+from netlab.kernels import vm
 from netlab.kernels.debian import CachedKernel
-from netlab.kernels.vm import Accel, guest_env, guest_script, vng_command
+from netlab.kernels.vm import Accel, VmError, choose_accel, guest_env, guest_script, vng_command
 
 
 def kernel(tmp_path: Path) -> CachedKernel:
@@ -40,3 +43,32 @@ def test_vng_command_tcg_readonly_root_and_writable_dirs(tmp_path: Path) -> None
 def test_kvm_runs_without_disable_and_a_shell_has_no_exec(tmp_path: Path) -> None:
     argv = vng_command(kernel(tmp_path), Accel("kvm", "probed"), None, memory="2G", cpus=2)
     assert "--disable-kvm" not in argv and "--exec" not in argv and "--rwdir" not in argv
+
+
+def _probe_failing(monkeypatch: pytest.MonkeyPatch, message: str) -> None:
+    def boot(*_args: object, **_kwargs: object) -> object:
+        raise VmError(message)
+
+    monkeypatch.setattr(vm, "run", boot)
+    monkeypatch.setattr("netlab.kernels.vm.os.access", lambda *_a: True)
+
+
+def test_a_kvm_probe_that_hangs_is_cached_as_the_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _probe_failing(monkeypatch, "kernel 6.1 (kvm): no result after 45 s; the VM was stopped.\n  x")
+    first = choose_accel(kernel(tmp_path), cache=tmp_path)
+    assert first.kind == "tcg" and "hung" in first.why
+    assert choose_accel(kernel(tmp_path), cache=tmp_path).why.endswith("(probed earlier)")
+
+
+def test_a_kvm_probe_that_fails_for_another_reason_is_not_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing busybox once made every later run TCG 'because KVM failed'."""
+    _probe_failing(
+        monkeypatch,
+        "kernel 6.1 (kvm): the VM ended (exit 1) without running the command (panic or failed boot). "
+        "Console's last lines:\n    vng: a statically linked busybox could not be found",
+    )
+    accel = choose_accel(kernel(tmp_path), cache=tmp_path)
+    assert accel.kind == "tcg" and "busybox" in accel.why and "not cached" in accel.why
+    assert not (tmp_path / "accel.json").exists()

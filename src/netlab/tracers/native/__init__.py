@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from netlab import programs
 from netlab.errors import NetlabError
 from netlab.runtime import cachedir
 
@@ -96,9 +97,9 @@ def build(directory: Path | None = None) -> Path:
     target = directory / library_name()
     if target.exists():
         return target
-    compiler = shutil.which("gcc") or shutil.which("cc")
+    compiler = shutil.which("gcc")
     if compiler is None:
-        raise NetlabError("no C compiler (gcc) to build the native trace walker: apt-get install gcc libc6-dev")
+        raise NetlabError("no C compiler (gcc) to build the native trace walker", hint=programs.install_hint("gcc"))
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".build-", suffix=".so")
     os.close(fd)
