@@ -135,9 +135,14 @@ class _PytestArgsGroup(click.Group):
 @click.option("--timeout", type=click.FloatRange(min=10), default=1500.0, show_default=True, help="Per VM.")
 @click.option("--accel", type=ACCEL, default="auto", show_default=True)
 @click.option("--cpus", type=click.IntRange(1, 64), default=1, show_default=True, help="vCPUs per VM.")
+@click.option(
+    "-j", "--jobs", type=click.IntRange(1, 64), default=None, help="Kernels at a time [default: cores / vCPUs per VM]."
+)
 @click.pass_context
-def matrix(ctx: click.Context, names: Sequence[str], output: str, timeout: float, accel: str, cpus: int) -> None:
-    """Run the scenario suite on each kernel (one VM after another) and compare them.
+def matrix(
+    ctx: click.Context, names: Sequence[str], output: str, timeout: float, accel: str, cpus: int, jobs: int | None
+) -> None:
+    """Run the scenario suite on each kernel (several at a time) and compare them.
 
     Writes OUTPUT/RELEASE.json per kernel, OUTPUT/matrix.json and OUTPUT/index.html. Arguments
     after `--` go to pytest (default: scenarios/). Exits 1 if any scenario failed or was new
@@ -156,6 +161,7 @@ def matrix(ctx: click.Context, names: Sequence[str], output: str, timeout: float
         timeout=timeout,
         accel=None if accel == "auto" else accel,
         cpus=cpus,
+        jobs=jobs,
     )
     result = run_matrix(opts, click.echo)
     _verdict(result, Path(output))

@@ -1,11 +1,14 @@
-"""``netlab matrix``: the scenario suite on each kernel, one VM after another.
+"""``netlab matrix``: the scenario suite on each kernel, several kernels at a time.
 
 For each kernel: fetch it (or reuse the cache), boot it, run ``pytest --netlab-report`` inside,
 copy the report out as ``RELEASE.json`` and pytest's whole output as ``RELEASE.log`` (the
 failures' details), and record how long each phase took. ``running`` runs
 the same pytest on this machine without a VM. A kernel that cannot be fetched or booted, or
-whose VM hangs, becomes a row with its error; the others still run. VMs run one at a time:
-under TCG two guests on two cores would only make both slower and their waits flakier.
+whose VM hangs, becomes a row with its error; the others still run.
+
+Kernels run ``jobs`` at a time (default: one per core, as each TCG guest has one vCPU and QEMU
+runs it on one host thread), oldest kernel first (the slowest) and the running kernel last; the
+report lists them in the order given. KVM or TCG is decided once, before the second guest boots.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,7 @@ from netlab.kernels import debian, vm
 from netlab.kernels.catalogue import RUNNING, lookup
 from netlab.kernels.matrix import KernelRun
 from netlab.kernels.matrix import write as write_matrix
+from netlab.runtime import procs
 
 DEFAULT_PYTEST_ARGS = ("scenarios/",)
 _COLLECTED = re.compile(r"collected (\d+) items?")
@@ -74,6 +80,30 @@ class MatrixOptions:
     #: one vCPU: under TCG a second one buys little, and Debian's 6.1 guest wedged twice in 20
     #: minutes with two (the whole guest, mid-scenario, at 100 % CPU); see README
     cpus: int = 1
+    #: kernels run at once; None: one per host core the guests' vCPUs fit on
+    jobs: int | None = None
+
+    @property
+    def parallel(self) -> int:
+        cores = os.cpu_count() or 1
+        return max(1, self.jobs if self.jobs is not None else cores // self.cpus)
+
+
+@dataclass
+class Shared:
+    """What the kernels running at once share: the acceleration verdict (probed once), the
+    user's output (one line at a time), the stop signal and the host pytest to end with it."""
+
+    say: Say
+    accel: vm.Accel | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    probing: threading.Lock = field(default_factory=threading.Lock)
+    children: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def line(self, text: str) -> None:
+        with self.lock:
+            self.say(text)
 
 
 #: per scenario, in seconds (bpftrace alone parses a TCG guest's BTF for over a minute); the
@@ -92,15 +122,19 @@ def _pytest_argv(report: Path, args: Sequence[str]) -> list[str]:
     ]  # fmt: skip
 
 
-def _run_running(opts: MatrixOptions, say: Say) -> KernelRun:
+def _run_running(opts: MatrixOptions, shared: Shared) -> KernelRun:
     release = platform.release()
     run = KernelRun(name=RUNNING, release=release, accel="host", accel_why="the kernel this machine runs")
     report = opts.output / f"{release}.json"
-    progress = SuiteProgress(RUNNING, say)
+    progress = SuiteProgress(RUNNING, shared.line)
     start = time.monotonic()
-    proc = subprocess.Popen(
-        _pytest_argv(report, opts.pytest_args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    with shared.lock:
+        if shared.stop.is_set():
+            raise vm.TerminatedError("terminated (SIGTERM) before the host suite started")
+        proc = subprocess.Popen(
+            _pytest_argv(report, opts.pytest_args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        shared.children.append(proc)
     assert proc.stdout is not None
     lines: list[str] = []
     for line in proc.stdout:
@@ -123,7 +157,18 @@ def _finish(run: KernelRun, report: Path, output_tail: str) -> None:
         run.error = f"pytest wrote no report (exit {run.exit_code}); its last lines:\n{output_tail}"
 
 
-def _run_vm(name: str, opts: MatrixOptions, say: Say, accel: vm.Accel | None) -> tuple[KernelRun, vm.Accel | None]:
+def _accel(kernel: debian.CachedKernel, opts: MatrixOptions, shared: Shared, name: str) -> vm.Accel:
+    """KVM or TCG, decided by the first guest to ask; the others wait for its verdict."""
+    with shared.probing:
+        if shared.accel is None:
+            if opts.accel is None:
+                shared.line(f"[{name}] choosing KVM or TCG (a bounded boot under KVM, unless probed before)")
+            shared.accel = vm.choose_accel(kernel, force=opts.accel)
+        return shared.accel
+
+
+def _run_vm(name: str, opts: MatrixOptions, shared: Shared) -> KernelRun:
+    say = shared.line
     spec = lookup(name)
     run = KernelRun(name=spec.series, release=f"{spec.series} (not fetched)", suite=spec.suite)
     start = time.monotonic()
@@ -132,10 +177,7 @@ def _run_vm(name: str, opts: MatrixOptions, say: Say, accel: vm.Accel | None) ->
     kernel = debian.fetch(spec)
     run.download_seconds = 0.0 if have and have.release == kernel.release else round(time.monotonic() - start, 1)
     run.release, run.version = kernel.release, kernel.version
-    if accel is None:
-        if opts.accel is None:
-            say(f"[{name}] choosing KVM or TCG (a bounded boot under KVM, unless probed before)")
-        accel = vm.choose_accel(kernel, force=opts.accel)
+    accel = _accel(kernel, opts, shared, name)
     run.accel, run.accel_why = accel.kind, accel.why
     say(f"[{name}] booting {kernel.release} ({accel.kind}: {accel.why})")
     work = (opts.output / f".work-{spec.series}").resolve()
@@ -156,6 +198,7 @@ def _run_vm(name: str, opts: MatrixOptions, say: Say, accel: vm.Accel | None) ->
                 on_line=progress.line,
                 work=work,
                 silence=SCENARIO_TIMEOUT + 150.0,
+                stop=shared.stop,
             ),
         )
         run.exit_code, run.boot_seconds = result.rc, round(result.boot_seconds, 1)
@@ -167,7 +210,7 @@ def _run_vm(name: str, opts: MatrixOptions, say: Say, accel: vm.Accel | None) ->
         _finish(run, report, "\n".join((result.stdout + result.stderr).splitlines()[-40:]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return run, accel
+    return run
 
 
 def warm_bytecode(pytest_args: Sequence[str] | None = None) -> None:
@@ -190,22 +233,20 @@ def warm_bytecode(pytest_args: Sequence[str] | None = None) -> None:
         subprocess.run(argv, env=env, capture_output=True, check=False)
 
 
-def _run_vm_retrying(
-    name: str, opts: MatrixOptions, say: Say, accel: vm.Accel | None
-) -> tuple[KernelRun, vm.Accel | None]:
+def _run_vm_retrying(name: str, opts: MatrixOptions, shared: Shared) -> KernelRun:
     """A wedged guest is booted again (``opts.retries`` times); the run records that it was."""
     hangs: list[str] = []
     while True:
         try:
-            run, accel = _run_vm(name, opts, say, accel)
+            run = _run_vm(name, opts, shared)
         except vm.VmHangError as exc:
             hangs.append(str(exc).splitlines()[0])
             if len(hangs) > opts.retries:
                 raise
-            say(f"[{name}] the guest wedged; booting it again ({len(hangs)} of {opts.retries})")
+            shared.line(f"[{name}] the guest wedged; booting it again ({len(hangs)} of {opts.retries})")
             continue
         run.hangs = hangs
-        return run, accel
+        return run
 
 
 def _keeping_output(work: Path, log: Path, boot: Callable[[], vm.VmRun]) -> vm.VmRun:
@@ -218,29 +259,60 @@ def _keeping_output(work: Path, log: Path, boot: Callable[[], vm.VmRun]) -> vm.V
         raise
 
 
+def _one(name: str, opts: MatrixOptions, shared: Shared) -> KernelRun:
+    """One kernel's run; an error that is this kernel's alone becomes its row."""
+    try:
+        run = _run_running(opts, shared) if name == RUNNING else _run_vm_retrying(name, opts, shared)
+    except vm.TerminatedError:
+        raise  # the user stopped the whole matrix, not one kernel
+    except NetlabError as exc:
+        run = KernelRun(name=name, release=_release_of(name), error=str(exc))
+        shared.line(f"[{name}] error: {exc}")
+    shared.line(f"[{name}] done: {_summary(run)}")
+    return run
+
+
+def schedule(kernels: Sequence[str]) -> list[str]:
+    """The order kernels start in: catalogue kernels oldest first (5.10's suite is the slowest
+    under TCG, so it starts first and ends with the others), the host's own last."""
+    vms = sorted((k for k in kernels if k != RUNNING), key=lambda k: tuple(int(p) for p in k.split(".")))
+    return vms + [k for k in kernels if k == RUNNING]
+
+
 def run_matrix(opts: MatrixOptions, say: Say) -> dict[str, Any]:
-    """Run every kernel of ``opts`` and write the matrix; returns it (see :func:`matrix.failures`)."""
+    """Run every kernel of ``opts``, ``opts.parallel`` at a time, and write the matrix; returns it
+    (see :func:`matrix.failures`). SIGTERM stops every VM and the host suite, then raises."""
     opts.output.mkdir(parents=True, exist_ok=True)
     if any(name != RUNNING for name in opts.kernels):
         say("compiling netlab and the tests on the host, for the guests")
         warm_bytecode(opts.pytest_args)
-    runs: list[KernelRun] = []
-    accel: vm.Accel | None = None
-    for name in opts.kernels:
+    shared = Shared(say)
+    jobs = min(opts.parallel, len(opts.kernels))
+    if jobs > 1:
+        say(f"running {jobs} kernels at a time")
+    stopped = vm.TerminatedError("terminated (SIGTERM); every VM was stopped")
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="kernel") as pool:
+        futures = {name: pool.submit(_one, name, opts, shared) for name in schedule(opts.kernels)}
         try:
-            if name == RUNNING:
-                run = _run_running(opts, say)
-            else:
-                run, accel = _run_vm_retrying(name, opts, say, accel)
+            with procs.sigterm_raises(lambda: stopped):
+                while not all(f.done() for f in futures.values()):
+                    time.sleep(0.2)
         except vm.TerminatedError:
-            raise  # the user stopped the whole matrix, not one kernel
-        except NetlabError as exc:
-            run = KernelRun(name=name, release=_release_of(name), error=str(exc))
-            say(f"[{name}] error: {exc}")
-        runs.append(run)
-        say(f"[{name}] done: {_summary(run)}")
+            _stop_all(shared, pool)
+            raise
+    runs = [futures[name].result() for name in opts.kernels]
     reports = {r.report: load_report(opts.output / r.report) for r in runs if r.report}
     return write_matrix(opts.output, runs, reports)
+
+
+def _stop_all(shared: Shared, pool: ThreadPoolExecutor) -> None:
+    """End every VM (their loops see the event) and the host suite (ours, by its pid)."""
+    with shared.lock:
+        shared.stop.set()
+        for child in shared.children:
+            if child.poll() is None:
+                child.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _release_of(name: str) -> str:

@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -226,8 +227,12 @@ def run(
     work: Path | None = None,
     writable: Sequence[Path] = (),
     silence: float | None = None,
+    stop: threading.Event | None = None,
 ) -> VmRun:
     """Boot ``kernel``, run ``argv`` inside as root, return its output; bounded by ``timeout``.
+
+    ``stop``: another thread's way to end the VM (a matrix running several at once stops them all
+    on SIGTERM, which only its main thread receives); the run then raises :class:`TerminatedError`.
 
     ``silence``: stop a guest whose command and console both printed nothing for that long.
     ``work`` is the guest's writable directory; by default a temporary one, removed afterwards.
@@ -261,6 +266,7 @@ def run(
             on_line,
             writable,
             silence,
+            stop,
         )
     finally:
         if own:
@@ -280,6 +286,7 @@ def _run_in(  # noqa: PLR0917 -- the private half of run(), which takes keywords
     on_line: Callable[[str], None] | None,
     writable: Sequence[Path],
     silence: float | None,
+    stop: threading.Event | None,
 ) -> VmRun:
     (work / "guest.sh").write_text(guest_script(work, argv, cwd, env))
     console = work / "console.log"
@@ -301,6 +308,8 @@ def _run_in(  # noqa: PLR0917 -- the private half of run(), which takes keywords
             heard, heard_at = (-1, -1), time.monotonic()
             while not rc_file.exists() and proc.poll() is None:
                 follower.poll()
+                if stop is not None and stop.is_set():
+                    raise stopped
                 now = time.monotonic()
                 sizes = (_size(work / "stdout"), _size(console))
                 if sizes != heard:
