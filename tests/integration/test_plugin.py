@@ -89,6 +89,35 @@ def test_teardown_fails(breaks_on_the_way_out):
         "test_skipped": "skipped",
         "test_teardown_fails": "error",
     }
+    broken = next(s for s in scenarios if s["scenario"].endswith("::test_broken"))
+    assert broken["failure"].startswith("assert False") and broken["seconds"] >= 0
+
+
+def test_a_test_that_passes_on_a_retry_is_flaky_with_its_first_failure(pytester: pytest.Pytester) -> None:
+    """``--netlab-retries``: the matrix retries a failed scenario once; a pass after a failure
+    is never reported as a plain pass."""
+    pytester.makepyfile(
+        test_retry="""
+import pathlib
+
+def test_second_time_lucky(tmp_path_factory):
+    mark = tmp_path_factory.getbasetemp() / "tried"
+    if not mark.exists():
+        mark.touch()
+        assert 1 == 2, "first attempt"
+
+def test_always_broken():
+    assert 3 == 4
+"""
+    )
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--netlab-retries=1", f"--netlab-report={report}")
+    result.assert_outcomes(passed=1, failed=1)
+    scenarios = {s["scenario"].split("::")[1]: s for s in json.loads(report.read_text())["scenarios"]}
+    assert scenarios["test_second_time_lucky"]["outcome"] == "flaky"
+    assert "first attempt" in scenarios["test_second_time_lucky"]["failure"]
+    assert scenarios["test_always_broken"]["outcome"] == "failed"
+    assert "assert 3 == 4" in scenarios["test_always_broken"]["failure"]
 
 
 def test_kernel_outside_every_range_is_reported_as_new(pytester: pytest.Pytester) -> None:

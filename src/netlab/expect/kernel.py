@@ -149,6 +149,26 @@ def bad_lines(lines: list[str]) -> list[str]:
     return [line for line in lines if _BAD.search(line)]
 
 
+def first_trace(lines: list[str], after: int = 40) -> str:
+    """The first WARN, BUG or oops of a kernel log with the ``after`` lines that follow it (the
+    call trace), or "" when the log has none: what a matrix page shows for a kernel."""
+    for i, line in enumerate(lines):
+        if _BAD.search(line):
+            return "\n".join(lines[i : i + 1 + after])
+    return ""
+
+
+def log_since(start: Mark) -> list[str]:
+    """The kernel log's lines since ``start`` (consumes the mark's position)."""
+    if start.log is None:
+        return []
+    try:
+        return _read_log(start.log)
+    finally:
+        os.close(start.log)
+        start.log = None
+
+
 def problems_since(start: Mark) -> list[str]:
     """What went wrong in the kernel since ``start``: taint flags that appeared, WARN/BUG lines."""
     found = []

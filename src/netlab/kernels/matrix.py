@@ -42,6 +42,8 @@ class KernelRun:
     report: str | None = None  # file name of the scenario report beside matrix.json
     counts: dict[str, int] = field(default_factory=dict)
     hangs: list[str] = field(default_factory=list)  # guests that wedged and were booted again
+    #: what the kernel logged of WARN, BUG or oops during the suite (its first such trace), or ""
+    kernel_log: str = ""
 
     @property
     def ok(self) -> bool:
@@ -54,12 +56,38 @@ def drop_label(drop: dict[str, Any]) -> str:
     return f"{drop.get('location')} {reason} x{drop.get('count', 1)}"
 
 
-def _signature(cell: dict[str, Any] | None) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """What a kernel showed for a scenario, for deciding whether kernels differ."""
-    if cell is None:
-        return ("absent", ())
-    drops = tuple(sorted({(str(d.get("location")), str(d.get("reason"))) for d in cell.get("drops", [])}))
-    return (str(cell.get("outcome")), drops)
+#: outcomes whose cells say nothing about the kernel's behaviour (the test did not get to look)
+NOT_OBSERVED = frozenset({"skipped", "absent"})
+
+
+def same_behaviour(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
+    """Did two kernels drop the same way: the same functions, nodes and counts, and the same
+    reasons where both kernels name reasons (5.10 names none, which is no change of behaviour)."""
+    reasons = all(d.get("reason") is not None for d in [*a, *b])
+
+    def shape(drops: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
+        return Counter(
+            (d.get("location"), d.get("node"), d.get("count", 1), d.get("reason") if reasons else None) for d in drops
+        )
+
+    return shape(a) == shape(b)
+
+
+def behaviour_groups(row: dict[str, Any], releases: list[str]) -> list[list[str]]:
+    """The kernels of a row in groups that dropped the same way (kernels that did not look left
+    out); more than one group is a change of behaviour between kernels."""
+    groups: list[list[str]] = []
+    for release in releases:
+        cell = row["cells"].get(release)
+        if cell is None or cell["outcome"] in NOT_OBSERVED:
+            continue
+        for group in groups:
+            if same_behaviour(row["cells"][group[0]].get("drops", []), cell.get("drops", [])):
+                group.append(release)
+                break
+        else:
+            groups.append([release])
+    return groups
 
 
 def build(runs: list[KernelRun], reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -73,12 +101,18 @@ def build(runs: list[KernelRun], reports: dict[str, dict[str, Any]]) -> dict[str
         for s in report["scenarios"]:
             row = table.setdefault(s["scenario"], {"scenario": s["scenario"], "summary": "", "cells": {}})
             row["summary"] = row["summary"] or s.get("summary", "")
-            row["cells"][run.release] = {"outcome": s["outcome"], "drops": s.get("drops", [])}
+            row["cells"][run.release] = {
+                "outcome": s["outcome"],
+                "drops": s.get("drops", []),
+                "seconds": s.get("seconds"),
+                "failure": s.get("failure"),
+            }
     releases = [r.release for r in runs if r.report in reports]
     rows = []
     for name in sorted(table):
         row = table[name]
-        row["differs"] = len({_signature(row["cells"].get(rel)) for rel in releases}) > 1
+        row["groups"] = behaviour_groups(row, releases)
+        row["differs"] = len(row["groups"]) > 1
         rows.append(row)
     return {
         "format": FORMAT,

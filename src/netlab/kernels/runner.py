@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab.errors import NetlabError
+from netlab.expect.kernel import first_trace, log_since, mark
 from netlab.expect.report import load as load_report
 from netlab.kernels import debian, vm
 from netlab.kernels.catalogue import RUNNING, lookup
@@ -109,6 +110,9 @@ class Shared:
 #: per scenario, in seconds (bpftrace alone parses a TCG guest's BTF for over a minute); the
 #: thread method ends a test stuck in C code too (a signal would wait for it)
 SCENARIO_TIMEOUT = 480
+#: a failed scenario runs once more; one that then passes is reported flaky (on the page, not
+#: as a failure): a flaky scenario is a defect to find, but not the kernel's regression
+RETRIES = 1
 #: pytest's usual traceback asks inspect for every loaded module's real path, one 9p round trip
 #: each: in a TCG guest that took minutes per failure. Python's own traceback is enough there.
 TRACEBACK = "--tb=native"
@@ -118,6 +122,7 @@ def _pytest_argv(report: Path, args: Sequence[str]) -> list[str]:
     return [
         sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
         "-o", "timeout_method=thread", "--timeout", str(SCENARIO_TIMEOUT), TRACEBACK,
+        "--netlab-retries", str(RETRIES),
         "--netlab-report", str(report), *args,
     ]  # fmt: skip
 
@@ -128,6 +133,7 @@ def _run_running(opts: MatrixOptions, shared: Shared) -> KernelRun:
     report = opts.output / f"{release}.json"
     progress = SuiteProgress(RUNNING, shared.line)
     start = time.monotonic()
+    log = mark()
     with shared.lock:
         if shared.stop.is_set():
             raise vm.TerminatedError("terminated (SIGTERM) before the host suite started")
@@ -144,6 +150,7 @@ def _run_running(opts: MatrixOptions, shared: Shared) -> KernelRun:
     tail = [line.rstrip("\n") for line in lines[-40:]]
     run.exit_code = proc.wait()
     run.suite_seconds = round(time.monotonic() - start, 1)
+    run.kernel_log = first_trace(log_since(log))
     _finish(run, report, "\n".join(tail))
     return run
 
@@ -202,6 +209,7 @@ def _run_vm(name: str, opts: MatrixOptions, shared: Shared) -> KernelRun:
             ),
         )
         run.exit_code, run.boot_seconds = result.rc, round(result.boot_seconds, 1)
+        run.kernel_log = first_trace(result.kernel_log)
         run.suite_seconds = round(result.seconds - result.boot_seconds, 1)
         report = opts.output / f"{kernel.release}.json"
         (opts.output / f"{kernel.release}.log").write_text(result.stdout + result.stderr)

@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from netlab import programs
@@ -42,6 +42,9 @@ from netlab.kernels.debian import CachedKernel, cache_root
 from netlab.runtime import procs
 
 CONSOLE_TAIL = 25
+#: written to the guest's kernel log as the command starts: what the kernel logs after it
+#: (WARN, BUG, oops) happened during the command (:attr:`VmRun.kernel_log`)
+SUITE_MARK = "netlab: command starts"
 #: directories virtme-ng mounts an empty tmpfs over in the guest
 GUEST_TMPFS = tuple(Path(p) for p in ("/var/cache", "/var/tmp", "/var/log", "/var/lib/apt", "/var/lib/private"))  # noqa: S108
 PROBE_TIMEOUT = 45.0  # a KVM boot takes seconds; TCG boots in 10-20 s
@@ -76,6 +79,8 @@ class VmRun:
     seconds: float
     stdout: str
     stderr: str
+    #: the guest's kernel log from the command's start (see :data:`SUITE_MARK`)
+    kernel_log: list[str] = field(default_factory=list)
 
 
 def vng_binary() -> str:
@@ -121,8 +126,11 @@ def guest_script(work: Path, argv: Sequence[str], cwd: Path, env: dict[str, str]
         f"cat /proc/uptime > {w}/uptime.tmp && mv {w}/uptime.tmp {w}/uptime\n"
         f"{exports}"
         f"cd {shlex.quote(str(cwd))} || exit 1\n"
+        f"echo {SUITE_MARK} > /dev/kmsg\n"
         f"{shlex.join(argv)} > {w}/stdout 2> {w}/stderr < /dev/null\n"
-        f"echo $? > {w}/rc.tmp && mv {w}/rc.tmp {w}/rc\n"
+        "rc=$?\n"
+        f"dmesg > {w}/dmesg 2>/dev/null\n"
+        f"echo $rc > {w}/rc.tmp && mv {w}/rc.tmp {w}/rc\n"
     )
 
 
@@ -345,7 +353,18 @@ def _run_in(  # noqa: PLR0917 -- the private half of run(), which takes keywords
         seconds=round(time.monotonic() - start, 1),
         stdout=(work / "stdout").read_text(errors="replace") if (work / "stdout").exists() else "",
         stderr=(work / "stderr").read_text(errors="replace") if (work / "stderr").exists() else "",
+        kernel_log=_since_mark(work / "dmesg"),
     )
+
+
+def _since_mark(path: Path) -> list[str]:
+    """The lines of a guest's ``dmesg`` after :data:`SUITE_MARK` (all of them if it is missing)."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    starts = [i for i, line in enumerate(lines) if SUITE_MARK in line]
+    return lines[starts[-1] + 1 :] if starts else lines
 
 
 def shell(

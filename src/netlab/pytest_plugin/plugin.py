@@ -59,6 +59,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="fail a test after which the kernel is newly tainted or logged a WARN/BUG (as the selftests check)",
     )
+    group.addoption(
+        "--netlab-retries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run a failed test again, up to N times; one that then passes is reported 'flaky', never plain passed",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -114,6 +121,48 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 #: report entries of this process (the xdist controller receives every worker's reports)
 _pending: list[dict[str, Any]] = []
 _outcomes: dict[str, str] = {}
+_seconds: dict[str, float] = {}
+_failures: dict[str, str] = {}
+FLAKY = "netlab_flaky"  # user property: the failure of an attempt before the one that passed
+FAILURE_LINES = 6
+
+
+def failure_text(report: pytest.TestReport) -> str:
+    """The first lines of why a test failed: the exception's message where pytest kept it (the
+    assertion and its explanation), else the end of the traceback (``--tb=native``)."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = getattr(crash, "message", None)
+    lines = str(message).splitlines() if message else report.longreprtext.strip().splitlines()[-FAILURE_LINES:]
+    return "\n".join(lines[:FAILURE_LINES])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """``--netlab-retries N``: a failed test runs again (its function fixtures anew), and only
+    the last attempt is reported; one that passed after failing carries the first failure, so
+    the report (and the matrix page) marks it flaky instead of passed."""
+    retries: int = item.config.getoption("--netlab-retries")
+    if retries <= 0:
+        return None
+    from _pytest.runner import runtestprotocol
+
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    first_failure = ""
+    for attempt in range(retries + 1):
+        if attempt:
+            item._initrequest()  # type: ignore[attr-defined]  # fresh function fixtures, as pytest-rerunfailures does
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        failed = [r for r in reports if r.failed]
+        if not failed:
+            break
+        first_failure = first_failure or failure_text(failed[0])
+    if first_failure and not failed:
+        for r in reports:
+            r.user_properties.append((FLAKY, first_failure))
+    for r in reports:
+        item.ihook.pytest_runtest_logreport(report=r)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -121,6 +170,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     netlab_trace fixture records them (after the call report exists). Every test gets an entry,
     with or without observations: a report (and ``netlab matrix``'s verdict, which reads it)
     that listed only the scenarios that traced would not show one that failed without tracing."""
+    _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + report.duration
+    if report.failed:
+        _failures.setdefault(report.nodeid, failure_text(report))
     if report.when == "call" or (report.when == "setup" and not report.passed):
         outcome: str = report.outcome
         if report.skipped and isinstance(report.longrepr, tuple) and assertions.NEW_PREFIX in str(report.longrepr[2]):
@@ -129,11 +181,19 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     if report.when != "teardown":
         return
-    props: dict[str, Any] | None = dict(report.user_properties).get(PROPERTY)  # type: ignore[assignment]
+    properties = dict(report.user_properties)
+    props: dict[str, Any] | None = properties.get(PROPERTY)  # type: ignore[assignment]
     outcome = _outcomes.pop(report.nodeid, "passed")
     if report.failed:  # the teardown failed (a lab that would not go, a tainted kernel)
         outcome = "error"
-    _pending.append({"scenario": report.nodeid, "outcome": outcome, **(props or {})})
+    entry: dict[str, Any] = {"scenario": report.nodeid, "outcome": outcome, **(props or {})}
+    entry["seconds"] = round(_seconds.pop(report.nodeid, 0.0), 2)
+    failure = _failures.pop(report.nodeid, None)
+    if failure:
+        entry["failure"] = failure
+    if FLAKY in properties and outcome == "passed":
+        entry["outcome"], entry["failure"] = "flaky", properties[FLAKY]
+    _pending.append(entry)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

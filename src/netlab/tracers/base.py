@@ -89,11 +89,18 @@ class Session(abc.ABC):
         """Stop tracing, release everything the session made, return what it saw (each
         netfilter drop named by its rule where the counters tell)."""
         result = self._stop()
+        if self.window is not None:
+            lab, start = self.window
+            sent.settle(result, lab, start, time.time())
         if self.rules is not None:
             self.rules.explain(result)
         if self.window is not None:
-            lab, start = self.window
             sent.describe(result, lab, start, time.time())
+        if result.contested:
+            result.notes.append(
+                f"{len(result.contested)} drops could belong to another lab with the same device names;"
+                " the bpftrace tracer attributes by namespace exactly"
+            )
         return result
 
     def _stop(self) -> TraceResult:

@@ -34,6 +34,10 @@ MAX_OPEN = 200_000
 #: are only counted
 UNPLACED_KEEP = 10_000
 UNATTRIBUTED, AMBIGUOUS = "unattributed", "ambiguous"
+#: a path this lab explains in one way, but another lab that is up could explain too, and the
+#: process context does not say whose it is; kept placed, for what netlab sent to settle
+#: (:func:`netlab.traffic.sent.settle`), and counted as ambiguous until then
+CONTESTED = "contested"
 
 
 _TRACING_FRAME = ("trace_", "__traceiter_", "__bpf_trace", "perf_trace_", "bpf_trace_")
@@ -87,6 +91,8 @@ class Correlator:
         self.unattributed = 0
         self.ambiguous = 0
         self.unplaced: list[DropEvent] = []
+        #: drops placed in this lab that another lab could own too (the first UNPLACED_KEEP)
+        self.contested: list[DropEvent] = []
         self.records = 0
         #: where a path ends in this lab, and whether another lab's could end there too
         self._placed: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str] | str | None, bool]] = {}
@@ -185,18 +191,26 @@ class Correlator:
             if not isinstance(where, tuple):  # explanations disagree on where it died
                 return AMBIGUOUS
             if elsewhere and not claims(self.mine, context):
-                return AMBIGUOUS
+                return CONTESTED
             return where
         inode = context[0] if context else None
         if inode is None or inode not in self.mine.netns_inodes:
             return UNATTRIBUTED
         return self.mine.netns_inodes[inode], None
 
+    def contested_spot(self, names: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+        """Where this lab would place a contested path (its one explanation of it)."""
+        spot = self._placed[names][0]
+        assert isinstance(spot, tuple)
+        return spot
+
     def _unplaced(self, failure: str, drop: DropEvent) -> None:
         """Count a drop the lab cannot claim; keep the first :data:`UNPLACED_KEEP` unattributed
         ones (a rule counter may still place them: :mod:`netlab.tracers.rules`)."""
-        if failure == AMBIGUOUS:
+        if failure in (AMBIGUOUS, CONTESTED):
             self.ambiguous += 1
+            if failure == CONTESTED and drop.node is not None and len(self.contested) < UNPLACED_KEEP:
+                self.contested.append(drop)
             return
         self.unattributed += 1
         if len(self.unplaced) < UNPLACED_KEEP:
@@ -204,6 +218,10 @@ class Correlator:
 
     def _drop(self, rec: Record, names: tuple[tuple[str, str], ...], times: list[float]) -> DropEvent | None:
         where = self._place(names, rec.context)
+        if where == CONTESTED:
+            node, device = self.contested_spot(names)
+            self._unplaced(where, self._event(rec, node, device, self._decoded(names, times) or ()))
+            return None
         if isinstance(where, str):
             self._unplaced(where, self._event(rec, None, None, ()))
             return None

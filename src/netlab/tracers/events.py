@@ -211,6 +211,9 @@ class TraceResult:
     #: drops the tracer could not place in this lab (node None; the first 10,000 of
     #: ``unattributed``), for the rule counters to place where they can
     unplaced: list[DropEvent] = field(default_factory=list)
+    #: drops placed in this lab that another lab up with the same device names could own too,
+    #: not in ``drops`` (counted in ``ambiguous``) unless what netlab sent settles whose they are
+    contested: list[DropEvent] = field(default_factory=list)
 
     @property
     def total_drops(self) -> int:

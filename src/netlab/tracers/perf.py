@@ -216,6 +216,7 @@ class PerfSession(Session):
             seconds=time.monotonic() - self.started,
             events=correlator.records,
             unplaced=list(correlator.unplaced),
+            contested=list(correlator.contested),
         )
         lost = re.findall(r"(\d+) (?:lost|chunks LOST)", diagnostics)
         self._result.lost = sum(int(n) for n in lost)

@@ -369,15 +369,11 @@ class TracefsSession(Session):
             seconds=time.monotonic() - self.started,
             events=c.records,
             unplaced=list(c.unplaced),
+            contested=list(c.contested),
         )
         if lost:
             result.notes.append(f"{lost} events lost: the ring buffer filled faster than it was read")
         for error in self._reader_errors:
             result.notes.append(f"a reader failed, its CPU's events after that are missing: {error}")
-        if c.ambiguous:
-            result.notes.append(
-                f"{c.ambiguous} drops could belong to another lab with the same device names;"
-                " the bpftrace tracer attributes by namespace exactly"
-            )
         self._stopped = result
         return result

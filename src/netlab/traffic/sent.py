@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from netlab.runtime import journal
 from netlab.runtime.journal import sent_path
 from netlab.tracers.events import Packet, TraceResult
 
@@ -64,6 +65,36 @@ def between(lab: str, start: float, end: float) -> list[Sent]:
         if start <= sent.time <= end:
             out.append(sent)
     return out
+
+
+def settle(result: TraceResult, lab: str, start: float, end: float) -> None:
+    """Claim the drops another lab could own too (``result.contested``) where what was sent says
+    whose they are: the drop's path starts with a transmit on an interface netlab sent from in
+    this lab during the trace, and no other lab's log names an interface of that name in the
+    window. Two copies of one topology share every device name, and a trace run apart from the
+    sender (``netlab trace`` in one terminal, ``netlab inject`` in another) has no process context
+    to go by; what is still contested stays counted as ambiguous (in place)."""
+    if not result.contested:
+        return
+    mine = {(s.node, s.ifname) for s in between(lab, start, end)}
+    if not mine:
+        return
+    theirs = {s.ifname for other in journal.all_labs() if other != lab for s in between(other, start, end)}
+    kept = []
+    for drop in result.contested:
+        first = drop.path[0] if drop.path else None
+        if (
+            first is not None
+            and first.event in XMIT
+            and (first.node, first.device) in mine
+            and first.device not in theirs
+        ):
+            result.drops.append(drop)
+            result.ambiguous -= 1
+        else:
+            kept.append(drop)
+    result.contested = kept
+    result.drops.sort(key=lambda d: d.time)
 
 
 def describe(result: TraceResult, lab: str, start: float, end: float) -> None:

@@ -93,4 +93,41 @@ def test_html_shows_each_cell_and_marks_differences() -> None:
     assert page.count("<tr") == 3  # header + 2 scenarios
     text = markdown(matrix).splitlines()
     assert text[0] == "| scenario | 5.10 (5.10.0-32-amd64) | 7.2 (7.2.13+deb14-amd64) |"
-    assert "| udp * | passed: __udp4_lib_rcv (no reason) x3 | passed: udp_rcv NO_SOCKET x3 |" in text
+    assert "| udp * | passed: __udp4_lib_rcv (no reason) x3 @n | passed: udp_rcv NO_SOCKET x3 @n |" in text
+    assert "differs: 5.10 | 7.2" in page
+
+
+def test_a_kernel_without_reasons_differs_only_by_function_node_or_count() -> None:
+    """5.10 names no reasons: that alone marks no row (it marked every row, so the marker found
+    nothing); a reason is compared between kernels that both name one."""
+    same = report("5.10.0-32-amd64", [("t::udp", "passed", [("udp_rcv", None)]), ("t::arp", "passed", [])])
+    m = build(runs(), {"5.10.0-32-amd64.json": same, "7.2.13+deb14-amd64.json": NEW})
+    assert [r["differs"] for r in m["scenarios"]] == [False, False]
+    other_reason = report("5.10.0-32-amd64", [("t::udp", "passed", [("udp_rcv", "NOT_SPECIFIED")])])
+    m = build(runs(), {"5.10.0-32-amd64.json": other_reason, "7.2.13+deb14-amd64.json": NEW})
+    assert {r["scenario"]: r["groups"] for r in m["scenarios"]}["t::udp"] == [
+        ["5.10.0-32-amd64"],
+        ["7.2.13+deb14-amd64"],
+    ]
+
+
+def test_a_skip_is_no_change_of_behaviour_and_cells_show_time_failure_and_flakiness() -> None:
+    old = report("5.10.0-32-amd64", [("t::udp", "skipped", []), ("t::arp", "failed", [])])
+    old["scenarios"][1].update(seconds=2.5, failure="AssertionError: assert 0 == 1\n  where ...")
+    new = report("7.2.13+deb14-amd64", [("t::udp", "passed", [("udp_rcv", "NO_SOCKET")]), ("t::arp", "flaky", [])])
+    new["scenarios"][1]["failure"] = "first attempt: timed out"
+    m = build(runs(), {"5.10.0-32-amd64.json": old, "7.2.13+deb14-amd64.json": new})
+    assert [r["differs"] for r in m["scenarios"]] == [False, False]
+    page = html(m)
+    assert "2.5 s" in page and "AssertionError: assert 0 == 1" in page
+    assert "flaky: passed on a retry" in page and "first attempt: timed out" in page
+    assert "1 failed cells, 1 flaky" in page
+    assert failures(m) == ["t::arp: failed on 5.10.0-32-amd64"]  # flaky is shown, not failed
+
+
+def test_a_kernel_that_logged_a_warning_shows_its_trace() -> None:
+    first, second = runs()
+    second.kernel_log = "WARNING: CPU: 0 PID: 1 at net/core/dev.c:1 x+0x1/0x2\nCall Trace:\n ..."
+    m = build([first, second], {"5.10.0-32-amd64.json": OLD, "7.2.13+deb14-amd64.json": NEW})
+    page = html(m)
+    assert "logged a WARN/BUG" in page and "net/core/dev.c:1" in page

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from netlab.expect.kernel import first_trace
 from netlab.kernels import vm
 from netlab.kernels.debian import CachedKernel
 from netlab.kernels.vm import Accel, VmError, choose_accel, guest_env, guest_script, vng_command
@@ -72,3 +73,17 @@ def test_a_kvm_probe_that_fails_for_another_reason_is_not_cached(
     accel = choose_accel(kernel(tmp_path), cache=tmp_path)
     assert accel.kind == "tcg" and "busybox" in accel.why and "not cached" in accel.why
     assert not (tmp_path / "accel.json").exists()
+
+
+def test_the_kernel_log_is_read_from_the_commands_start_and_its_first_trace_kept(tmp_path: Path) -> None:
+    (tmp_path / "dmesg").write_text(
+        "[ 1.0] WARNING: at boot, not the suite's\n"
+        f"[ 2.0] {vm.SUITE_MARK}\n[ 3.0] calmbr: port 1 entered forwarding state\n"
+        "[ 4.0] WARNING: CPU: 0 PID: 9 at net/core/dev.c:3150 skb_warn_bad_offload+0x1/0x2\n"
+        "[ 4.0] Call Trace:\n[ 4.0]  <TASK>\n"
+    )
+    lines = vm._since_mark(tmp_path / "dmesg")
+    assert lines[0].endswith("forwarding state")
+    trace = first_trace(lines, after=1)
+    assert trace.splitlines() == [lines[1], "[ 4.0] Call Trace:"]
+    assert first_trace(lines[:1]) == ""

@@ -298,6 +298,8 @@ def test_a_path_another_lab_explains_needs_our_process_context() -> None:
     c = Correlator(LabMap.of("bridge3", topo), [LabMap.of("bridge3-other", topo)], "tracefs")
     c.feed(records)
     assert c.drops == [] and c.ambiguous > 0
+    # kept placed as this lab would place them, for what netlab sent to settle
+    assert c.contested and {d.node for d in c.contested if d.base == "__udp4_lib_rcv"} == {"ns-calm2"}
     for r in records:
         r.context = (None, True)  # the tracing process drove the traffic
     c2 = Correlator(LabMap.of("bridge3", topo), [LabMap.of("bridge3-other", topo)], "tracefs")

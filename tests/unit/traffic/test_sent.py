@@ -54,3 +54,24 @@ def test_a_malformed_line_is_skipped() -> None:
     with open(journal.sent_path("lab"), "a") as f:
         f.write('{"time": "x"}\nnot json\n')
     assert [s.packet for s in sent.between("lab", 0, time.time() + 1)] == [UDP]
+
+
+def test_a_contested_drop_is_claimed_when_this_lab_sent_from_its_first_interface() -> None:
+    """Two copies of one topology share device names; `netlab trace` in one terminal and
+    `netlab inject` in another leave no process context to tell them apart, the sent log does."""
+    start = time.time()
+    sent.record("lab", "ns1", "veth1", UDP)
+    result = TraceResult("tracefs", "lab", ambiguous=2, contested=[dropped(), dropped(first="veth9")])
+    sent.settle(result, "lab", start, time.time())
+    assert [d.path[0].device for d in result.drops] == ["veth1"]
+    assert [d.path[0].device for d in result.contested] == ["veth9"] and result.ambiguous == 1
+
+
+def test_a_contested_drop_stays_contested_when_the_other_lab_sent_from_that_name_too() -> None:
+    start = time.time()
+    sent.record("lab", "ns1", "veth1", UDP)
+    sent.record("lab-copy", "ns1", "veth1", UDP)
+    journal.run_dir().joinpath("lab-copy.journal").touch()  # a lab that is up
+    result = TraceResult("tracefs", "lab", ambiguous=1, contested=[dropped()])
+    sent.settle(result, "lab", start, time.time())
+    assert result.drops == [] and result.ambiguous == 1

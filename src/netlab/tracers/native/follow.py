@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 
 from netlab.tracers import tracepoints
 from netlab.tracers.attribution import ContextCache, LabMap, decode
-from netlab.tracers.correlate import MAX_OPEN, Correlator, location_of, without_collection
+from netlab.tracers.correlate import CONTESTED, MAX_OPEN, Correlator, location_of, without_collection
 from netlab.tracers.events import DropEvent, Hop, Packet
 from netlab.tracers.native import (
     CONSUME,
@@ -253,6 +253,12 @@ class NativeCorrelator(Correlator):
             if template is None:
                 template = self._template(key, contexts)
             shared, hops, failure = template
+            if failure == CONTESTED:
+                # placed as this lab would place it, kept for what netlab sent to settle
+                drop = from_shared(shared, ts / 1e9, (), [])
+                drop.__dict__["_path"] = self._path(nodes[node], times[at : at + ntimes], ts)
+                self._unplaced(failure, drop)
+                continue
             if failure is not None:
                 self._unplaced(failure, DropEvent.from_fields({**shared, "time": ts / 1e9, "path": ()}))
                 continue
@@ -270,12 +276,13 @@ class NativeCorrelator(Correlator):
         node, loc, reason, protocol, pid = key
         names = self._nodes[node]
         where = self._place(names, contexts.get(pid) if pid > 0 else None)
-        placed = not isinstance(where, str)
+        spot = self.contested_spot(names) if where == CONTESTED else where
+        placed = not isinstance(spot, str)
         fields: dict[str, object] = {
             "location": location_of(self.symbolize(loc)),
             "reason": None if reason == NO_REASON else (self.reasons.get(reason) or f"REASON_{reason}"),
-            "node": where[0] if not isinstance(where, str) else None,
-            "device": where[1] if not isinstance(where, str) else None,
+            "node": spot[0] if not isinstance(spot, str) else None,
+            "device": spot[1] if not isinstance(spot, str) else None,
             "packet": Packet(protocol=protocol if self.has_protocol else None),
             "stack": (),
             "pid": pid,
@@ -284,6 +291,8 @@ class NativeCorrelator(Correlator):
             "comm": None,
         }
         hops = [(i, (ev, dev, nd, inferred)) for i, ev, dev, nd, inferred in self._shape_of(names)] if placed else []
+        if where == CONTESTED:
+            hops = []  # its path is built per drop (see _consume), as for a path cut short
         template: Template = (fields, hops, where if isinstance(where, str) else None)
         if len(self._templates) >= MAX_OPEN:
             self._templates.clear()
