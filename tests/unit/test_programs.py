@@ -33,6 +33,7 @@ NOT_COMMANDS = {
     "comm": "a process name field",
     "diff": "`netlab report diff`",
     "fmt": "a CLI option",
+    "groups": "a field",
     "id": "a field",
     "kmod": "a package name in a test",
     "kvm": "an accelerator's name",
