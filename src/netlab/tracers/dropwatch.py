@@ -28,15 +28,18 @@ from netlab.tracers.attribution import LabMap
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal
 from netlab.tracers.events import DropEvent, Location, Packet, TraceResult
 from netlab.tracers.procrun import Helper
+from netlab.tracers.symbols import kernel_symbols
 
-START_TIMEOUT = 60.0  # seconds; a TCG guest takes several to load kallsyms
+START_TIMEOUT = 60.0  # seconds
 _LINE = re.compile(r"^(\d+) drops? at (\S+?)(?:\+([0-9a-fx]+))? \((0x[0-9a-f]+)\)")
 _LOCATION_LINE = re.compile(r"^(\d+) drops? at location (0x[0-9a-f]+)")
 _ALERT_KEY = re.compile(r"^(drop at|input port ifindex|protocol|length|drop reason|origin):\s*(.*)$")
 
 
 def parse(text: str, when: float = 0.0) -> list[DropEvent]:
-    """dropwatch output (``-l kas``): one DropEvent per counted drop."""
+    """dropwatch's summary alerts (``N drops at ...``): one DropEvent per counted drop. Without
+    ``-l kas`` dropwatch prints addresses, which netlab resolves through its own kallsyms table
+    (read once per process, where dropwatch would read it at every start)."""
     drops: list[DropEvent] = []
     for line in text.splitlines():
         m = _LINE.match(line.strip())
@@ -47,7 +50,7 @@ def parse(text: str, when: float = 0.0) -> list[DropEvent]:
             m2 = _LOCATION_LINE.match(line.strip())
             if not m2:
                 continue
-            location = Location(m2.group(2))
+            location = _symbolized(int(m2.group(2), 16))
             m = m2
         count = int(m.group(1))
         drops.extend(
@@ -55,6 +58,14 @@ def parse(text: str, when: float = 0.0) -> list[DropEvent]:
             for _ in range(count)
         )
     return drops
+
+
+def _symbolized(address: int) -> Location:
+    try:
+        found = kernel_symbols().lookup(address)
+    except (NetlabError, OSError):  # no kallsyms (parsing recorded output elsewhere)
+        found = None
+    return Location(found[0], found[1], found[2]) if found else Location(f"{address:#x}")
 
 
 @dataclass(frozen=True)
@@ -136,7 +147,7 @@ def place(alerts: list[Alert], mine: LabMap, others: list[LabMap], when: float =
 
 
 class DropwatchTracer(Tracer):
-    """dropwatch -l kas, in packet alert mode."""
+    """dropwatch in packet alert mode."""
 
     name = "dropwatch"
     summary = "dropwatch (NET_DROP_MONITOR), packet mode: each drop's function+offset, input interface, reason"
@@ -174,8 +185,10 @@ class DropwatchSession(Session):
         self.mine, self.others = lab_map(lab), other_lab_maps(lab)
         self.started = time.monotonic()
         # stdbuf: dropwatch's stdout is a file, which stdio would buffer until exit, and the
-        # start is only known from its "monitoring activated" line
-        self.helper = Helper(lab, ["stdbuf", "-oL", "dropwatch", "-l", "kas"], stdin=True)
+        # start is only known from its "monitoring activated" line. No "-l kas": in packet mode
+        # the kernel names the function itself (NET_DM_ATTR_SYMBOL), and dropwatch's own load
+        # of /proc/kallsyms took most of a TCG guest's 21 s per dropwatch scenario
+        self.helper = Helper(lab, ["stdbuf", "-oL", "dropwatch"], stdin=True)
         assert self.helper.proc.stdin is not None
         self.helper.proc.stdin.write("set alertmode packet\nstart\n")
         self.helper.proc.stdin.flush()
