@@ -13,6 +13,7 @@ import json
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,16 +74,27 @@ def same_behaviour(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
     return shape(a) == shape(b)
 
 
+def _subject(row: dict[str, Any]) -> Callable[[dict[str, Any]], list[dict[str, Any]]]:
+    """The drops of a cell that the comparison looks at: those at a (function, node) the scenario
+    asserted on some kernel, when it asserted drops; else all. A neighbour solicitation dropped
+    during a routing scenario on one kernel is noise there, not a change of behaviour."""
+    asserted = {(a.get("location"), a.get("node")) for c in row["cells"].values() for a in c.get("asserted", [])}
+    if not asserted:
+        return lambda cell: list(cell.get("drops", []))
+    return lambda cell: [d for d in cell.get("drops", []) if (d.get("location"), d.get("node")) in asserted]
+
+
 def behaviour_groups(row: dict[str, Any], releases: list[str]) -> list[list[str]]:
     """The kernels of a row in groups that dropped the same way (kernels that did not look left
     out); more than one group is a change of behaviour between kernels."""
     groups: list[list[str]] = []
+    subject = _subject(row)
     for release in releases:
         cell = row["cells"].get(release)
         if cell is None or cell["outcome"] in NOT_OBSERVED:
             continue
         for group in groups:
-            if same_behaviour(row["cells"][group[0]].get("drops", []), cell.get("drops", [])):
+            if same_behaviour(subject(row["cells"][group[0]]), subject(cell)):
                 group.append(release)
                 break
         else:
@@ -104,6 +116,7 @@ def build(runs: list[KernelRun], reports: dict[str, dict[str, Any]]) -> dict[str
             row["cells"][run.release] = {
                 "outcome": s["outcome"],
                 "drops": s.get("drops", []),
+                "asserted": s.get("asserted", []),
                 "seconds": s.get("seconds"),
                 "failure": s.get("failure"),
             }

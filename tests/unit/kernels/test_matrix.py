@@ -111,6 +111,15 @@ def test_a_kernel_without_reasons_differs_only_by_function_node_or_count() -> No
     ]
 
 
+def test_drops_beside_what_the_scenario_asserted_are_not_a_change() -> None:
+    old = report("5.10.0-32-amd64", [("t::udp", "passed", [("udp_rcv", None), ("icmpv6_rcv", None)])])
+    new = report("7.2.13+deb14-amd64", [("t::udp", "passed", [("udp_rcv", "NO_SOCKET")])])
+    for r in (old, new):
+        r["scenarios"][0]["asserted"] = [{"location": "udp_rcv", "reason": None, "node": "n"}]
+    m = build(runs(), {"5.10.0-32-amd64.json": old, "7.2.13+deb14-amd64.json": new})
+    assert m["scenarios"][0]["differs"] is False
+
+
 def test_a_skip_is_no_change_of_behaviour_and_cells_show_time_failure_and_flakiness() -> None:
     old = report("5.10.0-32-amd64", [("t::udp", "skipped", []), ("t::arp", "failed", [])])
     old["scenarios"][1].update(seconds=2.5, failure="AssertionError: assert 0 == 1\n  where ...")
