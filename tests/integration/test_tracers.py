@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -274,6 +275,28 @@ def test_local_output_drops_are_placed_by_their_socket(netlab_up: LabFactory) ->
     assert len(hits) == rule.packets, t.result.summary()
     assert all(d.device is None and d.rule and "--dport 8080" in d.rule for d in hits), hits
     assert all(d.packet.tcp_flags == "SYN" and d.packet.dport == 8080 for d in hits)
+
+
+def test_rule_counters_are_read_only_where_a_node_has_tables(
+    netlab_up: LabFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trace notes its nodes' rule counters; a node without an iptables table runs no
+    iptables-save (one netlink dump says so), a node with only IPv4 rules no ip6tables-save."""
+    lab = netlab_up("bridge3")
+    calm1, calm2 = lab.node("ns-calm1"), lab.node("ns-calm2")
+    calm2.run(["iptables", "-w", "-A", "INPUT", "-p", "udp", "--dport", "9", "-j", "DROP"], check=True)
+    ran: list[str] = []
+    real = type(calm1).run
+
+    def watched(node: Any, argv: list[str], **kwargs: Any) -> Any:
+        ran.append(f"{node.name}:{argv[0]}")
+        return real(node, argv, **kwargs)
+
+    monkeypatch.setattr(type(calm1), "run", watched)
+    assert rules.read(calm1) == []
+    (rule,) = [r for r in rules.read(calm2) if r.index is not None]
+    assert "--dport 9" in rule.text
+    assert ran == ["ns-calm2:iptables-save"]
 
 
 def test_injected_frames_are_not_flooded_to_bystanders(netlab_up: LabFactory) -> None:

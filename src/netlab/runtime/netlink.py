@@ -59,6 +59,7 @@ __all__ = [
     "genl_family_exists",
     "link_alias",
     "messages",
+    "nft_table_families",
     "open_route_socket",
     "parse_error",
     "request",
@@ -239,6 +240,29 @@ def route_get(sock: socket.socket, address: str) -> tuple[int, str | None, str |
         msg.decode()
         return msg.get_attr("RTA_OIF"), msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_PREFSRC")
     raise OSError(0, f"no answer for a route to {address}")
+
+
+NETLINK_NETFILTER = 12
+NFNL_SUBSYS_NFTABLES = 10
+NFT_MSG_GETTABLE = 1
+NFGENMSG = struct.Struct("BBH")  # family, version, res_id (big-endian in the kernel; 0 here)
+
+
+def nft_table_families(netns: str | None) -> set[int]:
+    """The families (``socket.AF_INET``: ip, ``AF_INET6``: ip6, 1: inet, 7: bridge, 5: netdev) of
+    the nftables tables in ``netns``: one dump, no program run. An empty set where nf_tables is
+    not loaded (the dump's subsystem then does not exist)."""
+    body = NFGENMSG.pack(socket.AF_UNSPEC, 0, 0)
+    kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE
+    raw = HEADER.pack(HEADER.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, 0, 0) + body
+    with open_route_socket(netns, NETLINK_NETFILTER) as sock:
+        try:
+            answers = request(sock, raw)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.ENOENT, errno.EPROTONOSUPPORT, errno.EINVAL):
+                return set()
+            raise
+    return {a[HEADER.size] for a in answers if len(a) > HEADER.size}
 
 
 def genl_family_exists(name: str) -> bool:
