@@ -134,6 +134,43 @@ class CachedKernel:
     def modules(self) -> Path:
         return Path(self.tree) / "lib" / "modules" / self.release
 
+    @property
+    def modules_image(self) -> Path:
+        """The modules as an ext4 image (see :func:`modules_image`)."""
+        return Path(self.tree) / "modules.ext4"
+
+
+#: the image's slack over the modules' size (ext4's metadata), and its floor
+IMAGE_SLACK, IMAGE_FLOOR = 1.25, 32 << 20
+
+
+def modules_image(kernel: CachedKernel) -> Path | None:
+    """The kernel's modules as a read-only ext4 image the guest mounts over its ``/lib/modules``
+    (built once per kernel in the cache, a few seconds; None where it cannot be built).
+
+    Why: the guest reads the host's files over 9p without a page cache, ~1 ms a ``stat``.
+    ``perf record`` walks the whole modules tree on every start (4,900 files): 13-18 s a
+    trace on 6.1, 60-80 s on 5.10, against 1.6 s with the tree on a block device, whose pages
+    the guest caches. ``modprobe`` reads the modules from there too.
+    """
+    image = kernel.modules_image
+    marker = Path(kernel.tree) / "kernel.json"
+    if image.is_file() and (not marker.exists() or image.stat().st_mtime >= marker.stat().st_mtime):
+        return image
+    if shutil.which("mke2fs") is None or " " in str(image) or not kernel.modules.is_dir():
+        return None
+    size = sum(f.stat().st_size for f in kernel.modules.rglob("*") if f.is_file() and not f.is_symlink())
+    blocks = max(IMAGE_FLOOR, int(size * IMAGE_SLACK)) // 4096
+    tmp = image.with_suffix(f".tmp{os.getpid()}")
+    argv = [programs.require("mke2fs"), "-q", "-F", "-t", "ext4", "-b", "4096", "-O", "^has_journal"]
+    argv += ["-E", "root_owner=0:0", "-L", "netlab-mods", "-d", str(kernel.modules), str(tmp), str(blocks)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        return None
+    tmp.replace(image)  # whole or not at all: a parallel build of the same kernel loses nothing
+    return image
+
 
 def cached(spec: KernelSpec, root: Path | None = None) -> CachedKernel | None:
     """The newest unpacked kernel of this series in the cache, or None."""

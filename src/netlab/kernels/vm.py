@@ -38,13 +38,33 @@ from pathlib import Path
 
 from netlab import programs
 from netlab.errors import KernelFeatureError, NetlabError
-from netlab.kernels.debian import CachedKernel, cache_root
+from netlab.kernels.debian import CachedKernel, cache_root, modules_image
 from netlab.runtime import procs
 
 CONSOLE_TAIL = 25
 #: written to the guest's kernel log as the command starts: what the kernel logs after it
 #: (WARN, BUG, oops) happened during the command (:attr:`VmRun.kernel_log`)
 SUITE_MARK = "netlab: command starts"
+#: the serial of the modules disk; the guest finds it by that (``/sys/block/vd*/serial``)
+MODULES_SERIAL = "netlab-modules"
+#: the guest mounts the modules disk over its /lib/modules/RELEASE (a 9p tree otherwise); any
+#: step that fails leaves the 9p tree in place, slower but the same modules
+MOUNT_MODULES = f"""\
+modprobe -q virtio_blk 2>/dev/null; modprobe -q ext4 2>/dev/null
+m=/lib/modules/$(uname -r)
+for d in /sys/block/vd*; do
+  if [ "$(cat "$d/serial" 2>/dev/null)" = {MODULES_SERIAL} ]; then
+    # virtme-ng makes $m a symlink into the 9p tree, and every lookup through it walks that
+    # 9p path again: the disk goes on a directory of its own where the symlink was
+    t=$(readlink "$m")
+    if [ -n "$t" ]; then rm -f "$m" && mkdir "$m"; fi
+    if ! mount -t ext4 -o ro,noload "/dev/${{d##*/}}" "$m" 2>/dev/null; then
+      echo "netlab: the modules disk did not mount; modules come over 9p" >&2
+      if [ -n "$t" ]; then rmdir "$m" && ln -s "$t" "$m"; fi
+    fi
+  fi
+done
+"""
 #: directories virtme-ng mounts an empty tmpfs over in the guest
 GUEST_TMPFS = tuple(Path(p) for p in ("/var/cache", "/var/tmp", "/var/log", "/var/lib/apt", "/var/lib/private"))  # noqa: S108
 PROBE_TIMEOUT = 45.0  # a KVM boot takes seconds; TCG boots in 10-20 s
@@ -117,14 +137,15 @@ def _require_qemu() -> None:
     programs.require("busybox")  # virtme-ng builds the guest's initramfs around a static busybox
 
 
-def guest_script(work: Path, argv: Sequence[str], cwd: Path, env: dict[str, str]) -> str:
+def guest_script(work: Path, argv: Sequence[str], cwd: Path, env: dict[str, str], *, modules_disk: bool = False) -> str:
     """The shell script the guest runs; everything it says goes to files in ``work``."""
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
     w = shlex.quote(str(work))
     return (
         "#!/bin/sh\n"
         f"cat /proc/uptime > {w}/uptime.tmp && mv {w}/uptime.tmp {w}/uptime\n"
-        f"{exports}"
+        + (MOUNT_MODULES if modules_disk else "")
+        + f"{exports}"
         f"cd {shlex.quote(str(cwd))} || exit 1\n"
         f"echo {SUITE_MARK} > /dev/kmsg\n"
         f"{shlex.join(argv)} > {w}/stdout 2> {w}/stderr < /dev/null\n"
@@ -161,15 +182,21 @@ def vng_command(
     memory: str,
     cpus: int,
     writable: Sequence[Path] = (),
+    modules: Path | None = None,
 ) -> list[str]:
     """The ``vng`` invocation; ``work`` None gives an interactive shell. ``writable``: host
-    directories the guest may write to (everything else it sees read-only)."""
+    directories the guest may write to (everything else it sees read-only). ``modules``: the
+    kernel's modules image, attached read-only as a virtio disk (serial :data:`MODULES_SERIAL`)."""
     argv = [vng_binary(), "--run", str(kernel.vmlinuz), "--force-9p", *accel.vng_args]
     argv += ["--memory", memory, "--cpus", str(cpus), "--name", f"netlab-{kernel.series}"]
     for directory in writable:
         argv += ["--rwdir", str(directory.resolve())]
     if work is not None:
         argv += ["--verbose", "--rwdir", str(work), "--exec", f"sh {work / 'guest.sh'}"]
+    if modules is not None:
+        drive = f"if=none,id=netlabmods,file={modules},format=raw,readonly=on"
+        # "=": argparse would take a separate "-drive ..." for an option of its own
+        argv += [f"--qemu-opts=-drive {drive} -device virtio-blk-pci,drive=netlabmods,serial={MODULES_SERIAL}"]
     return argv
 
 
@@ -296,7 +323,8 @@ def _run_in(  # noqa: PLR0917 -- the private half of run(), which takes keywords
     silence: float | None,
     stop: threading.Event | None,
 ) -> VmRun:
-    (work / "guest.sh").write_text(guest_script(work, argv, cwd, env))
+    image = modules_image(kernel)
+    (work / "guest.sh").write_text(guest_script(work, argv, cwd, env, modules_disk=image is not None))
     console = work / "console.log"
     follower = _Follower(work / "stdout", on_line)
     rc_file = work / "rc"
@@ -304,7 +332,7 @@ def _run_in(  # noqa: PLR0917 -- the private half of run(), which takes keywords
     stopped = TerminatedError("terminated (SIGTERM); the VM was stopped")
     with procs.sigterm_raises(lambda: stopped), console.open("wb") as out:
         proc = subprocess.Popen(
-            vng_command(kernel, accel, work, memory=memory, cpus=cpus, writable=writable),
+            vng_command(kernel, accel, work, memory=memory, cpus=cpus, writable=writable, modules=image),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

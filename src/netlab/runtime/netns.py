@@ -236,6 +236,16 @@ def enter_for_exec(name: str, *, sysfs: bool = True) -> None:
         _mount(name, "/sys", "sysfs", 0)
 
 
+def hide_for_exec(directory: str) -> None:
+    """Give *this process* a private mount namespace in which ``directory`` is an empty tmpfs
+    (nothing if it does not exist); only for a fresh child about to exec, as above. The host's
+    mounts are not touched: the tmpfs goes when the process does."""
+    _call(_libc.unshare(CLONE_NEWNS), "unshare the mount namespace")
+    _mount("", "/", "none", MS_SLAVE | MS_REC)
+    if os.path.isdir(directory):
+        _mount("netlab-hidden", directory, "tmpfs", 0)
+
+
 def preexec(name: str, *, sysfs: bool = True) -> Callable[[], None]:
     """A ``preexec_fn`` that puts a subprocess inside a node before it execs."""
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from netlab.lab import Lab
@@ -28,6 +29,7 @@ class Helper:
         stdin: bool = False,
         pass_fds: tuple[int, ...] = (),
         env: dict[str, str] | None = None,
+        preexec: Callable[[], None] | None = None,
     ) -> None:
         self.lab = lab
         self.workdir = Path(tempfile.mkdtemp(prefix="netlab-trace-"))
@@ -44,6 +46,7 @@ class Helper:
             start_new_session=True,
             pass_fds=pass_fds,
             env={**os.environ, **env} if env else None,
+            preexec_fn=preexec,  # noqa: PLW1509 -- a mount-namespace change only, before exec
         )
         started = procs.start_time(self.proc.pid)
         self.key = f"pid{self.proc.pid}"
