@@ -87,3 +87,15 @@ def test_the_kernel_log_is_read_from_the_commands_start_and_its_first_trace_kept
     trace = first_trace(lines, after=1)
     assert trace.splitlines() == [lines[1], "[ 4.0] Call Trace:"]
     assert first_trace(lines[:1]) == ""
+
+
+def test_the_modules_image_is_attached_read_only_and_mounted_where_the_symlink_was(tmp_path: Path) -> None:
+    image = tmp_path / "modules.ext4"
+    argv = vng_command(kernel(tmp_path), Accel("tcg", "test"), tmp_path, memory="2G", cpus=1, modules=image)
+    (opts,) = [a for a in argv if a.startswith("--qemu-opts=")]
+    assert f"file={image},format=raw,readonly=on" in opts and f"serial={vm.MODULES_SERIAL}" in opts
+    assert argv[-1] == opts  # vng takes QEMU's options last
+    script = guest_script(tmp_path, ["true"], tmp_path, {}, modules_disk=True)
+    assert 'mount -t ext4 -o ro,noload "/dev/${d##*/}" "$m"' in script
+    assert script.index("/proc/uptime") < script.index("mount -t ext4")  # boot time is the kernel's own
+    assert "mount -t ext4" not in guest_script(tmp_path, ["true"], tmp_path, {})
