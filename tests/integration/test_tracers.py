@@ -303,14 +303,19 @@ def test_injected_frames_are_not_flooded_to_bystanders(netlab_up: LabFactory) ->
     """linear50: 50 hosts behind a chain of bridges that have learned no host's MAC. A frame
     for h4 would be flooded to every host, and the 47 others would drop it (OTHERHOST); the
     next hop's announcement makes the bridges deliver it to h4 alone. Without it (h3, which
-    never sent anything either), the flood is there."""
+    never sent anything either), the flood is there.
+
+    Right after `up` the 50 bridges announce their own multicast membership (MRD, 224.0.0.106:
+    IGMPv3 reports from 0.0.0.0, flooded to every host, which drop them in ip_rcv_finish_core)
+    for a second or so; those are the kernel's, not the injected frames, and are left aside."""
     lab = netlab_up("linear50")
     flooded = traced(
         lab, "tracefs", lambda: inject(lab, "h1", "h1-eth0", "udp", dst="198.51.100.3", count=1, announce=False)
     )
     assert drops_at(flooded, "ip_rcv_core", "OTHERHOST") > 40, flooded.summary()
     result = traced(lab, "tracefs", lambda: inject(lab, "h1", "h1-eth0", "udp", dst="198.51.100.4", count=3))
-    assert [(n, f, r, c) for n, _d, f, r, c in result.summary()] == [("h4", "__udp4_lib_rcv", "NO_SOCKET", 3)]
+    injected = [(n, f, r, c) for n, _d, f, r, c in result.summary() if f != "ip_rcv_finish_core"]
+    assert injected == [("h4", "__udp4_lib_rcv", "NO_SOCKET", 3)]
 
 
 def test_bpftrace_count_mode_from_the_cli_counts_exactly(netlab_up: LabFactory) -> None:

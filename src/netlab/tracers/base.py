@@ -9,8 +9,10 @@ tracer (error) or not (skipped, with the reason shown).
 from __future__ import annotations
 
 import abc
+import functools
 import os
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from types import TracebackType
@@ -62,6 +64,15 @@ class TraceOptions:
 
 #: the options a tracer has or has not (each tracer lists its own in ``Tracer.accepts``)
 CHOOSABLE = ("stack", "count", "graph")
+
+
+@functools.cache
+def tool_version(binary: str) -> tuple[int, str]:
+    """``BINARY --version`` (exit code, what it printed), once per process: perf and bpftrace map
+    large libraries at every start (bpftrace's LLVM is 110 MB), ~2.5 s in a TCG guest, and a
+    scenario probed each tracer twice (the skip check, then the start)."""
+    done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    return done.returncode, (done.stdout.strip() or done.stderr.strip())
 
 
 def tool_refusal(binary: str) -> Probe | None:

@@ -23,7 +23,7 @@ import time
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.lab import Lab
 from netlab.tracers import reasons
-from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal
+from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal, tool_version
 from netlab.tracers.events import DropEvent, Location, TraceResult
 from netlab.tracers.headers import packet_of
 from netlab.tracers.procrun import Helper
@@ -170,14 +170,14 @@ class BpftraceTracer(Tracer):
         binary = shutil.which("bpftrace") or "bpftrace"
         if not os.path.exists(BTF):
             return Probe(False, f"the kernel has no BTF ({BTF}); bpftrace cannot read struct sk_buff")
-        version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+        _code, version = tool_version(binary)
         if not _accepts_btf(binary):
             return Probe(
                 False,
-                f"{version.stdout.strip()} does not use this kernel's BTF (bpftrace --info: 'btf: no'),"
+                f"{version} does not use this kernel's BTF (bpftrace --info: 'btf: no'),"
                 " so it cannot read struct sk_buff (seen on Debian's 5.10 with bpftrace 0.17)",
             )
-        return Probe(True, f"{version.stdout.strip()} with BTF")
+        return Probe(True, f"{version} with BTF")
 
     def _start(self, lab: Lab, options: TraceOptions) -> Session:
         self.require()

@@ -24,7 +24,7 @@ from netlab.errors import KernelFeatureError, NetlabError
 from netlab.lab import Lab
 from netlab.runtime import netns
 from netlab.tracers import tracepoints
-from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal
+from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal, tool_version
 from netlab.tracers.correlate import Correlator
 from netlab.tracers.events import DropEvent, TraceResult
 from netlab.tracers.instance import TRACEFS
@@ -84,10 +84,10 @@ class PerfTracer(Tracer):
         binary = shutil.which("perf") or "perf"
         if not (TRACEFS / "events" / "skb" / "kfree_skb").is_dir():
             return Probe(False, "tracefs is not mounted or the kernel lacks skb:kfree_skb")
-        version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
-        if version.returncode != 0:
-            return Probe(False, f"perf does not run: {version.stderr.strip() or version.stdout.strip()}")
-        return Probe(True, version.stdout.strip())
+        code, version = tool_version(binary)
+        if code != 0:
+            return Probe(False, f"perf does not run: {version}")
+        return Probe(True, version)
 
     def _start(self, lab: Lab, options: TraceOptions) -> Session:
         self.require()
