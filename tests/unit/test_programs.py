@@ -28,6 +28,8 @@ FINDERS = frozenset({"which", "require", "find_binary", "find_binary_or_raise"})
 NOT_COMMANDS = {
     "[": "a bracket in strings",
     "apt": "a package name",
+    "arch": "a build tree's arch/ directory",
+    "make": "a test's parameter name",
     "dpkg": "a package name",
     "cat": "tests read files with it inside nodes (coreutils, Essential)",
     "comm": "a process name field",

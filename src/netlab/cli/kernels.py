@@ -130,7 +130,14 @@ class _PytestArgsGroup(click.Group):
 
 
 @click.group(cls=_PytestArgsGroup, invoke_without_command=True)
-@click.option("-k", "--kernel", "names", multiple=True, help="5.10, 6.1, 6.12, 7.2 or running; repeatable.")
+@click.option(
+    "-k",
+    "--kernel",
+    "names",
+    multiple=True,
+    help="5.10, 6.1, 6.12, 7.2 (or SERIES-cloud, SERIES-rt), running, or the path of a kernel build tree,"
+    " image (vmlinuz-RELEASE) or .deb; repeatable.",
+)
 @click.option("-o", "--output", type=click.Path(file_okay=False), default="matrix", show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=10), default=1500.0, show_default=True, help="Per VM.")
 @click.option("--accel", type=ACCEL, default="auto", show_default=True)
@@ -150,8 +157,7 @@ def matrix(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from netlab.kernels.catalogue import resolve_names
-    from netlab.kernels.runner import DEFAULT_PYTEST_ARGS, MatrixOptions, run_matrix
+    from netlab.kernels.runner import DEFAULT_PYTEST_ARGS, MatrixOptions, resolve_names, run_matrix
 
     _root("netlab matrix")
     opts = MatrixOptions(

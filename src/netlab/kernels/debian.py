@@ -36,7 +36,6 @@ from netlab.kernels.catalogue import KernelSpec
 
 MIRROR = "http://deb.debian.org/debian"
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
-META_PACKAGE = "linux-image-amd64"
 LISTS_MAX_AGE = 24 * 3600.0  # seconds before `kernels` refreshes a suite's package lists
 _DEP_NAME = re.compile(r"^\s*([a-z0-9][a-z0-9+.\-]*)")
 _KERNEL_PART = re.compile(r"^linux-(image|binary|modules)-(\d[^ ]*-amd64)$")
@@ -91,7 +90,7 @@ def image_package(meta: dict[str, str]) -> str:
         m = _KERNEL_PART.match(name)
         if m and m.group(1) == "image":
             return name
-    raise NetlabError(f"{META_PACKAGE} {meta.get('Version', '?')} depends on no linux-image-ABI-amd64")
+    raise NetlabError(f"{meta.get('Package')} {meta.get('Version', '?')} depends on no linux-image-ABI-amd64")
 
 
 def kernel_packages(image: dict[str, str]) -> list[str]:
@@ -125,10 +124,14 @@ class CachedKernel:
     fetched: str
     tree: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    #: what vng boots when it is not ``TREE/boot/vmlinuz-RELEASE``: an image elsewhere, or a
+    #: build tree's directory (:mod:`netlab.kernels.local`)
+    image: str = ""
+    kind: str = ""  # "" (a kernel and its modules, unpacked or installed) or "build" (a build tree)
 
     @property
     def vmlinuz(self) -> Path:
-        return Path(self.tree) / "boot" / f"vmlinuz-{self.release}"
+        return Path(self.image) if self.image else Path(self.tree) / "boot" / f"vmlinuz-{self.release}"
 
     @property
     def modules(self) -> Path:
@@ -136,8 +139,9 @@ class CachedKernel:
 
     @property
     def modules_image(self) -> Path:
-        """The modules as an ext4 image (see :func:`modules_image`)."""
-        return Path(self.tree) / "modules.ext4"
+        """The modules as an ext4 image (see :func:`modules_image`), in the cache whoever owns
+        the modules (a kernel installed on this machine has them in /lib/modules)."""
+        return cache_root() / "images" / f"{self.release}.ext4"
 
 
 #: the image's slack over the modules' size (ext4's metadata), and its floor
@@ -153,12 +157,14 @@ def modules_image(kernel: CachedKernel) -> Path | None:
     trace on 6.1, 60-80 s on 5.10, against 1.6 s with the tree on a block device, whose pages
     the guest caches. ``modprobe`` reads the modules from there too.
     """
+    if kernel.kind == "build":
+        return None  # virtme-ng installs a build tree's modules its own way
     image = kernel.modules_image
-    marker = Path(kernel.tree) / "kernel.json"
-    if image.is_file() and (not marker.exists() or image.stat().st_mtime >= marker.stat().st_mtime):
+    if image.is_file() and image.stat().st_mtime >= kernel.modules.stat().st_mtime:
         return image
     if shutil.which("mke2fs") is None or " " in str(image) or not kernel.modules.is_dir():
         return None
+    image.parent.mkdir(parents=True, exist_ok=True)
     size = sum(f.stat().st_size for f in kernel.modules.rglob("*") if f.is_file() and not f.is_symlink())
     blocks = max(IMAGE_FLOOR, int(size * IMAGE_SLACK)) // 4096
     tmp = image.with_suffix(f".tmp{os.getpid()}")
@@ -183,7 +189,7 @@ def cached(spec: KernelSpec, root: Path | None = None) -> CachedKernel | None:
         except (OSError, ValueError, TypeError):
             continue  # a half-written tree (interrupted fetch) is ignored and redone
         kernel.tree = str(meta.parent)
-        if kernel.series == spec.series and kernel.vmlinuz.is_file():
+        if kernel.series == spec.name and kernel.vmlinuz.is_file():
             found.append(kernel)
     return max(found, key=lambda k: k.fetched, default=None)
 
@@ -281,7 +287,7 @@ def resolve(spec: KernelSpec, root: Path | None = None, *, refresh: bool = False
     """The suite's current kernel and the packages that make it (lists refreshed when stale)."""
     apt = AptRoot(spec, root or cache_root())
     apt.update(force=refresh)
-    meta = apt.show(META_PACKAGE)[META_PACKAGE]
+    meta = apt.show(spec.meta_package)[spec.meta_package]
     name = image_package(meta)
     image = apt.show(name)[name]
     names = kernel_packages(image)
@@ -321,7 +327,7 @@ def fetch(spec: KernelSpec, root: Path | None = None, *, refresh: bool = False) 
         raise NetlabError(f"{spec.label}: the packages hold no vmlinuz or modules for {resolved.release}")
     subprocess.run([programs.require("depmod"), "-b", str(tree), resolved.release], check=True, capture_output=True)
     kernel = CachedKernel(
-        series=spec.series,
+        series=spec.name,
         suite=spec.suite,
         release=resolved.release,
         version=resolved.version,

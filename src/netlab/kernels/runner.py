@@ -31,8 +31,8 @@ from typing import Any
 from netlab.errors import NetlabError
 from netlab.expect.kernel import first_trace, log_since, mark
 from netlab.expect.report import load as load_report
-from netlab.kernels import debian, vm
-from netlab.kernels.catalogue import RUNNING, lookup
+from netlab.kernels import debian, local, vm
+from netlab.kernels.catalogue import CATALOGUE, RUNNING, lookup
 from netlab.kernels.matrix import KernelRun
 from netlab.kernels.matrix import write as write_matrix
 from netlab.runtime import procs
@@ -127,6 +127,24 @@ def _pytest_argv(report: Path, args: Sequence[str]) -> list[str]:
     ]  # fmt: skip
 
 
+def resolve_names(names: list[str] | tuple[str, ...]) -> list[str]:
+    """Validate ``-k`` names in the order given (a path made absolute, a suite or flavour given
+    its catalogue name); duplicates removed. ``running`` stays as is."""
+    out: list[str] = []
+    for name in names:
+        if name == RUNNING:
+            key = RUNNING
+        elif local.is_path(name):
+            key = local.check(name)
+        else:
+            key = lookup(name).name
+        if key not in out:
+            out.append(key)
+    if not out:
+        raise NetlabError("no kernels given", hint=f"use -k {CATALOGUE[0].series} or -k {RUNNING}")
+    return out
+
+
 def _run_running(opts: MatrixOptions, shared: Shared) -> KernelRun:
     release = platform.release()
     run = KernelRun(name=RUNNING, release=release, accel="host", accel_why="the kernel this machine runs")
@@ -174,20 +192,39 @@ def _accel(kernel: debian.CachedKernel, opts: MatrixOptions, shared: Shared, nam
         return shared.accel
 
 
+def _obtain(name: str, run: KernelRun, say: Say) -> debian.CachedKernel:
+    """The kernel ``name`` names, fetched (Debian's) or prepared (a path), with ``run`` told."""
+    start = time.monotonic()
+    if local.is_path(name):
+        say(f"[{name}] preparing the kernel at {name}")
+        kernel = local.prepare(name)
+        run.name, run.suite = kernel.release, kernel.suite  # labelled by its release, as the others
+    else:
+        spec = lookup(name)
+        have = debian.cached(spec)
+        say(f"[{name}] {'checking the cache' if have else 'downloading'} ({spec.suite})")
+        kernel = debian.fetch(spec)
+        fresh = not (have and have.release == kernel.release)
+        run.download_seconds = round(time.monotonic() - start, 1) if fresh else 0.0
+    run.release, run.version = kernel.release, kernel.version
+    return kernel
+
+
+def _label(name: str) -> str:
+    """A kernel's name before it is known: the catalogue's (``6.1``), or the path's last part."""
+    return Path(name).name if local.is_path(name) else lookup(name).name
+
+
 def _run_vm(name: str, opts: MatrixOptions, shared: Shared) -> KernelRun:
     say = shared.line
-    spec = lookup(name)
-    run = KernelRun(name=spec.series, release=f"{spec.series} (not fetched)", suite=spec.suite)
-    start = time.monotonic()
-    have = debian.cached(spec)
-    say(f"[{name}] {'checking the cache' if have else 'downloading'} ({spec.suite})")
-    kernel = debian.fetch(spec)
-    run.download_seconds = 0.0 if have and have.release == kernel.release else round(time.monotonic() - start, 1)
-    run.release, run.version = kernel.release, kernel.version
+    label = _label(name)
+    suite = "" if local.is_path(name) else lookup(name).suite
+    run = KernelRun(name=label, release=f"{label} (not fetched)", suite=suite)
+    kernel = _obtain(name, run, say)
     accel = _accel(kernel, opts, shared, name)
     run.accel, run.accel_why = accel.kind, accel.why
     say(f"[{name}] booting {kernel.release} ({accel.kind}: {accel.why})")
-    work = (opts.output / f".work-{spec.series}").resolve()
+    work = (opts.output / f".work-{kernel.series}").resolve()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
@@ -283,8 +320,9 @@ def _one(name: str, opts: MatrixOptions, shared: Shared) -> KernelRun:
 def schedule(kernels: Sequence[str]) -> list[str]:
     """The order kernels start in: catalogue kernels oldest first (5.10's suite is the slowest
     under TCG, so it starts first and ends with the others), the host's own last."""
-    vms = sorted((k for k in kernels if k != RUNNING), key=lambda k: tuple(int(p) for p in k.split(".")))
-    return vms + [k for k in kernels if k == RUNNING]
+    catalogue = [k for k in kernels if k != RUNNING and not local.is_path(k)]
+    vms = sorted(catalogue, key=lambda k: tuple(int(p) for p in re.findall(r"\d+", k.partition("-")[0])))
+    return vms + [k for k in kernels if local.is_path(k)] + [k for k in kernels if k == RUNNING]
 
 
 def run_matrix(opts: MatrixOptions, say: Say) -> dict[str, Any]:
@@ -327,6 +365,8 @@ def _release_of(name: str) -> str:
     """The release a kernel that failed would have had: the cached one, else its name."""
     if name == RUNNING:
         return platform.release()
+    if local.is_path(name):
+        return Path(name).name
     have = debian.cached(lookup(name))
     return have.release if have else name
 

@@ -274,7 +274,7 @@ def run(
     A caller that passes its own keeps what the guest wrote there (a report, say) and removes it.
     """
     _require_qemu()
-    if not kernel.vmlinuz.is_file():
+    if not kernel.vmlinuz.exists():
         raise NetlabError(f"kernel {kernel.release}: {kernel.vmlinuz} is missing", hint="netlab kernels fetch")
     for what, path, hint in (
         ("the kernel cache", Path(kernel.tree), "set NETLAB_KERNEL_CACHE elsewhere (default /var/lib/netlab/kernels)"),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from netlab.errors import NetlabError
-from netlab.kernels.catalogue import CATALOGUE, RUNNING, lookup, resolve_names
+from netlab.kernels.catalogue import CATALOGUE, RUNNING, lookup
 from netlab.kernels.debian import (
     AptRoot,
     depends,
@@ -16,6 +16,7 @@ from netlab.kernels.debian import (
     parse_stanzas,
     release_of,
 )
+from netlab.kernels.runner import resolve_names
 
 APT = Path(__file__).parents[2] / "data" / "apt"
 
@@ -24,6 +25,20 @@ def test_every_series_has_one_suite_and_names_resolve_both_ways() -> None:
     assert [s.series for s in CATALOGUE] == ["5.10", "6.1", "6.12", "7.2"]
     assert lookup("bookworm").series == "6.1"
     assert lookup("6.12").suite == "trixie"
+
+
+def test_debians_other_flavours_are_named_series_dash_flavour() -> None:
+    cloud = lookup("6.12-cloud")
+    assert (cloud.series, cloud.suite, cloud.name, cloud.meta_package) == (
+        "6.12",
+        "trixie",
+        "6.12-cloud",
+        "linux-image-cloud-amd64",
+    )
+    assert lookup("bookworm-rt").name == "6.1-rt" and lookup("6.1").meta_package == "linux-image-amd64"
+    assert resolve_names(["6.12-rt", "trixie-rt", "6.12"]) == ["6.12-rt", "6.12"]
+    with pytest.raises(NetlabError, match=r"unknown flavour 'arm64'.*cloud, rt"):
+        lookup("6.12-arm64")
 
 
 def test_unknown_kernel_lists_the_known_ones() -> None:
