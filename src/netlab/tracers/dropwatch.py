@@ -191,7 +191,9 @@ class DropwatchSession(Session):
         self.helper = Helper(lab, ["stdbuf", "-oL", "dropwatch"], stdin=True)
         assert self.helper.proc.stdin is not None
         self.helper.proc.stdin.write("set alertmode packet\nstart\n")
-        self.helper.proc.stdin.flush()
+        # closed now: on SIGINT dropwatch stops monitoring and reads its next command, and EOF
+        # is "exit"; with stdin open it waited there for the helper's 20 s timeout at every stop
+        self.helper.proc.stdin.close()
         deadline = time.monotonic() + START_TIMEOUT
         while "monitoring activated" not in self.helper.stdout():
             if not self.helper.alive() or time.monotonic() > deadline:
