@@ -1,14 +1,17 @@
-"""One kernel of the matrix, booted for real: Debian's 6.1 (the workshop VM's kernel) in a
-virtme-ng VM, running the module-loading tests, `netlab trace --graph` and one scenario inside.
+"""Kernels of the matrix, booted for real: Debian's 6.1 (the workshop VM's kernel) in a
+virtme-ng VM, running the module-loading tests, `netlab trace --graph` and one scenario inside;
+then the same kernel from its .deb, as a user's local kernel is given to `netlab matrix -k`.
 
-Slow (a download the first time, then a TCG boot and a guest several times slower than the
-host), which is why it is one test; `netlab matrix` runs the whole suite on every kernel.
+Slow (a download the first time, then TCG boots and a guest several times slower than the
+host), which is why there are two tests; `netlab matrix` runs the whole suite on every kernel.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,3 +72,23 @@ def test_debian_6_1_boots_and_runs_a_scenario_the_module_tests_and_the_graph(
     assert ("__udp4_lib_rcv", "NO_SOCKET", "ns-calm2", 3) in {
         (d["location"], d["reason"], d["node"], d["count"]) for d in scenario["drops"]
     }, scenario["drops"]
+
+
+def test_a_local_deb_from_the_cache_runs_a_scenario_labelled_by_its_release(tmp_path: Path) -> None:
+    """``netlab matrix -k ./linux-image-....deb``: the package Debian's 6.1 was fetched from,
+    unpacked anew as a local kernel, booted, its scenario reported under its release."""
+    kernel = fetch(lookup("6.1"))
+    debs = sorted((Path(kernel.tree).parents[1] / "debs" / "bookworm").glob("linux-image-*.deb"))
+    if not debs:
+        pytest.skip("the cache keeps no .deb of 6.1 (fetched before debs were kept)")
+    out = tmp_path / "m"
+    proc = subprocess.run(
+        [sys.executable, "-m", "netlab", "matrix", "-k", str(debs[0]), "-o", str(out), "--",
+         "scenarios/test_transport.py::test_udp_to_a_closed_port"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    matrix = json.loads((out / "matrix.json").read_text())
+    (run_,) = matrix["kernels"]
+    assert run_["name"] == run_["release"] == kernel.release and run_["suite"] == "local .deb"
+    assert [c["outcome"] for row in matrix["scenarios"] for c in row["cells"].values()] == ["passed"]
