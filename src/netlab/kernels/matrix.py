@@ -94,7 +94,9 @@ def behaviour_groups(row: dict[str, Any], releases: list[str]) -> list[list[str]
         if cell is None or cell["outcome"] in NOT_OBSERVED:
             continue
         for group in groups:
-            if same_behaviour(subject(row["cells"][group[0]]), subject(cell)):
+            # alike with every member: 5.10 (no reasons) matches 6.1 and 7.2 alike, which must
+            # not put 6.1's NOT_SPECIFIED and 7.2's IP_INVALID_DEST in one group through it
+            if all(same_behaviour(subject(row["cells"][member]), subject(cell)) for member in group):
                 group.append(release)
                 break
         else:

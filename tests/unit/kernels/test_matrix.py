@@ -111,6 +111,19 @@ def test_a_kernel_without_reasons_differs_only_by_function_node_or_count() -> No
     ]
 
 
+def test_a_kernel_without_reasons_does_not_join_two_kernels_whose_reasons_differ() -> None:
+    """Seen on the page: 5.10 first, alike with 6.1 and with 7.2, had put 6.1's NOT_SPECIFIED and
+    7.2's IP_INVALID_DEST in one group: the row of a reason that changed was not marked."""
+    names = ["5.10.0-32-amd64", "6.1.0-50-amd64", "7.2.13+deb14-amd64"]
+    reasons: list[str | None] = [None, "NOT_SPECIFIED", "IP_INVALID_DEST"]
+    runs3 = [KernelRun(name=n.split(".0")[0], release=n, report=f"{n}.json") for n in names]
+    reports = {
+        f"{n}.json": report(n, [("t::dst", "passed", [("ip_rcv_finish_core", r)])]) for n, r in zip(names, reasons)
+    }
+    (row,) = build(runs3, reports)["scenarios"]
+    assert row["differs"] and row["groups"] == [names[:2], names[2:]]
+
+
 def test_drops_beside_what_the_scenario_asserted_are_not_a_change() -> None:
     old = report("5.10.0-32-amd64", [("t::udp", "passed", [("udp_rcv", None), ("icmpv6_rcv", None)])])
     new = report("7.2.13+deb14-amd64", [("t::udp", "passed", [("udp_rcv", "NO_SOCKET")])])
