@@ -118,7 +118,8 @@ def test_a_kernel_without_reasons_does_not_join_two_kernels_whose_reasons_differ
     reasons: list[str | None] = [None, "NOT_SPECIFIED", "IP_INVALID_DEST"]
     runs3 = [KernelRun(name=n.split(".0")[0], release=n, report=f"{n}.json") for n in names]
     reports = {
-        f"{n}.json": report(n, [("t::dst", "passed", [("ip_rcv_finish_core", r)])]) for n, r in zip(names, reasons)
+        f"{n}.json": report(n, [("t::dst", "passed", [("ip_rcv_finish_core", r)])])
+        for n, r in zip(names, reasons, strict=True)
     }
     (row,) = build(runs3, reports)["scenarios"]
     assert row["differs"] and row["groups"] == [names[:2], names[2:]]
