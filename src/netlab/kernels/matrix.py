@@ -81,7 +81,12 @@ def _subject(row: dict[str, Any]) -> Callable[[dict[str, Any]], list[dict[str, A
     asserted = {(a.get("location"), a.get("node")) for c in row["cells"].values() for a in c.get("asserted", [])}
     if not asserted:
         return lambda cell: list(cell.get("drops", []))
-    return lambda cell: [d for d in cell.get("drops", []) if (d.get("location"), d.get("node")) in asserted]
+
+    def matches(drop: dict[str, Any]) -> bool:
+        # an assertion that named no function (or no node) covers every drop of its node (or place)
+        return any(loc in (None, drop.get("location")) and node in (None, drop.get("node")) for loc, node in asserted)
+
+    return lambda cell: [d for d in cell.get("drops", []) if matches(d)]
 
 
 def behaviour_groups(row: dict[str, Any], releases: list[str]) -> list[list[str]]:

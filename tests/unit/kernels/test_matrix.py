@@ -132,6 +132,12 @@ def test_drops_beside_what_the_scenario_asserted_are_not_a_change() -> None:
         r["scenarios"][0]["asserted"] = [{"location": "udp_rcv", "reason": None, "node": "n"}]
     m = build(runs(), {"5.10.0-32-amd64.json": old, "7.2.13+deb14-amd64.json": new})
     assert m["scenarios"][0]["differs"] is False
+    # an assertion of the node alone covers all its drops: another function there is a change
+    new["scenarios"][0]["drops"] = [{"location": "udp_queue_rcv_one_skb", "reason": "X", "node": "n", "count": 3}]
+    for r in (old, new):
+        r["scenarios"][0]["asserted"] = [{"location": None, "reason": None, "node": "n"}]
+    m = build(runs(), {"5.10.0-32-amd64.json": old, "7.2.13+deb14-amd64.json": new})
+    assert m["scenarios"][0]["differs"] is True
 
 
 def test_a_skip_is_no_change_of_behaviour_and_cells_show_time_failure_and_flakiness() -> None:
