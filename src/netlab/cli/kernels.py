@@ -53,14 +53,14 @@ def kernels(ctx: click.Context) -> None:
 @click.argument("names", nargs=-1, required=True)
 @click.option("--refresh", is_flag=True, help="Refresh the suites' package lists even if they are recent.")
 def fetch(names: Sequence[str], refresh: bool) -> None:
-    """Download Debian's kernel packages of NAMES (5.10, 6.1, 6.12, 7.2) into the cache; installs nothing."""
+    """Download Debian's kernels NAMES (5.10 ... 7.2, 6.12-cloud, 6.12-rt) into the cache; installs nothing."""
     from netlab.kernels.catalogue import lookup
     from netlab.kernels.debian import fetch as do_fetch
 
     for name in names:
         spec = lookup(name)
         kernel = do_fetch(spec, refresh=refresh)
-        click.echo(f"{spec.series}: {kernel.release} ({kernel.version}) {_mib(kernel.download_bytes)} in {kernel.tree}")
+        click.echo(f"{spec.name}: {kernel.release} ({kernel.version}) {_mib(kernel.download_bytes)} in {kernel.tree}")
 
 
 def _kernel(name: str) -> Any:
