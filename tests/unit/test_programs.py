@@ -45,6 +45,7 @@ NOT_COMMANDS = {
     "netstat": "/proc/net/netstat",
     "node": "a lab node",
     "nop": "ftrace's tracer",
+    "open": "a word in ftrace's text (xdg-utils installs an open program)",
     "route": "`ip route`'s object",
     "script": "`perf script`",
     "sh": "the guest's shell (dash, Essential)",
