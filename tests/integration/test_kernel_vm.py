@@ -1,9 +1,10 @@
 """Kernels of the matrix, booted for real: Debian's 6.1 (the workshop VM's kernel) in a
 virtme-ng VM, running the module-loading tests, `netlab trace --graph` and one scenario inside;
-then the same kernel from its .deb, as a user's local kernel is given to `netlab matrix -k`.
+then the same kernel from its .deb, as a user's local kernel is given to `netlab matrix -k`, and
+Debian's PREEMPT_RT flavour of 6.12 (`-k 6.12-rt`).
 
 Slow (a download the first time, then TCG boots and a guest several times slower than the
-host), which is why there are two tests; `netlab matrix` runs the whole suite on every kernel.
+host), which is why there are three tests; `netlab matrix` runs the whole suite on every kernel.
 """
 
 from __future__ import annotations
@@ -92,3 +93,17 @@ def test_a_local_deb_from_the_cache_runs_a_scenario_labelled_by_its_release(tmp_
     (run_,) = matrix["kernels"]
     assert run_["name"] == run_["release"] == kernel.release and run_["suite"] == "local .deb"
     assert [c["outcome"] for row in matrix["scenarios"] for c in row["cells"].values()] == ["passed"]
+
+
+def test_debians_rt_flavour_boots_and_runs_a_scenario(tmp_path: Path) -> None:
+    """``-k 6.12-rt``: another flavour of a catalogue suite (PREEMPT_RT), fetched (104 MiB the
+    first time) and booted for real, labelled by its own release."""
+    out = tmp_path / "m"
+    proc = subprocess.run(
+        [sys.executable, "-m", "netlab", "matrix", "-k", "6.12-rt", "-o", str(out), "--",
+         "scenarios/test_transport.py::test_udp_to_a_closed_port"],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    (run_,) = json.loads((out / "matrix.json").read_text())["kernels"]
+    assert run_["name"] == "6.12-rt" and run_["release"].endswith("-rt-amd64") and run_["counts"] == {"passed": 1}
