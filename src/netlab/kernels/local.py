@@ -47,20 +47,8 @@ def _build_tree(tree: Path) -> CachedKernel:
     release_file = tree / "include" / "config" / "kernel.release"
     if not image.is_file() or not release_file.is_file():
         raise NetlabError(f"-k {tree}: a directory, but not a built kernel tree (no {image.name} or kernel.release)")
-    release = release_file.read_text().strip()
-    return CachedKernel(
-        series=release,
-        suite="build tree",
-        release=release,
-        version=release,
-        packages=[],
-        download_bytes=0,
-        fetch_seconds=0.0,
-        fetched=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(image.stat().st_mtime)),
-        tree=str(tree),
-        image=str(tree),  # vng --run DIR boots a build tree and finds its modules there
-        kind="build",
-    )
+    # vng --run DIR boots a build tree and finds its modules there
+    return _as_kernel(release_file.read_text().strip(), "build tree", image, tree=tree, boot=tree, kind="build")
 
 
 def _image(path: Path) -> CachedKernel:
@@ -71,17 +59,25 @@ def _image(path: Path) -> CachedKernel:
     modules = Path("/lib/modules") / release
     if not modules.is_dir():
         raise NetlabError(f"-k {path}: its modules are not installed ({modules} is missing)")
+    return _as_kernel(release, "image", path, tree=Path("/"), boot=path)
+
+
+def _as_kernel(release: str, suite: str, built: Path, *, tree: Path, boot: Path, kind: str = "") -> CachedKernel:
+    """A kernel that is already on disk, as the runner takes kernels: ``built`` dates it, ``boot``
+    is what vng runs, ``tree`` holds ``lib/modules/RELEASE``."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(built.stat().st_mtime))
     return CachedKernel(
         series=release,
-        suite="image",
+        suite=suite,
         release=release,
         version=release,
         packages=[],
         download_bytes=0,
         fetch_seconds=0.0,
-        fetched=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(path.stat().st_mtime)),
-        tree="/",
-        image=str(path),
+        fetched=when,
+        tree=str(tree),
+        image=str(boot),
+        kind=kind,
     )
 
 
