@@ -160,9 +160,11 @@ def modules_image(kernel: CachedKernel) -> Path | None:
     if kernel.kind == "build":
         return None  # virtme-ng installs a build tree's modules its own way
     image = kernel.modules_image
+    if not kernel.modules.is_dir():
+        return None
     if image.is_file() and image.stat().st_mtime >= kernel.modules.stat().st_mtime:
         return image
-    if shutil.which("mke2fs") is None or " " in str(image) or not kernel.modules.is_dir():
+    if shutil.which("mke2fs") is None or " " in str(image):
         return None
     image.parent.mkdir(parents=True, exist_ok=True)
     size = sum(f.stat().st_size for f in kernel.modules.rglob("*") if f.is_file() and not f.is_symlink())

@@ -151,10 +151,10 @@ def _run_running(opts: MatrixOptions, shared: Shared) -> KernelRun:
     report = opts.output / f"{release}.json"
     progress = SuiteProgress(RUNNING, shared.line)
     start = time.monotonic()
-    log = mark()
     with shared.lock:
         if shared.stop.is_set():
             raise vm.TerminatedError("terminated (SIGTERM) before the host suite started")
+        log = mark()  # where the kernel log ends: what the suite makes it log comes after
         proc = subprocess.Popen(
             _pytest_argv(report, opts.pytest_args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

@@ -38,8 +38,8 @@ _ALERT_KEY = re.compile(r"^(drop at|input port ifindex|protocol|length|drop reas
 
 def parse(text: str, when: float = 0.0) -> list[DropEvent]:
     """dropwatch's summary alerts (``N drops at ...``): one DropEvent per counted drop. Without
-    ``-l kas`` dropwatch prints addresses, which netlab resolves through its own kallsyms table
-    (read once per process, where dropwatch would read it at every start)."""
+    ``-l kas`` dropwatch prints addresses, which are resolved through this machine's kallsyms
+    (so live output only: a recorded address is named as the running kernel would name it)."""
     drops: list[DropEvent] = []
     for line in text.splitlines():
         m = _LINE.match(line.strip())
@@ -186,8 +186,8 @@ class DropwatchSession(Session):
         self.started = time.monotonic()
         # stdbuf: dropwatch's stdout is a file, which stdio would buffer until exit, and the
         # start is only known from its "monitoring activated" line. No "-l kas": in packet mode
-        # the kernel names the function itself (NET_DM_ATTR_SYMBOL), and dropwatch's own load
-        # of /proc/kallsyms took most of a TCG guest's 21 s per dropwatch scenario
+        # the kernel names the function itself (NET_DM_ATTR_SYMBOL); only the summary fallback
+        # prints addresses, which parse() resolves through netlab's own kallsyms table
         self.helper = Helper(lab, ["stdbuf", "-oL", "dropwatch"], stdin=True)
         assert self.helper.proc.stdin is not None
         self.helper.proc.stdin.write("set alertmode packet\nstart\n")
