@@ -22,11 +22,11 @@ import time
 
 import netlab
 from netlab.lab import Lab
-from netlab.tracers import native
+from netlab.tracers.backends.bpftrace import BpftraceSession
+from netlab.tracers.backends.tracefs import TracefsSession
 from netlab.tracers.base import TraceOptions
-from netlab.tracers.bpftrace import BpftraceSession
+from netlab.tracers.decode import native
 from netlab.tracers.registry import get
-from netlab.tracers.tracefs import TracefsSession
 
 FRAME = b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01" + b"\x88\xb5" + bytes(46)
 

@@ -15,14 +15,14 @@ import sys
 import pytest
 
 from netlab.testing import Drop, Lab, TraceFactory, assert_dropped
-from netlab.tracers import rules
+from netlab.tracers.kernel import firewall
 
 TRACERS = [pytest.param(name, marks=pytest.mark.netlab_tracer(name), id=name) for name in ("tracefs", "bpftrace")]
 
 
 def counted(lab: Lab, node: str, text: str) -> int:
     """Packets the node's rule or policy whose text contains ``text`` has counted so far."""
-    return sum(r.packets for r in rules.read(lab.node(node)) if text in str(r))
+    return sum(r.packets for r in firewall.read(lab.node(node)) if text in str(r))
 
 
 @pytest.mark.netlab_topology("bridge3")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from netlab.testing import Lab, TraceFactory, TraceOptions, Traffic, assert_path, get_tracer
-from netlab.tracers.ftrace import SEED_003_WALK, FtraceSession, contains_in_order, seed_name, walk
+from netlab.tracers.backends.ftrace import SEED_003_WALK, FtraceSession, contains_in_order, seed_name, walk
 
 
 @pytest.mark.netlab_topology("veth-same-ns")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from expected import NO_REASONS, located
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from netlab.testing import Drop, Lab, TraceFactory, Traffic, assert_dropped, assert_path, by_kernel
+from netlab.testing import Drop, Lab, TraceFactory, Traffic, assert_dropped, assert_path, by_kernel, until
 
 EXPECT = {
     "rpfilter": by_kernel(located("ip_rcv_finish_core", "IP_RPFILTER", "r1")),
@@ -74,7 +72,7 @@ def test_next_hop_that_never_answers_arp(netlab_lab: Lab, netlab_trace: TraceFac
     client.run(["ip", "route", "add", "198.18.0.0/15", "via", "198.51.100.99"], check=True)
     with netlab_trace(netlab_lab) as t:
         client.run(["ping", "-c", "2", "-i", "0.2", "-W", "1", "198.18.0.1"])
-        time.sleep(0.5)
+        assert until(lambda: "FAILED" in client.run(["ip", "neigh", "show", "198.51.100.99"]).stdout, 5)
     assert_dropped(t.result, EXPECT["neigh_failed"], at_least=1)
 
 

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from netlab.tracers.reasons import parse_format
+from netlab.tracers.kernel.reasons import parse_format
 
 
 def main(root: Path) -> None:

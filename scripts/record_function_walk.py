@@ -3,8 +3,8 @@
     netlab vm -k 6.1 -w tests/data/recorded/ftrace -- python scripts/record_function_walk.py tests/data/recorded/ftrace
 
 brings up bridge3, sends 4 KiB over TCP from ns-calm1 to ns-calm2 once with ``--graph``
-(function_graph where the kernel allows it in an instance, else function) and once with the
-plain function tracer, and writes ``OUT/RELEASE/{graph,function}.txt``: the instance's
+(function_graph where the kernel allows it in a trace buffer, else function) and once with the
+plain function tracer, and writes ``OUT/RELEASE/{graph,function}.txt``: the buffer's
 ``trace`` text as the kernel printed it, and ``functions.txt``, the functions traced.
 """
 
@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from netlab.lab import up
+from netlab.tracers.backends.ftrace import FtraceSession
 from netlab.tracers.base import TraceOptions
-from netlab.tracers.ftrace import FtraceSession
 from netlab.traffic.api import Traffic
 
 
@@ -27,8 +27,8 @@ def main(out_root: Path) -> None:
         for name, graph in (("graph", True), ("function", False)):
             session = FtraceSession(lab, "function", TraceOptions(graph=graph))
             Traffic(lab).flow("ns-calm1", "ns-calm2", 4096, timeout=120)
-            session.instance.write("tracing_on", "0")
-            text = (session.instance.path / "trace").read_text()
+            session.buffer.write("tracing_on", "0")
+            text = (session.buffer.path / "trace").read_text()
             result = session.stop()
             (out / f"{name}.txt").write_text(text)
             if graph:

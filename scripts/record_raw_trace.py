@@ -3,7 +3,7 @@
     netlab vm -k 6.1 -w tests/data/recorded/raw -- python scripts/record_raw_trace.py tests/data/recorded/raw
 
 brings up bridge3, traces ``skb:kfree_skb`` (with the stacktrace trigger) and
-``net:netif_receive_skb`` in a private tracefs instance while 3 UDP datagrams go to a closed
+``net:netif_receive_skb`` in a private trace buffer (tracefs instance) while 3 UDP datagrams go to a closed
 port, and writes ``OUT/RELEASE/``: each CPU's ``trace_pipe_raw`` bytes, the events' ``format``
 files, and the lines of /proc/kallsyms the recorded addresses fall in (so the test can resolve
 them without the kernel that made them).
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from netlab.lab import up
-from netlab.tracers.ringbuf import EventFormat, entries, kernel_stack
+from netlab.tracers.decode.ringbuf import EventFormat, entries, kernel_stack
 from netlab.traffic.api import Traffic
 
 TRACEFS = Path("/sys/kernel/tracing")

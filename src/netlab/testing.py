@@ -20,6 +20,10 @@ is automatic through its entry point):
 * ``netlab_trace(lab, *, stack=False) -> TraceHandle``: a context manager; ``.result`` is
   the :class:`TraceResult` once the block ends, and its drops go to ``--netlab-report``.
 
+:func:`lose_every_nth_tcp_packet` makes a node a lossy hop for TCP flows; :func:`until` polls a
+condition the kernel will make true (a neighbour entry failing, a counter moving) instead of
+sleeping for a time one hopes is enough.
+
 Markers: ``netlab_topology(name)``, ``netlab_tracer(name)``, and ``netlab_needs(*modules,
 config=[options])``, which skips with the kernel's reason where one is missing. With
 ``--netlab-check-kernel`` every test also fails if the kernel became tainted or logged a WARN
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 from netlab.expect.drops import Drop, NewBehaviour, Untraced, by_kernel
 from netlab.expect.kernel import Mark, assert_kernel_clean, mark
-from netlab.lab import Lab
+from netlab.lab import Lab, Node
 from netlab.pytest_plugin.assertions import (
     DropAssertionError,
     assert_counter,
@@ -39,6 +43,7 @@ from netlab.pytest_plugin.assertions import (
     assert_path,
 )
 from netlab.pytest_plugin.plugin import LabFactory, TraceFactory, TraceHandle
+from netlab.runtime.wait import until
 from netlab.tracers.base import TraceOptions, Tracer
 from netlab.tracers.events import DropEvent, TraceResult
 from netlab.tracers.registry import get as get_tracer
@@ -66,5 +71,17 @@ __all__ = [
     "assert_path",
     "by_kernel",
     "get_tracer",
+    "lose_every_nth_tcp_packet",
     "mark",
+    "until",
 ]
+
+
+def lose_every_nth_tcp_packet(node: Node, nth: int = 20) -> str:
+    """Make ``node`` drop every ``nth`` TCP packet it forwards (an iptables ``statistic`` rule,
+    first in FORWARD) and return the rule as ``iptables-save`` prints it. Every nth, not a random
+    share: with GSO a flow of a few MiB is only a few dozen large packets, and a random 5 % would
+    sometimes drop none."""
+    rule = ["-p", "tcp", "-m", "statistic", "--mode", "nth", "--every", str(nth), "--packet", "0", "-j", "DROP"]
+    node.run(["iptables", "-w", "-I", "FORWARD", *rule], check=True)
+    return " ".join(["-A", "FORWARD", *rule])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from netlab.runtime import journal, netns
+from netlab.runtime import journal, netns, wait
 from tests.integration.conftest import ROOT, interruptible, netlab_cli
 
 
@@ -37,15 +37,14 @@ def _wait_for_entries(lab: str, entries: int, extra: float, timeout: float = 30)
     build (entries 1-103 are the namespaces phase; extra delays reach links and addresses).
     """
     path = journal.journal_path(lab)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def written() -> int:
         try:
-            if path.read_bytes().count(b"\n") >= entries:
-                break
+            return path.read_bytes().count(b"\n")
         except FileNotFoundError:
-            pass
-        time.sleep(0.0005)
-    else:
+            return 0
+
+    if wait.poll(written, lambda n: n >= entries, timeout, first=0.0005, most=0.0005) < entries:
         pytest.fail(f"{lab}: journal never reached {entries} entries")
     time.sleep(extra)
 

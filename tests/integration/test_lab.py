@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from netlab.lab import Lab, attach, status
+from netlab import bringup, teardown
+from netlab.lab import Lab, attach
 from netlab.pytest_plugin.plugin import LabFactory
 from netlab.runtime import journal, netns
+from netlab.status import status
 from tests import hoststate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,16 +156,18 @@ def test_a_file_built_before_comes_up_from_its_cached_plan(
     monkeypatch.setenv("NETLAB_PLAN_CACHE", str(tmp_path / "plans"))
     copy = tmp_path / "bridge3.yaml"
     copy.write_bytes((ROOT / "topologies" / "bridge3.yaml").read_bytes())
-    first = netlab_up(copy, instance="cached")
-    summary = first.summary()
+    first = bringup.build(copy, instance="cached")
+    teardown.down(first.name)
+    assert first.topology is not None  # planned afresh
     assert len(list((tmp_path / "plans").iterdir())) == 1
-    first.down()
 
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("planned again")
 
-    monkeypatch.setattr("netlab.lab.planned", refuse)
+    monkeypatch.setattr("netlab.bringup.plan", refuse)
+    again = bringup.build(copy, instance="cached")
+    teardown.down(again.name)
+    assert again.topology is None and again.summary() == first.summary()
     second = netlab_up(copy, instance="cached")
-    assert second.summary() == summary
     assert ping(second, "ns-calm1", "198.51.100.2")
     assert second.topology.nodes["host"].bridges["calmbr"].ports == ["calmveth1_peer", "calmveth2_peer"]

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,17 @@ from typing import Any
 import pytest
 
 from netlab.errors import KernelFeatureError
+from netlab.findings.trace import tracing
 from netlab.lab import Lab
 from netlab.pytest_plugin.plugin import LabFactory
-from netlab.tracers import bpftrace, native, rules
+from netlab.runtime import softnet, wait
+from netlab.tracers.backends import bpftrace
+from netlab.tracers.backends.tracefs import TracefsSession
 from netlab.tracers.base import TraceOptions
+from netlab.tracers.decode import native
 from netlab.tracers.events import TraceResult, devices
+from netlab.tracers.kernel import firewall
 from netlab.tracers.registry import get
-from netlab.tracers.tracefs import TracefsSession
 from netlab.traffic.inject import inject
 from tests.integration.conftest import ROOT, interruptible, netlab_cli
 
@@ -35,7 +38,7 @@ def tracer_or_skip(name: str) -> None:
 
 
 def traced(lab: Lab, tracer: str, action: Callable[[], object], *, stack: bool = False) -> TraceResult:
-    with get(tracer).tracing(lab, TraceOptions(stack=stack)) as t:
+    with tracing(get(tracer), lab, TraceOptions(stack=stack)) as t:
         action()
     return t.result
 
@@ -138,12 +141,12 @@ def test_a_drop_rule_among_several_is_named_by_its_counter_and_shown_by_trace(ne
     named = [d for d in result.drops if d.node == "ns-calm2" and d.reason == "NETFILTER_DROP"]
     assert len(named) == 3, result.summary()
     assert {d.rule for d in named} == {"filter/INPUT rule 1: -A INPUT -p udp -m udp --dport 9999 -j DROP"}
-    with get("tracefs").tracing(lab, TraceOptions(rules=False)) as plain:
+    with tracing(get("tracefs"), lab, TraceOptions(rules=False)) as plain:
         send()
     assert {d.rule for d in plain.result.drops} == {None}
     proc = trace_cli(lab.name)
     send()
-    time.sleep(0.4)
+    softnet.wait_drained()  # the kernel has dealt with what was sent
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
@@ -181,7 +184,7 @@ def test_ping_path_across_bridge3(netlab_up: LabFactory) -> None:
 def test_two_labs_traced_at_once_see_only_their_own_drops(netlab_up: LabFactory) -> None:
     a = netlab_up("bridge3")
     b = netlab_up("veth-two-ns")
-    with get("tracefs").tracing(a) as ta, get("tracefs").tracing(b) as tb:
+    with tracing(get("tracefs"), a) as ta, tracing(get("tracefs"), b) as tb:
         inject(a, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=3)
         inject(b, "ns1", "veth1", "tcp-syn", dst="198.51.100.2", dport=7, count=2)
     ra, rb = ta.result, tb.result
@@ -197,17 +200,14 @@ def test_same_named_lab_driven_by_another_process_is_not_ours(netlab_up: LabFact
     a = netlab_up("bridge3")
     b = netlab_up("bridge3")
     done = Path(f"/tmp/netlab-test-{os.getpid()}-done")
-    with get("tracefs").tracing(a) as t:
+    with tracing(get("tracefs"), a) as t:
         # a process that is not ours: `setsid -f` forks and its parent exits, so it is reparented
         command = (
             f"{sys.executable} -m netlab inject {b.name} ns-calm1 calmveth1 udp --dst 198.51.100.2"
             f" --count 4 && touch {done}"
         )
         subprocess.run(["setsid", "-f", "sh", "-c", command], cwd=ROOT, check=True)
-        deadline = time.monotonic() + 30
-        while not done.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert done.exists()
+        assert wait.until(done.exists, 30)
         inject(a, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=2)
     result = t.result
     done.unlink()
@@ -219,7 +219,7 @@ def test_bpftrace_attributes_by_namespace_across_instances(netlab_up: LabFactory
     tracer_or_skip("bpftrace")
     a = netlab_up("bridge3")
     b = netlab_up("bridge3")
-    with get("bpftrace").tracing(a) as t:
+    with tracing(get("bpftrace"), a) as t:
         inject(b, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=5)  # the other lab
         inject(a, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=2)
     result = t.result
@@ -248,7 +248,7 @@ def test_bpftrace_events_mode_accounts_for_every_drop(netlab_up: LabFactory, mon
         return int(lab.node("ns2").run(["cat", "/sys/class/net/veth2/statistics/rx_dropped"], sysfs=True).stdout)
 
     before = rx_dropped()
-    with get("bpftrace").tracing(lab) as t:
+    with tracing(get("bpftrace"), lab) as t:
         inject(lab, "ns1", "veth1", "ethertype", ethertype=0x88B5, count=20000)
     dropped = rx_dropped() - before
     seen = sum(1 for d in t.result.drops if d.base == "__netif_receive_skb_core" and d.node == "ns2")
@@ -267,9 +267,9 @@ def test_local_output_drops_are_placed_by_their_socket(netlab_up: LabFactory) ->
     calm1 = lab.node("ns-calm1")
     calm1.run(["iptables", "-w", "-A", "OUTPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP"], check=True)
     connect = "import socket; s = socket.socket(); s.settimeout(2.5); s.connect_ex(('198.51.100.2', 8080))"
-    with get("bpftrace").tracing(lab) as t:
+    with tracing(get("bpftrace"), lab) as t:
         calm1.run([sys.executable, "-c", connect], timeout=30)
-    (rule,) = [r for r in rules.read(calm1) if "--dport 8080" in r.text]
+    (rule,) = [r for r in firewall.read(calm1) if "--dport 8080" in r.text]
     hits = [d for d in t.result.drops if d.reason == "NETFILTER_DROP" and d.node == "ns-calm1"]
     assert rule.packets >= 2  # the SYN and the timer's retransmission after 1 s
     assert len(hits) == rule.packets, t.result.summary()
@@ -293,8 +293,8 @@ def test_rule_counters_are_read_only_where_a_node_has_tables(
         return real(node, argv, **kwargs)
 
     monkeypatch.setattr(type(calm1), "run", watched)
-    assert rules.read(calm1) == []
-    (rule,) = [r for r in rules.read(calm2) if r.index is not None]
+    assert firewall.read(calm1) == []
+    (rule,) = [r for r in firewall.read(calm2) if r.index is not None]
     assert "--dport 9" in rule.text
     assert ran == ["ns-calm2:iptables-save"]
 
@@ -324,7 +324,7 @@ def test_bpftrace_count_mode_from_the_cli_counts_exactly(netlab_up: LabFactory) 
     lab = netlab_up("bridge3")
     proc = trace_cli(lab.name, "--tracer", "bpftrace", "--count", "--json")
     inject(lab, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", dport=9999, count=5)
-    time.sleep(0.4)
+    softnet.wait_drained()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -371,7 +371,7 @@ def test_trace_cli_and_ctrl_c_removes_the_instance(netlab_up: LabFactory) -> Non
     proc = trace_cli(lab.name, "--json")
     assert len(set(os.listdir("/sys/kernel/tracing/instances")) - before) == 1
     inject(lab, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=2)
-    time.sleep(0.4)
+    softnet.wait_drained()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err

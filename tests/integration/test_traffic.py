@@ -5,16 +5,17 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from netlab import marker
 from netlab.errors import NetlabError
 from netlab.lab import Lab
 from netlab.model.loader import load_text
 from netlab.pytest_plugin.plugin import LabFactory
-from netlab.traffic import marker
+from netlab.runtime import wait
+from netlab.testing import lose_every_nth_tcp_packet
 from netlab.traffic.capture import Capture
 from netlab.traffic.flow import tcp_flow
 from netlab.traffic.inject import inject, send
@@ -40,12 +41,7 @@ def test_stp_bpdus_are_flooded_by_a_bridge_without_stp(netlab_up: LabFactory, tm
 
 
 def _wait_counter(lab: Lab, node: str, ifname: str, target: int) -> int:
-    deadline = time.monotonic() + 2
-    value = rx_dropped(lab, node, ifname)
-    while value < target and time.monotonic() < deadline:
-        time.sleep(0.01)
-        value = rx_dropped(lab, node, ifname)
-    return value
+    return wait.poll(lambda: rx_dropped(lab, node, ifname), lambda value: value >= target, 2)
 
 
 def test_unknown_ethertype_reaches_ns_calm2_and_counts_as_rx_dropped(netlab_up: LabFactory) -> None:
@@ -113,27 +109,7 @@ def test_tcp_flow_across_bridge3_and_without_the_forward_rule(netlab_up: LabFact
 
 def test_lossy_flow_completes_with_retransmissions(netlab_up: LabFactory) -> None:
     lab = netlab_up("bridge3")
-    lab.node("host").run(
-        [
-            "iptables",
-            "-w",
-            "-I",
-            "FORWARD",
-            "-p",
-            "tcp",
-            "-m",
-            "statistic",
-            "--mode",
-            "nth",  # every 20th packet: deterministic (with GSO, 4 MiB is only ~64 packets)
-            "--every",
-            "20",
-            "--packet",
-            "0",
-            "-j",
-            "DROP",
-        ],
-        check=True,
-    )
+    lose_every_nth_tcp_packet(lab.node("host"), 20)
     result = tcp_flow(lab, "ns-calm1", "ns-calm2", 4 << 20, timeout=60)
     assert result.verified
     assert result.retransmissions > 0

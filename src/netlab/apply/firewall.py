@@ -9,6 +9,7 @@ error line is mapped back to the rule in the topology file.
 from __future__ import annotations
 
 import re
+import subprocess  # here: a lab without rules does not import it
 from typing import TYPE_CHECKING
 
 from netlab import programs
@@ -50,7 +51,6 @@ def _culprit(step: RestoreFirewall, line: int, stderr: str) -> int:
 
 def _feed(netns: str, argv: list[str], text: str) -> subprocess.CompletedProcess[str]:
     """Run a ruleset loader inside ``netns`` with ``text`` on its stdin."""
-    import subprocess  # here: a lab without rules does not import it
 
     return subprocess.run(
         [programs.require(argv[0]), *argv[1:]],

@@ -15,6 +15,8 @@ nothing is loaded and the feature's absence shows up where it is used.
 from __future__ import annotations
 
 import os
+import shutil  # here: a lab whose modules are present does not import these
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +50,6 @@ def _present(module: str) -> bool:
 
 
 def _can_load() -> bool:
-    import shutil  # here: a lab whose modules are present does not import these
 
     return Path("/lib/modules", os.uname().release).is_dir() and shutil.which("modprobe") is not None
 
@@ -59,7 +60,6 @@ def ensure(needs: tuple[ModuleNeed, ...]) -> list[Loaded]:
     for need in needs:
         if _present(need.module) or not _can_load():
             continue
-        import subprocess
 
         proc = subprocess.run(["modprobe", need.module], capture_output=True, text=True, check=False)
         if proc.returncode != 0:

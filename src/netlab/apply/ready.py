@@ -20,12 +20,12 @@ import socket
 
 from netlab.errors import ReadyTimeoutError
 from netlab.plan.steps import Plan
+from netlab.runtime import wait
+from netlab.runtime.netlink import dump_links
 
 
 def _not_ready(plan: Plan, sockets: dict[str, socket.socket], pending: set[str]) -> list[str]:
     """What is not usable yet; nodes found ready leave ``pending`` and are not asked again."""
-    from netlab.runtime.netlink import dump_links
-
     missing: list[str] = []
     for want in plan.readiness:
         if want.node not in pending:
@@ -47,27 +47,12 @@ def _not_ready(plan: Plan, sockets: dict[str, socket.socket], pending: set[str])
 
 
 def wait_usable(plan: Plan, sockets: dict[str, socket.socket], timeout: float) -> None:
-    """Return once the lab is usable; raise :class:`ReadyTimeoutError` naming what is not.
-
-    Most labs are usable at the first look; tenacity (and the asyncio it imports) is loaded
-    only when we actually have to wait.
-    """
+    """Return once the lab is usable; raise :class:`ReadyTimeoutError` naming what is not."""
     pending = {r.node for r in plan.readiness if r.carrier or r.carrier_only}
-    if not _not_ready(plan, sockets, pending):
-        return
-    from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
-
-    retrying = Retrying(
-        stop=stop_after_delay(timeout),
-        wait=wait_exponential(multiplier=0.001, min=0.001, max=0.05),
-        retry=retry_if_result(bool),
-    )
-    try:
-        retrying(_not_ready, plan, sockets, pending)
-    except RetryError as exc:
-        missing = exc.last_attempt.result()
+    missing = wait.poll(lambda: _not_ready(plan, sockets, pending), lambda left: not left, timeout)
+    if missing:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         raise ReadyTimeoutError(
             f"lab '{plan.lab}' not usable after {timeout:g}s: {shown}",
             hint="raise --timeout, or check the exec commands of the topology",
-        ) from None
+        )

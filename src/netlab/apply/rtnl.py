@@ -41,15 +41,12 @@ from netlab.runtime import netlink as nl
 from netlab.runtime import nlmsg as m
 from netlab.runtime.netns import open_fd
 
-IFF_UP = 0x1
 IFA_F_NODAD = 0x02
 RT_TABLE_MAIN = 254
 RTPROT_BOOT = 3
 RT_SCOPE_UNIVERSE = 0
 RT_SCOPE_LINK = 253
 ROUTE_TYPES = {"unicast": 1, "blackhole": 6, "unreachable": 7, "prohibit": 8}
-
-CHUNK = 32 * 1024
 
 
 class NetlinkStepError(Exception):
@@ -101,7 +98,7 @@ CHANGE = nl.NLM_F_REQUEST | nl.NLM_F_ACK
 
 
 def _link(index: int, attrs: list[m.Attr], flags: int, *, up: bool = True) -> bytes:
-    head = m.ifinfomsg(index, IFF_UP, IFF_UP) if up else m.ifinfomsg(index)
+    head = m.ifinfomsg(index, nl.IFF_UP, nl.IFF_UP) if up else m.ifinfomsg(index)
     return m.message(nl.RTM_NEWLINK, flags, head, attrs)
 
 
@@ -286,42 +283,17 @@ class Encoder:
 
 
 def send_batch(sock: socket.socket, items: list[tuple[Step, bytes]]) -> None:
-    """Send ``items`` in as few datagrams as fit; raise :class:`NetlinkStepError` for the first refusal.
-
-    Every message is acked (even after a failure the kernel goes on with the rest, which the
-    rollback then removes with the namespace), so we always read all acks before returning.
-    """
-    first_error: NetlinkStepError | None = None
-    seq = 0
-    pos = 0
-    while pos < len(items):
-        chunk: list[bytes] = []
-        by_seq: dict[int, Step] = {}
-        size = 0
-        while pos < len(items) and (not chunk or size + len(items[pos][1]) <= CHUNK):
-            seq += 1
-            step, raw = items[pos]
-            chunk.append(nl.set_seq(raw, seq))
-            by_seq[seq] = step
-            size += len(raw)
-            pos += 1
-        sock.send(b"".join(chunk))
-        while by_seq:
-            try:
-                data = sock.recv(65536)
-            except TimeoutError:
-                pending = ", ".join(s.describe() for s in by_seq.values())
-                raise NetlinkStepError(
-                    next(iter(by_seq.values())),
-                    errno_mod.ETIMEDOUT,
-                    f"no answer from the kernel within {nl.TIMEOUT:.0f}s for: {pending}",
-                ) from None
-            for off, length, kind, flags, mseq in nl.messages(data):
-                if kind != nl.NLMSG_ERROR or mseq not in by_seq:
-                    continue
-                step = by_seq.pop(mseq)
-                err, detail = nl.parse_error(data, off, length, flags)
-                if err and first_error is None:
-                    first_error = NetlinkStepError(step, err, detail)
-    if first_error is not None:
-        raise first_error
+    """Send ``items`` (:func:`netlab.runtime.netlink.exchange`: as few datagrams as fit, every
+    ack read); raise :class:`NetlinkStepError` for the first step the kernel refused."""
+    try:
+        answers = nl.exchange(sock, [raw for _step, raw in items])
+    except nl.NoAnswerError as exc:
+        pending = ", ".join(items[i][0].describe() for i in exc.pending)
+        raise NetlinkStepError(
+            items[exc.pending[0]][0],
+            errno_mod.ETIMEDOUT,
+            f"no answer from the kernel within {nl.TIMEOUT:.0f}s for: {pending}",
+        ) from None
+    for (step, _raw), answer in zip(items, answers, strict=True):
+        if answer.errno:
+            raise NetlinkStepError(step, answer.errno, answer.detail)

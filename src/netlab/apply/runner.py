@@ -10,7 +10,9 @@ makes the same undo path serve a failed step, Ctrl-C, and a ``kill -9`` found la
 from __future__ import annotations
 
 import errno
+import shutil  # here: most labs run no command, and `up` should not pay for these modules
 import socket
+import subprocess
 from collections.abc import Callable
 from itertools import groupby
 
@@ -179,8 +181,6 @@ class Runner:
             raise TypeError(f"no applier for {step!r}")
 
     def _command(self, ns: str, step: RunCommand) -> None:
-        import shutil  # here: most labs run no command, and `up` should not pay for these modules
-        import subprocess
 
         binary = shutil.which(step.argv[0])
         if binary is None:

@@ -8,21 +8,13 @@ writing it would have changed the host: we refuse it by name.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from netlab.plan.steps import WriteSysctl
 from netlab.runtime.netns import entered
-
-SYSCTL_ROOT = Path("/proc/sys")
+from netlab.runtime.procsys import key_path
 
 
 class SysctlError(Exception):
     """A sysctl could not be written; the message says why in the user's terms."""
-
-
-def key_path(key: str) -> Path:
-    """``net.ipv4.ip_forward`` -> ``/proc/sys/net/ipv4/ip_forward``."""
-    return SYSCTL_ROOT.joinpath(*key.split("."))
 
 
 def write(netns: str, step: WriteSysctl) -> None:

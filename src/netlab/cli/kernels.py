@@ -11,7 +11,15 @@ from typing import Any
 
 import click
 
+from netlab.cli import render
 from netlab.errors import NetlabError, PrivilegeError
+from netlab.kernels import vm as vms
+from netlab.kernels.catalogue import CATALOGUE, lookup
+from netlab.kernels.debian import cache_root, cached, resolve
+from netlab.kernels.debian import fetch as do_fetch
+from netlab.kernels.matrix import failures
+from netlab.kernels.matrix import merge as do_merge
+from netlab.kernels.runner import DEFAULT_PYTEST_ARGS, MatrixOptions, resolve_names, run_matrix, warm_bytecode
 
 ACCEL = click.Choice(["auto", "kvm", "tcg"])
 
@@ -31,9 +39,6 @@ def kernels(ctx: click.Context) -> None:
     """The running kernel, the cached ones, and Debian's kernels that can be fetched (with sizes)."""
     if ctx.invoked_subcommand is not None:
         return
-    from netlab.cli import render
-    from netlab.kernels.catalogue import CATALOGUE
-    from netlab.kernels.debian import cache_root, cached, resolve
 
     rows = [["running", platform.release(), "-", "this machine", "-"]]
     for spec in CATALOGUE:
@@ -54,8 +59,6 @@ def kernels(ctx: click.Context) -> None:
 @click.option("--refresh", is_flag=True, help="Refresh the suites' package lists even if they are recent.")
 def fetch(names: Sequence[str], refresh: bool) -> None:
     """Download Debian's kernels NAMES (5.10 ... 7.2, 6.12-cloud, 6.12-rt) into the cache; installs nothing."""
-    from netlab.kernels.catalogue import lookup
-    from netlab.kernels.debian import fetch as do_fetch
 
     for name in names:
         spec = lookup(name)
@@ -64,8 +67,6 @@ def fetch(names: Sequence[str], refresh: bool) -> None:
 
 
 def _kernel(name: str) -> Any:
-    from netlab.kernels.catalogue import lookup
-    from netlab.kernels.debian import fetch as do_fetch
 
     return do_fetch(lookup(name))
 
@@ -92,8 +93,6 @@ def vm(
     The VM sees this machine's files read-only, so `netlab vm -k 6.1 -- netlab up bridge3` uses
     this checkout and its venv. Exits with the command's status.
     """
-    from netlab.kernels import vm as vms
-    from netlab.kernels.runner import warm_bytecode
 
     _root("netlab vm")
     kernel = _kernel(name)
@@ -157,7 +156,6 @@ def matrix(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from netlab.kernels.runner import DEFAULT_PYTEST_ARGS, MatrixOptions, resolve_names, run_matrix
 
     _root("netlab matrix")
     opts = MatrixOptions(
@@ -174,7 +172,6 @@ def matrix(
 
 
 def _verdict(result: dict[str, Any], output: Path) -> None:
-    from netlab.kernels.matrix import failures
 
     click.echo("")
     for k in result["kernels"]:
@@ -194,6 +191,5 @@ def _verdict(result: dict[str, Any], output: Path) -> None:
 @click.option("-o", "--output", type=click.Path(file_okay=False), required=True)
 def merge(sources: Sequence[str], output: str) -> None:
     """Combine matrices run on different machines (one CI job per kernel) into one."""
-    from netlab.kernels.matrix import merge as do_merge
 
     _verdict(do_merge([Path(s) for s in sources], Path(output)), Path(output))

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+
+from netlab.tracers.events import reason_text
 
 
 def _tty(stream: Any) -> bool:
@@ -20,7 +23,7 @@ def _tty(stream: Any) -> bool:
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None) -> None:
     """Print rows under headers: a rich table on a terminal, aligned columns otherwise."""
     if _tty(sys.stdout):
-        from rich.console import Console
+        from rich.console import Console  # lazy: rich, ~40 ms, only for a terminal
         from rich.table import Table
 
         grid = Table(box=None, pad_edge=False, title=title, title_justify="left")
@@ -43,7 +46,7 @@ def progress(title: str, *, enabled: bool = True) -> Iterator[Callable[[str], No
     if not enabled or not _tty(sys.stderr):
         yield lambda _msg: None
         return
-    from rich.console import Console
+    from rich.console import Console  # lazy: rich, ~40 ms, only for a terminal
 
     with Console(stderr=True).status(title) as status:
         yield lambda msg: status.update(f"{title}: {msg}")
@@ -108,10 +111,6 @@ def status(labs: list[dict[str, Any]]) -> None:
 @contextlib.contextmanager
 def live_drops(*, enabled: bool = True) -> Iterator[Callable[[Sequence[Any]], None]]:
     """Show drops as they come: a live table on a terminal, one line per drop otherwise."""
-    from collections import Counter
-
-    from netlab.tracers.events import reason_text  # here: `up` and `down` do not pay for the tracers
-
     counts: Counter[tuple[str, str, str, str]] = Counter()
     if not enabled:
         yield lambda _drops: None
@@ -124,7 +123,7 @@ def live_drops(*, enabled: bool = True) -> Iterator[Callable[[Sequence[Any]], No
 
         yield plain
         return
-    from rich.live import Live
+    from rich.live import Live  # lazy: rich, ~40 ms, only for a terminal
     from rich.table import Table
 
     last: dict[tuple[str, str, str, str], str] = {}
@@ -166,8 +165,6 @@ def call_walk(result: Any, limit: int = 400) -> None:
 
 def trace_result(result: Any) -> None:
     """The end-of-trace summary; points to ``netlab explain`` for each reason."""
-    from netlab.tracers.events import reason_text
-
     if result.calls and not result.drops:
         call_walk(result)
         return

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab.errors import NetlabError
+from netlab.expect.kernel import read_config
 from netlab.tracers.events import TraceResult
 
 CONFIG_OPTIONS = (
@@ -47,7 +48,6 @@ CONFIG_OPTIONS = (
 def kernel_config(path: Path = Path("/proc/config.gz")) -> dict[str, str]:
     """The options that matter, from /proc/config.gz (or /boot/config-RELEASE); ``unknown``
     when the kernel publishes no config."""
-    from netlab.expect.kernel import read_config
 
     values = read_config([path, Path(f"/boot/config-{platform.release()}")])
     return {opt: "unknown" if values is None else values.get(opt, "n") for opt in CONFIG_OPTIONS}

@@ -338,8 +338,8 @@ def fetch(spec: KernelSpec, root: Path | None = None, *, refresh: bool = False) 
         fetch_seconds=round(time.monotonic() - start, 1),
         fetched=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
-    record = asdict(kernel)
-    record.pop("tree")
-    (tree / "kernel.json").write_text(json.dumps(record, indent=2) + "\n")  # last: marks the tree complete
+    meta = asdict(kernel)
+    meta.pop("tree")
+    (tree / "kernel.json").write_text(json.dumps(meta, indent=2) + "\n")  # last: marks the tree complete
     kernel.tree = str(tree)
     return kernel

@@ -123,9 +123,9 @@ def _deb(path: Path, root: Path) -> CachedKernel:
             fetch_seconds=round(time.monotonic() - start, 1),
             fetched=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
-        record = asdict(kernel)
-        record.pop("tree")
-        (work / "kernel.json").write_text(json.dumps(record, indent=2) + "\n")
+        saved = asdict(kernel)
+        saved.pop("tree")
+        (work / "kernel.json").write_text(json.dumps(saved, indent=2) + "\n")
         work.rename(tree)  # whole or not at all
     finally:
         if work.exists():

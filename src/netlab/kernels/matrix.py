@@ -3,8 +3,8 @@
 A matrix directory holds one scenario report per kernel (``RELEASE.json``, the format of
 ``--netlab-report``), ``matrix.json`` (which kernels ran, how, how long, and the table) and
 ``index.html``. ``matrix.json`` is always *derived* from the reports plus each kernel's run
-record, so merging matrices made on different machines (one CI job per kernel) is: gather the
-reports and run records, build again. Pure: no VM, no kernel.
+result, so merging matrices made on different machines (one CI job per kernel) is: gather the
+reports and the kernels' run results, build again. Pure: no VM, no kernel.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from typing import Any
 
 from netlab.errors import NetlabError
 from netlab.expect.report import load as load_report
+from netlab.kernels.render import html, markdown
 
-FORMAT = 1
+MATRIX_FORMAT = 1
 BAD_OUTCOMES = frozenset({"failed", "new", "error"})
 
 
@@ -49,12 +50,6 @@ class KernelRun:
     @property
     def ok(self) -> bool:
         return self.error is None and self.report is not None and not (set(self.counts) & BAD_OUTCOMES)
-
-
-def drop_label(drop: dict[str, Any]) -> str:
-    """``function REASON xN`` as a cell shows it (reason ``None``: the kernel has no reasons)."""
-    reason = drop.get("reason") or "(no reason)"  # a kernel before 5.17
-    return f"{drop.get('location')} {reason} x{drop.get('count', 1)}"
 
 
 #: outcomes whose cells say nothing about the kernel's behaviour (the test did not get to look)
@@ -135,7 +130,7 @@ def build(runs: list[KernelRun], reports: dict[str, dict[str, Any]]) -> dict[str
         row["differs"] = len(row["groups"]) > 1
         rows.append(row)
     return {
-        "format": FORMAT,
+        "format": MATRIX_FORMAT,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "kernels": [asdict(r) for r in runs],
         "scenarios": rows,
@@ -171,8 +166,6 @@ def failures(matrix: dict[str, Any]) -> list[str]:
 
 def write(directory: Path, runs: list[KernelRun], reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Write ``matrix.json``, ``index.html`` and ``summary.md`` for ``runs`` (reports already there)."""
-    from netlab.kernels.render import html, markdown
-
     matrix = build(runs, reports)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "matrix.json").write_text(json.dumps(matrix, indent=2) + "\n")
@@ -182,7 +175,7 @@ def write(directory: Path, runs: list[KernelRun], reports: dict[str, dict[str, A
 
 
 def load_runs(directory: Path) -> tuple[list[KernelRun], dict[str, dict[str, Any]]]:
-    """The run records of a matrix directory and the reports they name."""
+    """The kernels' run results of a matrix directory and the reports they name."""
     path = directory / "matrix.json"
     try:
         data = json.loads(path.read_text())

@@ -15,7 +15,12 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from netlab.kernels.matrix import drop_label
+
+def drop_label(drop: dict[str, Any]) -> str:
+    """``function REASON xN`` as a cell shows it (reason ``None``: the kernel has no reasons)."""
+    reason = drop.get("reason") or "(no reason)"  # a kernel before 5.17
+    return f"{drop.get('location')} {reason} x{drop.get('count', 1)}"
+
 
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1em; }

@@ -2,7 +2,7 @@
 
 For each kernel: fetch it (or reuse the cache), boot it, run ``pytest --netlab-report`` inside,
 copy the report out as ``RELEASE.json`` and pytest's whole output as ``RELEASE.log`` (the
-failures' details), and record how long each phase took. ``running`` runs
+failures' details), and note how long each phase took. ``running`` runs
 the same pytest on this machine without a VM. A kernel that cannot be fetched or booted, or
 whose VM hangs, becomes a row with its error; the others still run.
 
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import netlab
 from netlab.errors import NetlabError
 from netlab.expect.kernel import first_trace, log_since, mark
 from netlab.expect.report import load as load_report
@@ -265,7 +266,6 @@ def warm_bytecode(pytest_args: Sequence[str] | None = None) -> None:
     TCG: compiling every module there again cost minutes per kernel. Best effort: a guest
     without the bytecode is only slower.
     """
-    import netlab
 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     package = str(Path(netlab.__file__).parent)
@@ -279,7 +279,7 @@ def warm_bytecode(pytest_args: Sequence[str] | None = None) -> None:
 
 
 def _run_vm_retrying(name: str, opts: MatrixOptions, shared: Shared) -> KernelRun:
-    """A wedged guest is booted again (``opts.retries`` times); the run records that it was."""
+    """A wedged guest is booted again (``opts.retries`` times); the run says that it was."""
     hangs: list[str] = []
     while True:
         try:

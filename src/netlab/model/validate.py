@@ -10,17 +10,16 @@ a user fixes a file in one round rather than one error per run.
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 
 from netlab.model.names import sysctl_interface
 from netlab.model.topology import Node, Route, Topology
 from netlab.model.yamlsrc import PathKey
+from netlab.runtime.procsys import key_path
 
 Finding = tuple[PathKey, str]
 Rule = Callable[[Topology], Iterator[Finding]]
-
-SYSCTL_ROOT = Path("/proc/sys")
 
 
 #: what br_netfilter adds under /proc/sys/net/bridge (absent until it is loaded)
@@ -317,10 +316,6 @@ def routes(topo: Topology) -> Iterator[Finding]:
                     )
 
 
-def _sysctl_path(key: str) -> Path:
-    return SYSCTL_ROOT.joinpath(*key.split("."))
-
-
 def sysctls(topo: Topology) -> Iterator[Finding]:
     """Only per-namespace (net.*) sysctls, and only ones this kernel has."""
     for node_name, node in topo.nodes.items():
@@ -345,11 +340,11 @@ def sysctls(topo: Topology) -> Iterator[Finding]:
                     probe = ""
                 else:
                     probe = f"{prefix}all.{leaf}" if ifname != "default" else key
-            if probe.startswith("net.bridge.") and not _sysctl_path("net.bridge").exists():
+            if probe.startswith("net.bridge.") and not key_path("net.bridge").exists():
                 # br_netfilter makes these; `up` loads it first (netlab.apply.modules)
                 if probe.removeprefix("net.bridge.") not in BR_NETFILTER_SYSCTLS:
                     yield path, f"unknown sysctl '{key}': br_netfilter has {', '.join(sorted(BR_NETFILTER_SYSCTLS))}"
-            elif probe and not _sysctl_path(probe).exists():
+            elif probe and not key_path(probe).exists():
                 yield path, f"unknown sysctl '{key}': this kernel has no /proc/sys/{probe.replace('.', '/')}"
 
 
@@ -380,7 +375,6 @@ def iptables(topo: Topology) -> Iterator[Finding]:
 
 def exec_commands(topo: Topology) -> Iterator[Finding]:
     """Commands must parse like a shell command line (they are split, never given to a shell)."""
-    import shlex
 
     for node_name, node in topo.nodes.items():
         for i, cmd in enumerate(node.exec):

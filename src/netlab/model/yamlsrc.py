@@ -39,6 +39,12 @@ class Source:
     data: Any
     values: dict[PathKey, Position] = field(default_factory=dict)
     keys: dict[PathKey, Position] = field(default_factory=dict)
+    #: the file's lines, for positions inside a multi-line value
+    lines: list[str] = field(default_factory=list)
+
+    def without_data(self) -> Source:
+        """The source map alone (what the plan cache keeps of a file, for locating errors)."""
+        return Source(self.file, None, self.values, self.keys, self.lines)
 
     def at(self, path: PathKey, *, key: bool = False) -> Position | None:
         """The position of ``path``, or of its nearest ancestor we know.
@@ -53,6 +59,23 @@ class Source:
             if sub in self.values:
                 return self.values[sub]
         return None
+
+    def locate(self, path: PathKey, within: tuple[int, int | None] | None = None) -> Position | None:
+        """Where a step made from ``path`` went wrong: its key (``within`` None), or line
+        ``within[0]`` (column ``within[1]``) of its multi-line value. A block scalar (``|``)
+        starts on the line after its indicator, at that line's indentation."""
+        pos = self.at(path, key=within is None)
+        if pos is None or within is None:
+            return pos
+        line, column = within
+        text = self.lines
+        block = pos.line <= len(text) and text[pos.line - 1][pos.column - 1 : pos.column] in ("|", ">")
+        at = pos.line + line if block else pos.line
+        if not 1 <= at <= len(text):
+            return pos
+        first = text[pos.line] if block and pos.line < len(text) else ""
+        indent = len(first) - len(first.lstrip()) if block else pos.column - 1  # the block's, not the line's
+        return Position(pos.file, at, indent + (column or 1))
 
 
 def _mark(file: str, node: yaml.Node) -> Position:
@@ -137,6 +160,7 @@ def parse(text: str, file: str) -> Source:
         raise TopologyError([exc.issue]) from None
     if builder.issues:
         raise TopologyError(builder.issues)
+    builder.source.lines = text.splitlines()
     return builder.source
 
 

@@ -31,7 +31,7 @@ DEFAULT_DIR = cachedir.ROOT / "plans"
 KEEP = 256
 #: the code a plan and a lab's summary are derived from
 _CODE = [Path(__file__).resolve().parents[1] / sub for sub in ("model", "plan")]
-_FORMAT = b"netlab-plan-1"
+_FORMAT = b"netlab-plan-2"
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,14 @@ class Entry:
 
     name: str
     description: str
-    #: the topology as JSON data (the journal keeps it; ``Lab.topology`` validates it on demand)
+    #: the topology as JSON data (the journal keeps it; a :class:`~netlab.lab.Lab` validates it)
     topology: dict[str, Any]
     plan: Plan
     #: node -> [(interface, [address, ...])], in the order the summary shows them
     interfaces: dict[str, list[tuple[str, list[str]]]]
+    #: the file's source map (:class:`~netlab.model.yamlsrc.Source` without its data), pickled:
+    #: read only when a step fails, to say where in the file that step came from
+    source_map: bytes | None = None
 
 
 def _directory() -> Path | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import shlex
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -346,7 +347,6 @@ class RunCommand(Step):
     phase: ClassVar[Phase] = Phase.COMMANDS
 
     def describe(self) -> str:
-        import shlex
 
         return f"run {shlex.join(self.argv)}"
 

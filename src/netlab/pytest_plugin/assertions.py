@@ -7,14 +7,36 @@ paths, so a changed kernel shows its new behaviour in the failure message itself
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
 import pytest
 
 from netlab.expect.drops import Drop, NewBehaviour, Untraced
-from netlab.tracers.events import DropEvent, TraceResult, devices, reason_text
+from netlab.tracers.events import DropEvent, Location, TraceResult, devices, reason_text
 
 NEW_PREFIX = "new behaviour"
-#: expectations asserted successfully in the current test (per process: xdist workers are processes)
-ASSERTED: list[Drop | Untraced] = []
+#: where the running test's successful expectations go: the ``netlab_trace`` fixture's list, for
+#: the test's duration (:func:`recording`); outside a test using it, nowhere
+_ASSERTED: ContextVar[list[Drop | Untraced] | None] = ContextVar("netlab_asserted", default=None)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[Drop | Untraced]]:
+    """Collect what the assertions in the ``with`` block confirmed (for the scenario report)."""
+    asserted: list[Drop | Untraced] = []
+    token = _ASSERTED.set(asserted)
+    try:
+        yield asserted
+    finally:
+        _ASSERTED.reset(token)
+
+
+def _confirmed(expect: Drop | Untraced) -> None:
+    asserted = _ASSERTED.get()
+    if asserted is not None:
+        asserted.append(expect)
 
 
 class DropAssertionError(AssertionError):
@@ -74,7 +96,7 @@ def assert_dropped(
         traced = [d for d in result.drops if expect.node is None or d.node == expect.node]
         if traced:
             raise DropAssertionError(f"expected {expect}, but {len(traced)} were traced\n{observed(result)}")
-        ASSERTED.append(expect)
+        _confirmed(expect)
         return []
     hits = matching(result, expect, marker_run=marker_run)
     if expect.reason is not None and result.drops and all(d.reason is None for d in result.drops):
@@ -89,7 +111,7 @@ def assert_dropped(
     wanted = f"exactly {count}" if count is not None else f"at least {at_least}"
     if (count is not None and seen != count) or (count is None and seen < at_least):
         raise DropAssertionError(f"expected {wanted} drop(s) at {expect}, saw {seen}\n{observed(result)}")
-    ASSERTED.append(expect)
+    _confirmed(expect)
     return hits
 
 
@@ -122,6 +144,5 @@ def assert_counter(result: TraceResult, node: str, name: str, delta: int, scope:
 
 
 def _as_event(node: str | None, function: str, reason: str | None) -> DropEvent:
-    from netlab.tracers.events import Location
 
     return DropEvent(time=0.0, location=Location(function), reason=reason, node=node, device=None)

@@ -24,31 +24,34 @@ import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
+from _pytest.runner import runtestprotocol
 
-from netlab.errors import NetlabError
-from netlab.lab import Lab
+from netlab.errors import KernelFeatureError, NetlabError
+from netlab.expect.kernel import assert_kernel_clean, mark, needs_refusal
+from netlab.expect.report import observed_drops
+from netlab.findings.trace import Tracing
+from netlab.lab import Lab, up
 from netlab.model.topology import Topology
 from netlab.pytest_plugin import assertions
-from netlab.tracers.base import TraceOptions, Tracer, Tracing
+from netlab.pytest_plugin.reporting import FLAKY, PROPERTY, Collector, failure_text
+from netlab.tracers.base import TraceOptions, Tracer
 from netlab.tracers.events import TraceResult
-
-if TYPE_CHECKING:
-    from netlab.traffic.api import Traffic
+from netlab.tracers.registry import DEFAULT, get
+from netlab.traffic.api import Traffic
 
 LabFactory = Callable[..., Lab]
-REPORT_KEY = pytest.StashKey[list[dict[str, Any]]]()
-PROPERTY = "netlab"
+COLLECTOR = pytest.StashKey[Collector]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("netlab", "netlab labs, tracers and the kernel-behaviour report")
     group.addoption(
         "--netlab-tracer",
-        default="tracefs",
-        help="tracer for netlab_tracer/netlab_trace, with options after a colon: bpftrace:count (default tracefs)",
+        default=DEFAULT,
+        help=f"tracer for netlab_tracer/netlab_trace, with options after a colon: bpftrace:count (default {DEFAULT})",
     )
     group.addoption("--netlab-report", default=None, metavar="PATH", help="write the scenario report (JSON) to PATH")
     group.addoption(
@@ -81,13 +84,15 @@ def pytest_configure(config: pytest.Config) -> None:
         " (skipped, with the kernel's reason, where one is missing)",
     )
     run_tracer_options(config)  # a bad --netlab-tracer stops the run before any test
-    if config.getoption("--netlab-report") and not hasattr(config, "workerinput"):
-        config.stash[REPORT_KEY] = []
+    path = config.getoption("--netlab-report")
+    if path and not hasattr(config, "workerinput"):
+        collector = Collector(Path(path))
+        config.stash[COLLECTOR] = collector
+        config.pluginmanager.register(collector, "netlab-report")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """``netlab_needs``: skip, saying what the kernel lacks."""
-    from netlab.expect.kernel import needs_refusal
 
     for marker in item.iter_markers("netlab_needs"):
         why = needs_refusal(tuple(marker.args), tuple(marker.kwargs.get("config", ())))
@@ -102,7 +107,6 @@ def netlab_kernel_clean(request: pytest.FixtureRequest) -> Iterator[None]:
     if not request.config.getoption("--netlab-check-kernel") or os.geteuid() != 0:
         yield
         return
-    from netlab.expect.kernel import assert_kernel_clean, mark
 
     start = mark()
     yield
@@ -118,24 +122,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-#: report entries of this process (the xdist controller receives every worker's reports)
-_pending: list[dict[str, Any]] = []
-_outcomes: dict[str, str] = {}
-_seconds: dict[str, float] = {}
-_failures: dict[str, str] = {}
-FLAKY = "netlab_flaky"  # user property: the failure of an attempt before the one that passed
-FAILURE_LINES = 6
-
-
-def failure_text(report: pytest.TestReport) -> str:
-    """The first lines of why a test failed: the exception's message where pytest kept it (the
-    assertion and its explanation), else the end of the traceback (``--tb=native``)."""
-    crash = getattr(report.longrepr, "reprcrash", None)
-    message = getattr(crash, "message", None)
-    lines = str(message).splitlines() if message else report.longreprtext.strip().splitlines()[-FAILURE_LINES:]
-    return "\n".join(lines[:FAILURE_LINES])
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
     """``--netlab-retries N``: a failed test runs again (its function fixtures anew), and only
@@ -144,7 +130,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     retries: int = item.config.getoption("--netlab-retries")
     if retries <= 0:
         return None
-    from _pytest.runner import runtestprotocol
 
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     first_failure = ""
@@ -163,52 +148,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         item.ihook.pytest_runtest_logreport(report=r)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Outcome from the call (or a skip at setup); observations from teardown, where the
-    netlab_trace fixture records them (after the call report exists). Every test gets an entry,
-    with or without observations: a report (and ``netlab matrix``'s verdict, which reads it)
-    that listed only the scenarios that traced would not show one that failed without tracing."""
-    _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + report.duration
-    if report.failed:
-        _failures.setdefault(report.nodeid, failure_text(report))
-    if report.when == "call" or (report.when == "setup" and not report.passed):
-        outcome: str = report.outcome
-        if report.skipped and isinstance(report.longrepr, tuple) and assertions.NEW_PREFIX in str(report.longrepr[2]):
-            outcome = "new"
-        _outcomes[report.nodeid] = outcome
-        return
-    if report.when != "teardown":
-        return
-    properties = dict(report.user_properties)
-    props: dict[str, Any] | None = properties.get(PROPERTY)  # type: ignore[assignment]
-    outcome = _outcomes.pop(report.nodeid, "passed")
-    if report.failed:  # the teardown failed (a lab that would not go, a tainted kernel)
-        outcome = "error"
-    entry: dict[str, Any] = {"scenario": report.nodeid, "outcome": outcome, **(props or {})}
-    entry["seconds"] = round(_seconds.pop(report.nodeid, 0.0), 2)
-    failure = _failures.pop(report.nodeid, None)
-    if failure:
-        entry["failure"] = failure
-    if FLAKY in properties and outcome == "passed":
-        entry["outcome"], entry["failure"] = "flaky", properties[FLAKY]
-    _pending.append(entry)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    if REPORT_KEY not in session.config.stash:
-        return
-    from netlab.expect.report import write
-
-    path = Path(session.config.getoption("--netlab-report"))
-    report = write(path, _pending)
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(
-            f"netlab report: {path} ({len(report['scenarios'])} scenarios, "
-            f"{len(report['asserted_reasons'])} distinct drop reasons asserted)"
-        )
 
 
 def _require_root() -> None:
@@ -247,8 +186,6 @@ def netlab_up(request: pytest.FixtureRequest) -> Iterator[LabFactory]:
 
     def factory(topology: str | Path | Topology, **kwargs: Any) -> Lab:
         kwargs.setdefault("instance", unique_instance())
-        from netlab.errors import KernelFeatureError
-        from netlab.lab import up
 
         try:
             lab = up(topology, **kwargs)
@@ -275,7 +212,6 @@ def netlab_lab(request: pytest.FixtureRequest, netlab_up: LabFactory) -> Lab:
 @pytest.fixture
 def netlab_tracer(request: pytest.FixtureRequest) -> Tracer:
     """The tracer the test asks for (marker) or the run uses (--netlab-tracer); skip if unusable."""
-    from netlab.tracers.registry import get
 
     name, _options = chosen_tracer(request)
     tracer = get(name)
@@ -305,12 +241,12 @@ def run_tracer_options(config: pytest.Config) -> tuple[str, dict[str, bool]]:
 
 
 class TraceHandle(Tracing):
-    """A trace around a block (:class:`~netlab.tracers.base.Tracing`) whose result also goes
+    """A trace around a block (:class:`~netlab.findings.trace.Tracing`) whose result also goes
     to the run's report."""
 
-    def __init__(self, tracer: Tracer, lab: Lab, options: TraceOptions, record: Callable[[TraceResult], None]) -> None:
+    def __init__(self, tracer: Tracer, lab: Lab, options: TraceOptions, observe: Callable[[TraceResult], None]) -> None:
         super().__init__(tracer, lab, options)
-        self._record = record
+        self._observe = observe
 
     def __enter__(self) -> TraceHandle:
         super().__enter__()
@@ -318,7 +254,7 @@ class TraceHandle(Tracing):
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         super().__exit__(kind, exc, tb)
-        self._record(self.result)
+        self._observe(self.result)
 
 
 #: the ``netlab_trace`` fixture: ``netlab_trace(lab, stack=False)`` -> a context manager
@@ -328,12 +264,10 @@ TraceFactory = Callable[..., TraceHandle]
 @pytest.fixture
 def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Iterator[TraceFactory]:
     """Factory: ``with netlab_trace(lab, stack=True) as t: ...``; observations go to the report."""
-    from netlab.expect.report import observed_drops
 
     seen: list[dict[str, Any]] = []
-    assertions.ASSERTED.clear()
 
-    def record(result: TraceResult) -> None:
+    def observe(result: TraceResult) -> None:
         seen.extend(observed_drops(result))
 
     _name, chosen = chosen_tracer(request)
@@ -346,10 +280,11 @@ def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Itera
             netlab_tracer.check(wanted)
         except NetlabError as exc:
             pytest.skip(str(exc))
-        return TraceHandle(netlab_tracer, lab, wanted, record)
+        return TraceHandle(netlab_tracer, lab, wanted, observe)
 
-    yield factory
-    asserted = [{"location": d.function, "reason": d.reason, "node": d.node} for d in assertions.ASSERTED]
+    with assertions.recording() as confirmed:
+        yield factory
+    asserted = [{"location": d.function, "reason": d.reason, "node": d.node} for d in confirmed]
     request.node.user_properties.append(
         (
             PROPERTY,
@@ -367,6 +302,5 @@ def _summary(item: pytest.Item) -> str:
 @pytest.fixture
 def netlab_traffic(netlab_lab: Lab) -> Traffic:
     """Traffic helpers for ``netlab_lab``."""
-    from netlab.traffic.api import Traffic
 
     return Traffic(netlab_lab)

@@ -1,4 +1,4 @@
-"""The record of what a lab created, written *before* each creation.
+"""The journal of what a lab created, written *before* each creation.
 
 ``/run/netlab/LAB.journal`` is append-only JSON lines: a header (the lab, the topology as
 data, who built it), then one line per root-level object *before* it is made
@@ -36,7 +36,7 @@ E = TypeVar("E", bound="Entry")
 
 
 def run_dir() -> Path:
-    """Where lab records live; ``NETLAB_RUN_DIR`` moves it (tests of the journal itself)."""
+    """Where labs' journals live; ``NETLAB_RUN_DIR`` moves it (tests of the journal itself)."""
     return Path(os.environ.get("NETLAB_RUN_DIR", "/run/netlab"))
 
 
@@ -46,7 +46,7 @@ def sent_path(lab: str) -> Path:
 
 
 def journal_path(lab: str) -> Path:
-    """The record of lab ``lab``."""
+    """The journal of lab ``lab``."""
     return run_dir() / f"{lab}.journal"
 
 
@@ -96,7 +96,7 @@ class Released(Entry):
 
 @dataclass(frozen=True)
 class TracefsOpened(Entry):
-    """A tool's private tracefs instance, about to be made."""
+    """A tool's private trace buffer (tracefs instance), about to be made."""
 
     key: str
     path: str
@@ -157,7 +157,7 @@ def parse_entry(data: dict[str, Any]) -> Entry | None:
 
 
 @dataclass
-class LabRecord:
+class Written:
     """A journal read back: its header and the entries after it."""
 
     lab: str
@@ -189,8 +189,8 @@ class LabRecord:
         return [e for e in self._of(HelperStarted) if e.key not in ended]
 
     @property
-    def tracefs_instances(self) -> list[TracefsOpened]:
-        """tracefs instances made and not recorded as removed."""
+    def trace_buffers(self) -> list[TracefsOpened]:
+        """Trace buffers made and not recorded as removed."""
         closed = {e.key for e in self._of(TracefsClosed)}
         return [e for e in self._of(TracefsOpened) if e.key not in closed]
 
@@ -260,21 +260,21 @@ class Journal:
 
 
 def _already(lab: str) -> LabStateError:
-    record = read(lab)
-    if record is not None and record.state == "crashed":
+    written = read(lab)
+    if written is not None and written.state == "crashed":
         return LabStateError(
             f"lab '{lab}' was left half-built or orphaned by a process that died",
             hint=f"netlab down {lab} (or netlab clean) removes it",
         )
-    if record is not None and record.state == "building":
-        return LabStateError(f"lab '{lab}' is being built by pid {record.owner[0]}")
+    if written is not None and written.state == "building":
+        return LabStateError(f"lab '{lab}' is being built by pid {written.owner[0]}")
     return LabStateError(
         f"lab '{lab}' is already up",
         hint=f"netlab down {lab} first, or bring up another copy with --instance NAME",
     )
 
 
-def read(lab: str) -> LabRecord | None:
+def read(lab: str) -> Written | None:
     """Read lab ``lab``'s journal, or None when there is none."""
     try:
         raw = journal_path(lab).read_bytes()
@@ -294,7 +294,18 @@ def read(lab: str) -> LabRecord | None:
     if lines and lines[0].get("op") == "header":
         header = lines.pop(0)
     entries = [e for e in map(parse_entry, lines) if e is not None]
-    return LabRecord(lab, header, entries)
+    return Written(lab, header, entries)
+
+
+def append(lab: str, entry: Entry) -> None:
+    """Journal a root-level object a tool made for lab ``lab`` after ``up`` (a trace buffer, a
+    helper's pid), so ``down``/``clean`` remove it even if the tool's process dies."""
+    try:
+        fd = os.open(journal_path(lab), os.O_WRONLY | os.O_APPEND)
+    except FileNotFoundError:
+        raise LabStateError(f"lab '{lab}' is not up") from None
+    with contextlib.closing(Journal(lab, fd)) as log:
+        log.append(entry)
 
 
 def not_up(lab: str) -> LabStateError:
@@ -326,8 +337,8 @@ def locked(lab: str) -> Iterator[Journal | None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            record = read(lab)
-            pid = record.owner[0] if record else "?"
+            written = read(lab)
+            pid = written.owner[0] if written else "?"
             raise LabStateError(
                 f"lab '{lab}' is busy: pid {pid} is building or tearing it down",
                 hint="wait for it, or stop that process (Ctrl-C rolls the lab back)",

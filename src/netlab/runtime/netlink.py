@@ -1,12 +1,13 @@
 """The one netlink layer: sockets inside a namespace, framing, acks with the kernel's own
 error text, dumps, and the few link and address queries run-time code asks.
 
-Requests a lab's build sends are packed by :mod:`netlab.runtime.nlmsg`; answers that need more
-than a flag or two are decoded by pyroute2's classes (``ifinfmsg``, ``ifaddrmsg``, ``rtmsg``,
-``ctrlmsg``), imported by the functions that decode, so that ``netlab up`` and ``down``, which
-only pack and read acks, never import pyroute2. What is ours is the transport: we frame and
-send ourselves because a node's whole build phase fits in one datagram (see
-:mod:`netlab.apply.rtnl`), and because a socket must be opened *inside* a lab's namespace.
+Messages are packed and their attributes read by :mod:`netlab.runtime.nlmsg` (struct, the
+kernel's ABI; the tests compare every kind with pyroute2's encoding and decoding), so nothing
+at run time imports a netlink library: pyroute2's package import alone cost ~200 ms. Every
+message goes through :func:`exchange`, which sends a batch in as few datagrams as fit and reads
+every answer by sequence number: a node's whole build phase is one datagram (see
+:mod:`netlab.apply.rtnl`), and a single query is a batch of one. Sockets are opened *inside* a
+lab's namespace.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import errno
 import os
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from netlab.runtime import nlmsg
 from netlab.runtime.netns import open_socket
@@ -47,6 +47,8 @@ NETLINK_CAP_ACK = 10  # (not among pyroute2's constants) acks echo only the requ
 NLMSGERR_ATTR_MSG = 1  # the extended ack's text
 HEADER = nlmsg.HEADER
 TIMEOUT = 10.0
+#: the most bytes one datagram of a batch carries (the kernel's receive buffer takes far more)
+CHUNK = 32 * 1024
 
 __all__ = [
     "NETLINK_GENERIC",
@@ -55,7 +57,7 @@ __all__ = [
     "LinkState",
     "dump_addresses",
     "dump_links",
-    "encode",
+    "exchange",
     "genl_family_exists",
     "link_alias",
     "messages",
@@ -80,14 +82,6 @@ def open_route_socket(netns: str | None, protocol: int = NETLINK_ROUTE) -> socke
     sock.bind((0, 0))
     sock.settimeout(TIMEOUT)
     return sock
-
-
-def encode(msg: Any, kind: int, flags: int) -> bytes:
-    """``msg`` (a pyroute2 message) as bytes, with its type and flags."""
-    msg["header"]["type"] = kind
-    msg["header"]["flags"] = flags
-    msg.encode()
-    return bytes(msg.data)
 
 
 def set_seq(raw: bytes, seq: int) -> bytes:
@@ -124,25 +118,71 @@ def parse_error(data: bytes, off: int, length: int, flags: int) -> tuple[int, st
     return err, detail
 
 
+class Answer:
+    """What the kernel said to one message of an :func:`exchange`: the messages it answered with
+    (a dump's entries, a query's reply) and its verdict (errno 0: done)."""
+
+    __slots__ = ("detail", "errno", "payloads")
+
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+        self.errno = 0
+        self.detail = ""
+
+
+class NoAnswerError(TimeoutError):
+    """The kernel did not answer every message within :data:`TIMEOUT`; ``pending`` are the
+    indexes (in the list given to :func:`exchange`) of those it left unanswered."""
+
+    def __init__(self, pending: list[int]) -> None:
+        super().__init__(f"no answer from the kernel within {TIMEOUT:.0f}s")
+        self.pending = pending
+
+
+def exchange(sock: socket.socket, raws: Sequence[bytes], *, chunk: int = CHUNK) -> list[Answer]:
+    """Send ``raws`` in as few datagrams as fit (``chunk`` bytes) and read until the kernel has
+    answered each: its ack or error, the end of its dump, or (a query without ``NLM_F_ACK``) its
+    reply. The one way netlab talks netlink: a single request is a batch of one.
+
+    The kernel goes on after a refused message, so every answer is read before returning; each
+    :class:`Answer` carries its own errno, for the caller to word."""
+    answers = [Answer() for _ in raws]
+    pos = 0
+    while pos < len(raws):
+        waiting: dict[int, int] = {}  # seq -> index
+        datagram = bytearray()
+        while pos < len(raws) and (not datagram or len(datagram) + len(raws[pos]) <= chunk):
+            waiting[pos + 1] = pos
+            datagram += set_seq(raws[pos], pos + 1)
+            pos += 1
+        sock.send(bytes(datagram))
+        while waiting:
+            try:
+                data = sock.recv(1 << 16)
+            except TimeoutError:
+                raise NoAnswerError(sorted(waiting.values())) from None
+            for off, length, kind, flags, seq in messages(data):
+                index = waiting.get(seq)
+                if index is None:
+                    continue  # an answer to a message of an earlier exchange
+                answer, sent_flags = answers[index], HEADER.unpack_from(raws[index])[2]
+                if kind == NLMSG_ERROR:
+                    answer.errno, answer.detail = parse_error(data, off, length, flags)
+                elif kind != NLMSG_DONE:
+                    answer.payloads.append(data[off : off + length])
+                    if sent_flags & NLM_F_DUMP == NLM_F_DUMP or sent_flags & NLM_F_ACK:
+                        continue  # more to come: the dump's end, or the ack
+                del waiting[seq]
+    return answers
+
+
 def request(sock: socket.socket, raw: bytes) -> list[bytes]:
-    """Send one request (``NLM_F_DUMP`` or not) and collect its answers until the kernel is
-    done; raise :class:`OSError` with the kernel's words when it refuses."""
-    sock.send(set_seq(raw, 1))
-    dumping = HEADER.unpack_from(raw)[2] & NLM_F_DUMP == NLM_F_DUMP
-    out: list[bytes] = []
-    while True:
-        data = sock.recv(1 << 16)
-        for off, length, kind, flags, _seq in messages(data):
-            if kind == NLMSG_DONE:
-                return out
-            if kind == NLMSG_ERROR:
-                err, detail = parse_error(data, off, length, flags)
-                if err:
-                    raise OSError(err, detail)
-                return out  # the ack of a request that answers nothing
-            out.append(data[off : off + length])
-            if not dumping:
-                return out
+    """One message's answers (a dump's entries, a query's reply, nothing for an ack); raise
+    :class:`OSError` with the kernel's words when it refuses."""
+    (answer,) = exchange(sock, [raw])
+    if answer.errno:
+        raise OSError(answer.errno, answer.detail)
+    return answer.payloads
 
 
 @dataclass(frozen=True)
@@ -161,6 +201,18 @@ IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
 IFLA_IFNAME = 3
 IFLA_OPERSTATE = 16
+IFLA_IFALIAS = 20
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+RTA_PREFSRC = 7
+# generic netlink's controller (include/uapi/linux/genetlink.h)
+GENL_ID_CTRL = 0x10
+CTRL_CMD_GETFAMILY = 3
+CTRL_ATTR_FAMILY_NAME = 2
+GENLMSGHDR = struct.Struct("BBH")  # cmd, version, reserved
 
 
 def _link_state(raw: bytes) -> LinkState:
@@ -200,45 +252,40 @@ def dump_links(sock: socket.socket) -> dict[int, LinkState]:
 
 def link_alias(sock: socket.socket, index: int) -> str | None:
     """The ifalias of interface ``index`` in the socket's namespace (None when unset)."""
-    from netlab.pyroute import ifinfmsg
-
-    req = ifinfmsg()
-    req["index"] = index
-    for raw in request(sock, encode(req, RTM_GETLINK, NLM_F_REQUEST)):
-        msg = ifinfmsg(raw)
-        msg.decode()
-        alias = msg.get_attr("IFLA_IFALIAS")
-        return str(alias) if alias is not None else None
+    for raw in request(sock, nlmsg.message(RTM_GETLINK, NLM_F_REQUEST, nlmsg.ifinfomsg(index))):
+        alias = nlmsg.parse_attributes(raw, HEADER.size + nlmsg.IFINFOMSG.size).get(IFLA_IFALIAS)
+        return alias.split(b"\0", 1)[0].decode(errors="replace") if alias is not None else None
     return None
 
 
 def dump_addresses(sock: socket.socket) -> list[tuple[int, str, int]]:
     """Every address of the socket's namespace as (ifindex, address, prefixlen)."""
-    from netlab.pyroute import ifaddrmsg
-
     out: list[tuple[int, str, int]] = []
-    for raw in request(sock, encode(ifaddrmsg(), RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP)):
-        msg = ifaddrmsg(raw)
-        msg.decode()
-        addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-        out.append((msg["index"], str(addr), msg["prefixlen"]))
+    head = nlmsg.ifaddrmsg(socket.AF_UNSPEC, 0, 0)
+    for raw in request(sock, nlmsg.message(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, head)):
+        family, prefixlen, _flags, _scope, index = nlmsg.IFADDRMSG.unpack_from(raw, HEADER.size)
+        attrs = nlmsg.parse_attributes(raw, HEADER.size + nlmsg.IFADDRMSG.size)
+        packed = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
+        if packed is not None:
+            out.append((index, socket.inet_ntop(family, packed), prefixlen))
     return out
 
 
 def route_get(sock: socket.socket, address: str) -> tuple[int, str | None, str | None]:
     """How the socket's namespace reaches ``address`` (``ip route get``): (output ifindex,
     gateway or None, preferred source or None); OSError when it has no route."""
-    from netlab.pyroute import rtmsg
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    head = nlmsg.RTMSG.pack(family, 128 if family == socket.AF_INET6 else 32, 0, 0, 0, 0, 0, 0, 0)
+    for raw in request(sock, nlmsg.message(RTM_GETROUTE, NLM_F_REQUEST, head, [(RTA_DST, nlmsg.ip(address))])):
+        got = raw[HEADER.size]
+        attrs = nlmsg.parse_attributes(raw, HEADER.size + nlmsg.RTMSG.size)
 
-    version = 6 if ":" in address else 4
-    req = rtmsg()
-    req["family"] = socket.AF_INET6 if version == 6 else socket.AF_INET
-    req["dst_len"] = 128 if version == 6 else 32
-    req["attrs"] = [("RTA_DST", address)]
-    for raw in request(sock, encode(req, RTM_GETROUTE, NLM_F_REQUEST)):
-        msg = rtmsg(raw)
-        msg.decode()
-        return msg.get_attr("RTA_OIF"), msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_PREFSRC")
+        def text(kind: int, attrs: dict[int, bytes] = attrs, got: int = got) -> str | None:
+            value = attrs.get(kind)
+            return socket.inet_ntop(got, value) if value is not None else None
+
+        oif = attrs.get(RTA_OIF)
+        return (nlmsg.u32.unpack(oif)[0] if oif else 0), text(RTA_GATEWAY), text(RTA_PREFSRC)
     raise OSError(0, f"no answer for a route to {address}")
 
 
@@ -267,16 +314,12 @@ def nft_table_families(netns: str | None) -> set[int]:
 
 def genl_family_exists(name: str) -> bool:
     """Does the generic-netlink controller know family ``name`` (NET_DM: dropwatch)?"""
-    from netlab.pyroute import netlink
-
-    msg = netlink.ctrlmsg()
-    msg["cmd"] = netlink.CTRL_CMD_GETFAMILY
-    msg["version"] = 1
-    msg["attrs"] = [("CTRL_ATTR_FAMILY_NAME", name)]
+    head = GENLMSGHDR.pack(CTRL_CMD_GETFAMILY, 1, 0)
+    raw = nlmsg.message(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, head, [(CTRL_ATTR_FAMILY_NAME, name)])
     with open_route_socket(None, NETLINK_GENERIC) as sock:
         sock.settimeout(2)
         try:
-            request(sock, encode(msg, netlink.GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK))
+            request(sock, raw)
         except OSError as exc:
             if exc.errno == errno.ENOENT:  # the controller's answer for a family it does not have
                 return False

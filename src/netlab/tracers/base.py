@@ -13,7 +13,6 @@ import functools
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar
@@ -22,8 +21,6 @@ from netlab import programs
 from netlab.errors import KernelFeatureError, PrivilegeError, UsageError
 from netlab.lab import Lab
 from netlab.tracers.events import DropEvent, TraceResult
-from netlab.tracers.rules import RuleWatch
-from netlab.traffic import sent
 
 
 @dataclass(frozen=True)
@@ -43,7 +40,7 @@ class TraceOptions:
     #: the function tracer's walk with function_graph (``netlab trace --graph``)
     graph: bool = False
     #: name the firewall rule of each netfilter drop from the nodes' rule counters
-    #: (:mod:`netlab.tracers.rules`; two ``iptables-save -c`` per node at start and stop)
+    #: (:mod:`netlab.findings.rules`; ``iptables-save -c`` per node with tables, at start and stop)
     rules: bool = True
     #: count drops in the kernel instead of reporting each (bpftrace: exact under any load,
     #: but without per-packet detail)
@@ -87,80 +84,20 @@ def tool_refusal(binary: str) -> Probe | None:
 class Session(abc.ABC):
     """A running trace of one lab."""
 
-    #: the lab's rule counters from the start, set by :meth:`Tracer.start` (None: not asked)
-    rules: RuleWatch | None = None
-    #: (lab, wall-clock start) for describing what netlab sent, set by :meth:`Tracer.start`
-    window: tuple[str, float] | None = None
-
     @abc.abstractmethod
     def poll(self) -> list[DropEvent]:
         """Drops seen since the last poll (for live views); may be empty."""
 
+    @abc.abstractmethod
     def stop(self) -> TraceResult:
-        """Stop tracing, release everything the session made, return what it saw (each
-        netfilter drop named by its rule where the counters tell)."""
-        result = self._stop()
-        if self.window is not None:
-            lab, start = self.window
-            sent.settle(result, lab, start, time.time())
-        if self.rules is not None:
-            self.rules.explain(result)
-        if self.window is not None:
-            sent.describe(result, lab, start, time.time())
-        if result.contested:
-            result.notes.append(
-                f"{len(result.contested)} drops could belong to another lab with the same device names;"
-                " the bpftrace tracer attributes by namespace exactly"
-            )
-        return result
-
-    def _stop(self) -> TraceResult:
-        """The tracer's own stop: release what it made, return what it saw (idempotent). Not
-        abstract so that a third-party session written against ``stop`` alone still works."""
-        raise NotImplementedError(f"{type(self).__name__} implements neither stop nor _stop")
+        """Stop tracing, release everything the session made, return what it saw (idempotent).
+        What is added to it (rule names, what netlab sent) is :mod:`netlab.findings`' work."""
 
     def __enter__(self) -> Session:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
-
-
-#: How long the end of a traced block waits before the tracer stops. What a block sends is
-#: processed in its sender's own softirq before the send returns, but the other end of a veth
-#: may hand a frame to ksoftirqd, and some frees come from a timer (a TX completion, a deferred
-#: free): bounded, short, and in one place.
-SETTLE = 0.15
-
-
-class Tracing:
-    """A trace around a ``with`` block: recording (the tracer's ready barrier) on entry,
-    stopped on a clean exit after :data:`SETTLE`, and stopped at once when the block raised."""
-
-    def __init__(
-        self, tracer: Tracer, lab: Lab, options: TraceOptions | None = None, *, settle: float | None = None
-    ) -> None:
-        self.tracer, self.lab, self.options = tracer, lab, options or TraceOptions()
-        self.settle = SETTLE if settle is None else settle
-        self._session: Session | None = None
-        self._result: TraceResult | None = None
-
-    @property
-    def result(self) -> TraceResult:
-        """What the tracer saw; there is none until the ``with`` block has ended."""
-        if self._result is None:
-            raise RuntimeError("the trace is still running: read .result after the with block")
-        return self._result
-
-    def __enter__(self) -> Tracing:
-        self._session = self.tracer.start(self.lab, self.options)
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if kind is None:
-            time.sleep(self.settle)
-        assert self._session is not None
-        self._result = self._session.stop()
 
 
 class Tracer(abc.ABC):
@@ -189,20 +126,12 @@ class Tracer(abc.ABC):
         """Start tracing ``lab``; returns once the tracer is really recording."""
         options = options or TraceOptions()
         self.check(options)
-        watch = RuleWatch(lab) if options.rules and self.reports_drops else None
-        start = time.time()
-        session = self._start(lab, options)
-        session.rules, session.window = watch, (lab.name, start)
-        return session
+        return self._start(lab, options)
 
     def _start(self, lab: Lab, options: TraceOptions) -> Session:
         """The tracer's own start; returns once it is really recording. Not abstract so that a
         third-party tracer written against ``start`` alone still works."""
         raise NotImplementedError(f"tracer {self.name} implements neither start nor _start")
-
-    def tracing(self, lab: Lab, options: TraceOptions | None = None, *, settle: float | None = None) -> Tracing:
-        """``with tracer.tracing(lab) as t: ...`` then ``t.result``."""
-        return Tracing(self, lab, options, settle=settle)
 
     def require(self) -> None:
         """Raise the right error, with the probe's reason, when the tracer cannot run."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NamedTuple
 
@@ -120,7 +121,7 @@ class DropEvent:
     pid: int | None = None
     tracer: str = ""
     #: the firewall rule or chain policy that dropped it, where the node's counters can tell
-    #: (:mod:`netlab.tracers.rules`): "filter/FORWARD policy DROP", "filter/INPUT rule 2: -A ..."
+    #: (:mod:`netlab.findings.rules`): "filter/FORWARD policy DROP", "filter/INPUT rule 2: -A ..."
     rule: str | None = None
     #: the process the drop ran in (a sender, or whatever the softirq interrupted), where known
     comm: str | None = None
@@ -189,31 +190,32 @@ def devices(path: tuple[Hop, ...]) -> list[str]:
     return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class TraceResult:
-    """What one trace session saw of one lab."""
+    """What one trace saw of one lab: built once (by the tracer, then by
+    :mod:`netlab.findings`, which adds what only the lab knows) and not changed after."""
 
     tracer: str
     lab: str
-    drops: list[DropEvent] = field(default_factory=list)
-    paths: list[tuple[Hop, ...]] = field(default_factory=list)
+    drops: tuple[DropEvent, ...] = ()
+    paths: tuple[tuple[Hop, ...], ...] = ()
     lost: int = 0
     unattributed: int = 0
     ambiguous: int = 0
     seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-    counters: list[CounterDelta] = field(default_factory=list)
-    calls: list[Call] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
+    counters: tuple[CounterDelta, ...] = ()
+    calls: tuple[Call, ...] = ()
     #: drops counted in the kernel without per-packet events: (node, function, reason) -> count
-    totals: dict[tuple[str | None, str, str | None], int] = field(default_factory=dict)
+    totals: Mapping[tuple[str | None, str, str | None], int] = field(default_factory=dict)
     #: trace records read and analysed (drops, path events, frees), for throughput figures
     events: int = 0
     #: drops the tracer could not place in this lab (node None; the first 10,000 of
     #: ``unattributed``), for the rule counters to place where they can
-    unplaced: list[DropEvent] = field(default_factory=list)
+    unplaced: tuple[DropEvent, ...] = ()
     #: drops placed in this lab that another lab up with the same device names could own too,
     #: not in ``drops`` (counted in ``ambiguous``) unless what netlab sent settles whose they are
-    contested: list[DropEvent] = field(default_factory=list)
+    contested: tuple[DropEvent, ...] = ()
 
     @property
     def total_drops(self) -> int:
@@ -254,7 +256,7 @@ class TraceResult:
             "unplaced": [{"function": f, "reason": r, "count": n} for f, r, n in self.unplaced_summary()],
             "ambiguous": self.ambiguous,
             "events": self.events,
-            "notes": self.notes,
+            "notes": list(self.notes),
             "summary": [
                 {"node": n, "device": d, "function": f, "reason": r, "count": c} for n, d, f, r, c in self.summary()
             ],

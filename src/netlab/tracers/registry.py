@@ -7,6 +7,12 @@ from importlib import metadata
 
 from netlab.errors import NetlabError
 from netlab.lab import Lab
+from netlab.tracers.backends.bpftrace import BpftraceTracer
+from netlab.tracers.backends.counters import CountersTracer
+from netlab.tracers.backends.dropwatch import DropwatchTracer
+from netlab.tracers.backends.ftrace import FtraceTracer
+from netlab.tracers.backends.perf import PerfTracer
+from netlab.tracers.backends.tracefs import TracefsTracer
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
 
 ENTRY_POINT_GROUP = "netlab.tracers"
@@ -14,12 +20,6 @@ DEFAULT = "tracefs"
 
 
 def _builtins() -> dict[str, type[Tracer]]:
-    from netlab.tracers.bpftrace import BpftraceTracer
-    from netlab.tracers.counters import CountersTracer
-    from netlab.tracers.dropwatch import DropwatchTracer
-    from netlab.tracers.ftrace import FtraceTracer
-    from netlab.tracers.perf import PerfTracer
-    from netlab.tracers.tracefs import TracefsTracer
 
     return {
         t.name: t for t in (TracefsTracer, PerfTracer, BpftraceTracer, DropwatchTracer, FtraceTracer, CountersTracer)

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
+from netlab import marker
 from netlab.errors import NetlabError
 from netlab.lab import Lab
-from netlab.traffic import marker
 from netlab.traffic.packet import Frame, PacketSocket
-from netlab.traffic.pcap import PcapWriter
+from netlab.traffic.pcap import PcapWriter, write
 
 
 class Capture:
@@ -93,7 +93,6 @@ class Capture:
     def save(self, path: Path) -> int:
         """Write what was captured so far to a pcap file (for a capture started without
         ``pcap=``); returns how many frames."""
-        from netlab.traffic.pcap import write
 
         with self._changed:
             frames = list(self.frames)

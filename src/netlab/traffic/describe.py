@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 
-from netlab.traffic import marker
+from scapy.layers.l2 import Ether
+
+from netlab import marker
 from netlab.traffic.packet import Frame
 
 
 def summary(frame: Frame) -> str:
     """``12:00:01.123456 > Ether / IP / UDP ... [marker 1a2b3c4d:0]``."""
-    from scapy.layers.l2 import Ether
 
     stamp = time.strftime("%H:%M:%S", time.localtime(frame.timestamp)) + f"{frame.timestamp % 1:.6f}"[1:]
     direction = ">" if frame.outgoing else "<"

@@ -7,10 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from netlab import marker
 from netlab.errors import NetlabError
 from netlab.lab import Lab
-from netlab.tracers.headers import packet_of
-from netlab.traffic import marker, recipes
+from netlab.tracers.decode.headers import packet_of
+from netlab.traffic import recipes
 from netlab.traffic import sent as sent_log
 from netlab.traffic.packet import PacketSocket
 from netlab.traffic.resolve import NextHop, announcement, interface_exists, interface_mac, next_hop
@@ -53,7 +54,7 @@ def _record(lab: Lab, node: str, ifname: str, frame: bytes, run: int) -> None:
     packets (:mod:`netlab.traffic.sent`)."""
     kind = int.from_bytes(frame[12:14], "big")
     facts = packet_of(frame, kind if kind >= 0x600 else 0)  # below 0x600: an 802.3 length
-    sent_log.record(lab.name, node, ifname, replace(facts, marker=f"{run:08x}:*"))
+    sent_log.append(lab.name, node, ifname, replace(facts, marker=f"{run:08x}:*"))
 
 
 def _source(src: str, dst: str | None, recipe_name: str, needs_ip: bool) -> str:

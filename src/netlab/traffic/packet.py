@@ -13,6 +13,7 @@ unfiltered. That is the ready barrier captures rely on.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import select
 import socket
@@ -128,7 +129,6 @@ class PacketSocket:
 
 
 def _attach(sock: socket.socket, program: bytes) -> None:
-    import ctypes
 
     buf = ctypes.create_string_buffer(program)
     fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(buf))

@@ -22,6 +22,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from scapy.layers.inet import ICMP
+from scapy.layers.inet6 import ICMPv6EchoRequest
+from scapy.packet import Raw
+
 from netlab.errors import NetlabError
 from netlab.lab import Lab
 from netlab.runtime.netns import open_socket
@@ -71,23 +75,13 @@ class PingResult:
         }
 
 
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071)."""
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
 def request(version: int, ident: int, seq: int, size: int) -> bytes:
-    """One echo request; ICMPv6's checksum is the kernel's to fill in (it needs the addresses)."""
+    """One echo request (scapy fills in ICMP's checksum; ICMPv6's is the kernel's to fill in,
+    it needs the addresses)."""
     payload = struct.pack("!d", time.monotonic()) + bytes(max(0, size - 8))
-    header = struct.pack("!BBHHH", ECHO_REQUEST[version], 0, 0, ident, seq)
     if version == 6:
-        return header + payload
-    return struct.pack("!BBHHH", 8, 0, checksum(header + payload), ident, seq) + payload
+        return bytes(ICMPv6EchoRequest(id=ident, seq=seq, data=payload, cksum=0))
+    return bytes(ICMP(type=ECHO_REQUEST[4], id=ident, seq=seq) / Raw(payload))
 
 
 def reply_of(version: int, packet: bytes, ident: int) -> int | None:

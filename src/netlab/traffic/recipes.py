@@ -20,8 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
+from scapy.layers.l2 import LLC, STP, Dot3, Ether
+from scapy.packet import Raw
+from scapy.utils import checksum
+
 from netlab.errors import NetlabError
-from netlab.traffic.marker import Marker
+from netlab.marker import Marker
 
 STP_MAC = "01:80:c2:00:00:00"
 PAUSE_MAC = "01:80:c2:00:00:01"
@@ -54,8 +60,6 @@ def _payload(spec: FrameSpec, seq: int, minimum: int = 0) -> bytes:
 
 
 def _stp(spec: FrameSpec, seq: int, *, rstp: bool = False) -> bytes:
-    from scapy.layers.l2 import LLC, STP, Dot3
-    from scapy.packet import Raw
 
     bpdu = STP(version=2, bpdutype=0x02, bpduflags=0x3C) if rstp else STP()
     extra = b"\x00" if rstp else b""  # RSTP: version 1 length
@@ -64,8 +68,6 @@ def _stp(spec: FrameSpec, seq: int, *, rstp: bool = False) -> bytes:
 
 
 def _ethertype(spec: FrameSpec, seq: int) -> bytes:
-    from scapy.layers.l2 import Ether
-    from scapy.packet import Raw
 
     return bytes(
         Ether(dst=spec.dst_mac or BROADCAST, src=spec.src_mac, type=spec.ethertype) / Raw(_payload(spec, seq, 46))
@@ -73,16 +75,12 @@ def _ethertype(spec: FrameSpec, seq: int) -> bytes:
 
 
 def _pause(spec: FrameSpec, seq: int) -> bytes:
-    from scapy.layers.l2 import Ether
-    from scapy.packet import Raw
 
     body = struct.pack("!HH", 0x0001, 0xFFFF) + _payload(spec, seq, 42)
     return bytes(Ether(dst=spec.dst_mac or PAUSE_MAC, src=spec.src_mac, type=0x8808) / Raw(body))
 
 
 def _ip(spec: FrameSpec) -> Any:  # scapy layers are untyped
-    from scapy.layers.inet import IP
-    from scapy.layers.inet6 import IPv6
 
     if spec.dst_ip is None:
         raise NetlabError("this recipe needs --dst ADDRESS")
@@ -92,7 +90,6 @@ def _ip(spec: FrameSpec) -> Any:  # scapy layers are untyped
 
 
 def _ether(spec: FrameSpec) -> Any:
-    from scapy.layers.l2 import Ether
 
     if spec.dst_mac is None:
         raise NetlabError("no destination MAC for this frame (pass --dst-mac)")
@@ -100,16 +97,11 @@ def _ether(spec: FrameSpec) -> Any:
 
 
 def _udp(spec: FrameSpec, seq: int) -> bytes:
-    from scapy.layers.inet import UDP
-    from scapy.packet import Raw
 
     return bytes(_ether(spec) / _ip(spec) / UDP(sport=spec.sport, dport=spec.dport) / Raw(_payload(spec, seq)))
 
 
 def _icmp(spec: FrameSpec, seq: int) -> bytes:
-    from scapy.layers.inet import ICMP
-    from scapy.layers.inet6 import ICMPv6EchoRequest
-    from scapy.packet import Raw
 
     ip = _ip(spec)
     echo = (
@@ -121,8 +113,6 @@ def _icmp(spec: FrameSpec, seq: int) -> bytes:
 
 
 def _tcp(spec: FrameSpec, seq: int) -> bytes:
-    from scapy.layers.inet import TCP
-    from scapy.packet import Raw
 
     segment = TCP(sport=spec.sport, dport=spec.dport, flags=spec.tcp_flags, seq=(spec.run + seq) & 0xFFFFFFFF)
     return bytes(_ether(spec) / _ip(spec) / segment / Raw(_payload(spec, seq)))
@@ -160,18 +150,9 @@ def recipe(name: str) -> Recipe:
         raise NetlabError(f"unknown recipe '{name}' (known: {', '.join(RECIPES)})") from None
 
 
-def _ipv4_header_checksum(header: bytes) -> int:
-    total = 0
-    for i in range(0, len(header), 2):
-        total += (header[i] << 8) + (header[i + 1] if i + 1 < len(header) else 0)
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def _fix_ipv4_checksum(frame: bytearray, ihl: int) -> None:
     frame[24:26] = b"\x00\x00"
-    frame[24:26] = struct.pack("!H", _ipv4_header_checksum(bytes(frame[14 : 14 + ihl * 4])))
+    frame[24:26] = struct.pack("!H", checksum(bytes(frame[14 : 14 + ihl * 4])))
 
 
 def malform(frame: bytes, bad: str) -> bytes:

@@ -16,8 +16,11 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from scapy.layers.l2 import ARP, Ether
+
 from netlab.errors import NetlabError
 from netlab.lab import Lab, Node
+from netlab.runtime import netlink
 from netlab.runtime.netns import entered
 
 SIOCGIFHWADDR = 0x8927
@@ -54,7 +57,6 @@ class Route:
 
 def route_to(node: Node, address: str) -> Route:
     """Ask the node's kernel (RTM_GETROUTE) how it reaches ``address``."""
-    from netlab.runtime import netlink
 
     with contextlib.closing(netlink.open_route_socket(node.netns)) as sock:
         try:
@@ -109,6 +111,5 @@ def announcement(hop: NextHop) -> bytes | None:
     ip = ipaddress.ip_address(hop.address)
     if ip.version != 4:
         return None
-    mac = bytes.fromhex(hop.mac.replace(":", ""))
-    arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, ip.packed, bytes(6), ip.packed)
-    return (b"\xff" * 6 + mac + b"\x08\x06" + arp).ljust(60, b"\0")
+    arp = ARP(op="who-has", hwsrc=hop.mac, psrc=hop.address, hwdst="00:00:00:00:00:00", pdst=hop.address)
+    return bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=hop.mac) / arp).ljust(60, b"\0")

@@ -16,10 +16,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from netlab.errors import Issue, NetlabError, TopologyError
+from netlab.expect.drops import Drop
+from netlab.findings.trace import tracing
 from netlab.lab import Lab, attach
 from netlab.model.loader import issue_from
 from netlab.model.names import lab_name
 from netlab.model.yamlsrc import parse_file
+from netlab.tracers.events import devices
+from netlab.tracers.registry import DEFAULT, get
+from netlab.traffic.flow import tcp_flow
+from netlab.traffic.inject import inject
 
 
 class _Spec(BaseModel):
@@ -166,16 +172,13 @@ def _iptables(lab: Lab, spec: Iptables) -> tuple[bool, str]:
 
 
 def _traced(lab: Lab, action: Callable[[], object]) -> Any:
-    from netlab.tracers.registry import get
 
-    with get("tracefs").tracing(lab) as t:
+    with tracing(get(DEFAULT), lab) as t:
         action()
     return t.result
 
 
 def _drop(lab: Lab, spec: DropCheck) -> tuple[bool, str]:
-    from netlab.expect.drops import Drop
-    from netlab.traffic.inject import inject
 
     i = spec.inject
     result = _traced(lab, lambda: inject(lab, i.node, i.interface, i.recipe, count=i.count, **i.options))
@@ -186,7 +189,6 @@ def _drop(lab: Lab, spec: DropCheck) -> tuple[bool, str]:
 
 
 def _path(lab: Lab, spec: PathCheck) -> tuple[bool, str]:
-    from netlab.tracers.events import devices
 
     result = _traced(lab, lambda: lab.node(spec.ping.node).run(["ping", "-c1", "-W1", spec.ping.to], timeout=10))
     paths = [devices(p) for p in result.paths]
@@ -195,7 +197,6 @@ def _path(lab: Lab, spec: PathCheck) -> tuple[bool, str]:
 
 
 def _flow(lab: Lab, spec: FlowCheck) -> tuple[bool, str]:
-    from netlab.traffic.flow import tcp_flow
 
     try:
         result = tcp_flow(lab, spec.src, spec.dst, spec.bytes, timeout=60, connect_timeout=3)

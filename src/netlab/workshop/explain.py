@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from netlab.errors import NetlabError
+from netlab.tracers.kernel.reasons import FORMAT, parse_format
 
 DATA = Path(__file__).with_name("reasons.yaml")
 
@@ -103,7 +104,6 @@ def explain(reason: str) -> Explanation:
 
 
 def _running_kernel_reasons() -> dict[int, str]:
-    from netlab.tracers.reasons import FORMAT, parse_format
 
     try:
         return parse_format(FORMAT.read_text())

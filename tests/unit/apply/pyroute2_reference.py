@@ -9,11 +9,14 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
 from netlab.apply.rtnl import (
     CHANGE,
     CREATE,
     IFA_F_NODAD,
-    IFF_UP,
     MACVLAN_MODES,
     ROUTE_TYPES,
     RT_SCOPE_LINK,
@@ -37,8 +40,8 @@ from netlab.plan.steps import (
     SetPortVlans,
     Step,
 )
-from netlab.pyroute import ifaddrmsg, ifinfmsg, rtmsg
 from netlab.runtime import netlink as nl
+from netlab.runtime.netlink import IFF_UP
 
 NetnsFd = Callable[[str], int]
 BRIDGE_FLAGS_SELF = 2
@@ -69,7 +72,7 @@ def _linkinfo(kind: str, data: list[tuple[str, Any]]) -> tuple[str, Any]:
 
 
 def _loopback(step: SetLoopback, _netns: str, _fd: NetnsFd) -> bytes:
-    return nl.encode(_link(1, [("IFLA_IFALIAS", step.alias)]), nl.RTM_NEWLINK, CHANGE)
+    return encode_message(_link(1, [("IFLA_IFALIAS", step.alias)]), nl.RTM_NEWLINK, CHANGE)
 
 
 def _bridge(step: CreateBridge, _netns: str, _fd: NetnsFd) -> bytes:
@@ -84,7 +87,7 @@ def _bridge(step: CreateBridge, _netns: str, _fd: NetnsFd) -> bytes:
     }
     data = [("IFLA_BR_STP_STATE", int(step.stp))] + [(k, v) for k, v in options.items() if v is not None]
     attrs = [*_link_attrs(step.ifname, step.mac, step.mtu), _linkinfo("bridge", data)]
-    return nl.encode(_link(step.ifindex, attrs), nl.RTM_NEWLINK, CREATE)
+    return encode_message(_link(step.ifindex, attrs), nl.RTM_NEWLINK, CREATE)
 
 
 def _veth(step: CreateVeth, netns: str, netns_fd: NetnsFd) -> bytes:
@@ -97,7 +100,7 @@ def _veth(step: CreateVeth, netns: str, netns_fd: NetnsFd) -> bytes:
     # the peer cannot be created up (the kernel answers ENOTCONN): SetLink does it later
     peer = {"index": step.peer_ifindex, "attrs": peer_attrs}
     attrs.append(_linkinfo("veth", [("VETH_INFO_PEER", peer)]))
-    return nl.encode(_link(step.ifindex, attrs), nl.RTM_NEWLINK, CREATE)
+    return encode_message(_link(step.ifindex, attrs), nl.RTM_NEWLINK, CREATE)
 
 
 def _stacked_data(step: CreateStacked) -> list[tuple[str, Any]]:
@@ -134,7 +137,7 @@ def _create_stacked(step: CreateStacked, _netns: str, _fd: NetnsFd) -> bytes:
         attrs.append(_linkinfo(step.kind, data))
     else:
         attrs.append(("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", step.kind)]}))
-    return nl.encode(_link(step.ifindex, attrs), nl.RTM_NEWLINK, CREATE)
+    return encode_message(_link(step.ifindex, attrs), nl.RTM_NEWLINK, CREATE)
 
 
 def _port_vlans(step: SetPortVlans, _netns: str, _fd: NetnsFd) -> bytes:
@@ -147,12 +150,12 @@ def _port_vlans(step: SetPortVlans, _netns: str, _fd: NetnsFd) -> bytes:
     msg["family"] = socket.AF_BRIDGE
     msg["index"] = step.ifindex
     msg["attrs"] = [("IFLA_AF_SPEC", {"attrs": spec})]
-    return nl.encode(msg, nl.RTM_SETLINK, CHANGE)
+    return encode_message(msg, nl.RTM_SETLINK, CHANGE)
 
 
 def _set_link(step: SetLink, _netns: str, _fd: NetnsFd) -> bytes:
     attrs = [("IFLA_MASTER", step.master_ifindex)] if step.master_ifindex else []
-    return nl.encode(_link(step.ifindex, attrs), nl.RTM_NEWLINK, CHANGE)
+    return encode_message(_link(step.ifindex, attrs), nl.RTM_NEWLINK, CHANGE)
 
 
 def _address(step: AddAddress, _netns: str, _fd: NetnsFd) -> bytes:
@@ -166,7 +169,7 @@ def _address(step: AddAddress, _netns: str, _fd: NetnsFd) -> bytes:
     else:
         msg["family"], msg["flags"] = socket.AF_INET6, IFA_F_NODAD
         msg["attrs"] = [("IFA_ADDRESS", str(addr.ip)), ("IFA_FLAGS", IFA_F_NODAD)]
-    return nl.encode(msg, nl.RTM_NEWADDR, CREATE)
+    return encode_message(msg, nl.RTM_NEWADDR, CREATE)
 
 
 def _route(step: AddRoute, _netns: str, _fd: NetnsFd) -> bytes:
@@ -185,7 +188,7 @@ def _route(step: AddRoute, _netns: str, _fd: NetnsFd) -> bytes:
         "RTA_PRIORITY": step.metric,
     }
     msg["attrs"] = [(k, v) for k, v in attrs.items() if v is not None]
-    return nl.encode(msg, nl.RTM_NEWROUTE, CREATE)
+    return encode_message(msg, nl.RTM_NEWROUTE, CREATE)
 
 
 ENCODERS: dict[type[Step], Callable[[Any, str, NetnsFd], bytes]] = {
@@ -206,3 +209,11 @@ ENCODERS: dict[type[Step], Callable[[Any, str, NetnsFd], bytes]] = {
 def encode(step: Step, netns: str, netns_fd: NetnsFd) -> bytes:
     """``step`` as pyroute2 encodes it."""
     return ENCODERS[type(step)](step, netns, netns_fd)
+
+
+def encode_message(msg: Any, kind: int, flags: int) -> bytes:
+    """``msg`` (a pyroute2 message) as bytes, with its type and flags."""
+    msg["header"]["type"] = kind
+    msg["header"]["flags"] = flags
+    msg.encode()
+    return bytes(msg.data)

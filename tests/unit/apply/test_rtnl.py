@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 import pytest
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from netlab.apply import rtnl
 from netlab.apply.rtnl import Encoder
@@ -26,7 +27,6 @@ from netlab.plan.steps import (
     SetPortVlans,
     Step,
 )
-from netlab.pyroute import ifinfmsg
 from tests.unit.apply import pyroute2_reference
 
 ip = ipaddress.ip_address

@@ -6,7 +6,7 @@ import errno
 
 import pytest
 
-import netlab.lab
+import netlab.cli.lifecycle
 from netlab.cli.main import main
 
 
@@ -18,7 +18,7 @@ def test_permission_denied_anywhere_is_exit_3_not_a_traceback(
     def denied(_lab: object = None) -> None:
         raise PermissionError(errno.EACCES, "Permission denied", "/run/netlab/x.journal")
 
-    monkeypatch.setattr(netlab.lab, "status", denied)
+    monkeypatch.setattr(netlab.cli.lifecycle, "lab_status", denied)
     with pytest.raises(SystemExit) as info:
         main(["status"])
     assert info.value.code == 3

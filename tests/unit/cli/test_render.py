@@ -65,7 +65,7 @@ def test_a_trace_names_the_rule_and_says_what_it_could_not_place(capsys: pytest.
 
     drop = DropEvent(1.0, Location("nft_do_chain"), "NETFILTER_DROP", "host", None, rule="filter/FORWARD policy DROP")
     timer = DropEvent(1.0, Location("__neigh_event_send"), "NEIGH_FAILED", None, None)
-    result = TraceResult("tracefs", "bridge3", drops=[drop, drop], unplaced=[timer], unattributed=4)
+    result = TraceResult("tracefs", "bridge3", drops=(drop, drop), unplaced=(timer,), unattributed=4)
     render.trace_result(result)
     out = capsys.readouterr().out
     assert "dropped by: filter/FORWARD policy DROP in node host (2)" in out

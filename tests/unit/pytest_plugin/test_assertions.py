@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from netlab.expect.drops import Drop, Untraced
@@ -20,7 +22,7 @@ def drop(function: str, reason: str | None, node: str = "b", device: str = "eth0
 
 
 def result(*drops: DropEvent) -> TraceResult:
-    return TraceResult(tracer="test", lab="t", drops=list(drops))
+    return TraceResult(tracer="test", lab="t", drops=drops)
 
 
 def test_count_is_exact_and_at_least_is_a_floor() -> None:
@@ -56,16 +58,16 @@ def test_not_dropped_and_counted_totals() -> None:
 
 
 def test_path_is_the_devices_in_order() -> None:
-    r = result()
-    r.paths = [(Hop(1.0, "net_dev_start_xmit", "a0", "a"), Hop(1.1, "netif_receive_skb", "b0", "b"))]
+    r = replace(
+        result(), paths=((Hop(1.0, "net_dev_start_xmit", "a0", "a"), Hop(1.1, "netif_receive_skb", "b0", "b")),)
+    )
     assert_path(r, ["a0", "b0"])
     with pytest.raises(DropAssertionError, match="no packet took the path a0 -> c0"):
         assert_path(r, ["a0", "c0"])
 
 
 def test_counter_moved_by_exactly() -> None:
-    r = result()
-    r.counters = [CounterDelta(node="b", scope="dev:eth0", name="rx_dropped", delta=3)]
+    r = replace(result(), counters=(CounterDelta(node="b", scope="dev:eth0", name="rx_dropped", delta=3),))
     assert_counter(r, "b", "rx_dropped", 3, scope="dev:eth0")
     with pytest.raises(DropAssertionError, match=r"to move by \+1, it moved by \+3"):
         assert_counter(r, "b", "rx_dropped", 1)

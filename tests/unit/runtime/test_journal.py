@@ -106,7 +106,7 @@ def test_every_kind_of_entry_reads_back_as_written(run_dir: Path) -> None:
     j.close()
     rec = journal.read("lab1")
     assert rec is not None and rec.entries == written
-    assert [e.key for e in rec.tracefs_instances] == ["netlab_1_2_t0"]
+    assert [e.key for e in rec.trace_buffers] == ["netlab_1_2_t0"]
     assert rec.helpers == []  # started, then recorded as ended
     assert set(journal.KINDS) == {type(e).op for e in written} | {"tracefs-done"}
 

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import errno
+import socket
 import struct
+from typing import Any
+
+from pyroute2 import netlink as pr_netlink
+from pyroute2.netlink import rtnl as pr_rtnl
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from netlab.runtime import netlink, nlmsg
+from tests.unit.apply.pyroute2_reference import encode_message as encode
 
 
 def header(length: int, kind: int, flags: int = 0, seq: int = 0) -> bytes:
@@ -69,9 +78,6 @@ def test_a_short_length_ends_the_walk() -> None:
 
 
 def test_the_kernels_constants_are_pyroute2s() -> None:
-    from netlab.pyroute import netlink as pr_netlink
-    from netlab.pyroute import rtnl as pr_rtnl
-
     names = [
         "NETLINK_ROUTE", "NETLINK_GENERIC", "SOL_NETLINK", "NETLINK_EXT_ACK", "NLM_F_REQUEST", "NLM_F_ACK",
         "NLM_F_ACK_TLVS", "NLM_F_DUMP", "NLM_F_CREATE", "NLM_F_EXCL", "NLMSG_ERROR", "NLMSG_DONE",
@@ -79,10 +85,64 @@ def test_the_kernels_constants_are_pyroute2s() -> None:
     assert {n: getattr(netlink, n) for n in names} == {n: getattr(pr_netlink, n) for n in names}
     rtm = ["RTM_NEWLINK", "RTM_GETLINK", "RTM_SETLINK", "RTM_NEWADDR", "RTM_GETADDR", "RTM_NEWROUTE", "RTM_GETROUTE"]
     assert {n: getattr(netlink, n) for n in rtm} == {n: getattr(pr_rtnl, n) for n in rtm}
+    assert (netlink.GENL_ID_CTRL, netlink.CTRL_CMD_GETFAMILY) == (
+        pr_netlink.GENL_ID_CTRL,
+        pr_netlink.CTRL_CMD_GETFAMILY,
+    )
 
 
 def test_a_link_dump_request_is_pyroute2s() -> None:
-    from netlab.pyroute import ifinfmsg
-
     packed = nlmsg.message(netlink.RTM_GETLINK, netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP, nlmsg.ifinfomsg())
-    assert packed == netlink.encode(ifinfmsg(), netlink.RTM_GETLINK, netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP)
+    assert packed == encode(ifinfmsg(), netlink.RTM_GETLINK, netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP)
+
+
+def _answer(msg: Any, kind: int) -> bytes:
+    """What the kernel would send: pyroute2's encoding of ``msg`` as an answer."""
+    return encode(msg, kind, 0)
+
+
+def test_an_address_answer_reads_as_pyroute2_writes_it() -> None:
+    msg = ifaddrmsg()
+    msg["family"], msg["prefixlen"], msg["index"] = socket.AF_INET6, 64, 7
+    msg["attrs"] = [("IFA_ADDRESS", "2001:db8::1"), ("IFA_LABEL", "calmveth1")]
+    raw = _answer(msg, netlink.RTM_NEWADDR)
+    attrs = nlmsg.parse_attributes(raw, 16 + nlmsg.IFADDRMSG.size)
+    assert socket.inet_ntop(socket.AF_INET6, attrs[netlink.IFA_ADDRESS]) == "2001:db8::1"
+    assert nlmsg.IFADDRMSG.unpack_from(raw, 16)[1] == 64
+
+
+def test_a_route_answer_reads_as_pyroute2_writes_it() -> None:
+    msg = rtmsg()
+    msg["family"], msg["dst_len"] = socket.AF_INET, 32
+    msg["attrs"] = [
+        ("RTA_DST", "203.0.113.9"),
+        ("RTA_OIF", 4),
+        ("RTA_GATEWAY", "198.51.100.1"),
+        ("RTA_PREFSRC", "198.51.100.7"),
+    ]
+    attrs = nlmsg.parse_attributes(_answer(msg, netlink.RTM_NEWROUTE), 16 + nlmsg.RTMSG.size)
+    assert nlmsg.u32.unpack(attrs[netlink.RTA_OIF])[0] == 4
+    assert socket.inet_ntop(socket.AF_INET, attrs[netlink.RTA_GATEWAY]) == "198.51.100.1"
+    assert socket.inet_ntop(socket.AF_INET, attrs[netlink.RTA_PREFSRC]) == "198.51.100.7"
+
+
+def test_a_link_alias_reads_as_pyroute2_writes_it() -> None:
+    msg = ifinfmsg()
+    msg["index"] = 1
+    msg["attrs"] = [("IFLA_IFNAME", "lo"), ("IFLA_IFALIAS", "netlab:bridge3")]
+    attrs = nlmsg.parse_attributes(_answer(msg, netlink.RTM_NEWLINK), 16 + nlmsg.IFINFOMSG.size)
+    assert attrs[netlink.IFLA_IFALIAS].rstrip(b"\0") == b"netlab:bridge3"
+
+
+def test_a_family_request_is_pyroute2s() -> None:
+    msg = pr_netlink.ctrlmsg()
+    msg["cmd"], msg["version"] = pr_netlink.CTRL_CMD_GETFAMILY, 1
+    msg["attrs"] = [("CTRL_ATTR_FAMILY_NAME", "NET_DM")]
+    head = netlink.GENLMSGHDR.pack(netlink.CTRL_CMD_GETFAMILY, 1, 0)
+    ours = nlmsg.message(
+        netlink.GENL_ID_CTRL,
+        netlink.NLM_F_REQUEST | netlink.NLM_F_ACK,
+        head,
+        [(netlink.CTRL_ATTR_FAMILY_NAME, "NET_DM")],
+    )
+    assert ours == encode(msg, netlink.GENL_ID_CTRL, netlink.NLM_F_REQUEST | netlink.NLM_F_ACK)

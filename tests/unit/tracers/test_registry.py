@@ -9,8 +9,8 @@ import pytest
 from netlab.errors import NetlabError
 from netlab.lab import Lab
 from netlab.tracers import registry
+from netlab.tracers.backends.tracefs import TracefsTracer
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
-from netlab.tracers.tracefs import TracefsTracer
 
 
 class FakeTracer(Tracer):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import struct
 
 import pytest
+from scapy.utils import checksum
 
-from netlab.traffic.ping import PingResult, checksum, reply_of, request
+from netlab.traffic.ping import PingResult, reply_of, request
 
 
 def test_ipv4_request_checksums_to_zero_and_ipv6_leaves_it_to_the_kernel() -> None:

@@ -1,0 +1,72 @@
+"""Workshop and report commands: ``explain`` (drop reasons in plain words), ``check`` (a
+workshop lab against its exercise) and ``report diff``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from netlab.expect.report import diff, load
+from netlab.runtime.netns import require_root
+from netlab.workshop.checks import run
+from netlab.workshop.explain import explain as lookup
+from netlab.workshop.explain import explanations
+
+
+@click.group()
+def report() -> None:
+    """Work with scenario reports (pytest --netlab-report PATH)."""
+
+
+@report.command(name="diff")
+@click.argument("old", type=click.Path(exists=True, dir_okay=False))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False))
+def report_diff(old: str, new: str) -> None:
+    """What changed from report OLD to NEW: new, vanished and moved drops, scenario by scenario.
+
+    Exits 1 when something changed (like diff), 0 when the kernels behave the same.
+    """
+
+    lines = diff(load(Path(old)), load(Path(new)))
+    for line in lines:
+        click.echo(line)
+    if not lines:
+        click.echo("no differences")
+    sys.exit(1 if lines else 0)
+
+
+@click.command()
+@click.argument("reasons", nargs=-1)
+@click.option("--list", "list_all", is_flag=True, help="List the explained reasons.")
+def explain(reasons: Sequence[str], list_all: bool) -> None:
+    """Explain drop REASONS in plain words: what the kernel checked, causes, how to confirm and fix."""
+
+    if list_all or not reasons:
+        for name, e in sorted(explanations().items()):
+            click.echo(f"{name:<26} {e.what}")
+        return
+    click.echo("\n".join(lookup(r).render() for r in reasons), nl=False)
+
+
+@click.command()
+@click.argument("lab_dir", type=click.Path(exists=True))
+@click.option("--instance", help="The instance you brought the lab up as.")
+def check(lab_dir: str, instance: str | None) -> None:
+    """Check your running lab against a workshop lab (labs/NN-name): what is right, what is still wrong."""
+
+    require_root()
+    spec, outcomes = run(Path(lab_dir), instance)
+    click.echo(spec.title)
+    for o in outcomes:
+        mark = "ok  " if o.ok else "FAIL"
+        click.echo(f"  {mark} {o.name}: {o.detail}")
+        if not o.ok and o.hint:
+            click.echo(f"       hint: {o.hint}")
+    wrong = [o for o in outcomes if not o.ok]
+    if wrong:
+        click.echo(f"{len(wrong)} of {len(outcomes)} checks still wrong")
+        sys.exit(1)
+    click.echo(f"all {len(outcomes)} checks pass")

@@ -1,0 +1,166 @@
+"""Which firewall rule dropped a packet: a node's rule counters before and after a trace.
+
+``skb:kfree_skb`` says NETFILTER_DROP in ``nf_hook_slow`` for every rule and every policy of
+every table; the rule itself is nowhere in the event. What does know is the rule's own packet
+counter. So a session notes each node's iptables and ip6tables counters (``iptables-save -c``
+inside the node, for the families that have tables there: 3-6 ms a node) when it starts, and
+when it stops it gives each netfilter drop of a node the rule or chain policy whose counter
+moved, where the counters can tell:
+
+* exactly one DROP/REJECT rule or DROP policy of the node moved: every netfilter drop of the
+  node is that one's;
+* several moved: a drop whose stack (``--stack``) shows the hook it died in (``ip_forward``:
+  FORWARD, ``ip_local_deliver``: INPUT, ...) gets the one candidate of that chain; the others
+  stay unnamed and the result's notes list the candidates with their counts;
+* none moved (an nftables rule without a ``counter``, ebtables): the notes say so.
+
+The counters also say *where*: a drop without a device path is placed by the process it ran
+in, which is wrong for a bridge's flooded copies (they die in the sender's softirq), and a
+timer's drop has no process at all. Such netfilter drops go to the one node whose rules
+counted exactly as many more drops as are left over (:meth:`RuleWatch._place`).
+
+nftables rulesets of the lab's own (``nftables:``) are not read: nft counts only rules that ask
+for a ``counter``. Drops of a kernel without reasons (before 5.17) count as netfilter drops when
+they happened in ``nf_hook_slow``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from netlab.findings.draft import Draft
+from netlab.lab import Lab
+from netlab.tracers.events import DropEvent
+from netlab.tracers.kernel.firewall import Rule, read
+
+#: the function in a drop's stack that says which hook it died in, by the chain it runs
+HOOK_CALLERS: dict[str, str] = {
+    "ip_rcv": "PREROUTING",
+    "ipv6_rcv": "PREROUTING",
+    "ip_forward": "FORWARD",
+    "ip6_forward": "FORWARD",
+    "ip_local_deliver": "INPUT",
+    "ip6_input": "INPUT",
+    "__ip_local_out": "OUTPUT",
+    "__ip6_local_out": "OUTPUT",
+    "ip_output": "POSTROUTING",
+    "ip6_output": "POSTROUTING",
+}
+
+
+def is_netfilter_drop(drop: DropEvent) -> bool:
+    """A drop a netfilter verdict made (by its reason, or where the kernel has none, its place)."""
+    if drop.reason is not None:
+        return drop.reason == "NETFILTER_DROP"
+    return drop.base in ("nf_hook_slow", "nft_do_chain")
+
+
+def hook_of(drop: DropEvent) -> str | None:
+    """The chain a netfilter drop's stack says it died in (None without a telling stack)."""
+    for frame in drop.stack:
+        chain = HOOK_CALLERS.get(frame.split("+", 1)[0])
+        if chain is not None:
+            return chain
+    return None
+
+
+def moved(before: Iterable[Rule], after: Iterable[Rule]) -> list[tuple[Rule, int]]:
+    """The dropping rules and policies whose counters moved, with how much."""
+    was = {r.key: r.packets for r in before}
+    return [(r, r.packets - was.get(r.key, 0)) for r in after if r.drops and r.packets > was.get(r.key, 0)]
+
+
+class RuleWatch:
+    """Rule counters of a lab's nodes at the start of a trace; :meth:`explain` at its end."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.before = {name: read(node) for name, node in lab.nodes.items()}
+
+    def explain(self, result: Draft) -> None:
+        """Place and name the netfilter drops of the draft where the counters can tell."""
+        loose = [d for d in result.unplaced if is_netfilter_drop(d)]
+        if not loose and not any(self._ours(d) for d in result.drops):
+            return
+        after = {name: read(node) for name, node in self.lab.nodes.items()}
+        candidates = {name: moved(self.before[name], after.get(name, [])) for name in self.before}
+        self._place(result, loose, candidates)
+        by_node: dict[str, list[int]] = {}
+        for i, drop in enumerate(result.drops):
+            if self._ours(drop):
+                by_node.setdefault(str(drop.node), []).append(i)
+        for node, indexes in by_node.items():
+            self._name(result, node, indexes, candidates[node])
+
+    def _ours(self, drop: DropEvent) -> bool:
+        return drop.node in self.before and drop.rule is None and is_netfilter_drop(drop)
+
+    def _place(self, result: Draft, loose: list[DropEvent], candidates: dict[str, list[tuple[Rule, int]]]) -> None:
+        """Move netfilter drops that no device path placed to the node whose counters account
+        for exactly them.
+
+        A drop without a path is placed by the process it ran in, and a bridge forwards (and
+        its FORWARD chain drops) a flooded copy in the *sender's* context, in another node. So
+        a drop placed that way stays only where its node's rules counted a drop; the rest, with
+        the drops no node claimed, go to the one node whose rules counted exactly that many
+        more, or stay where they are, with a note.
+        """
+        spare = {node: sum(n for _rule, n in found) for node, found in candidates.items()}
+        moving = []
+        for drop in result.drops:
+            if self._ours(drop) and drop.device is not None:
+                spare[str(drop.node)] -= 1
+        for i, drop in enumerate(result.drops):
+            if self._ours(drop) and drop.device is None:
+                if spare[str(drop.node)] > 0:
+                    spare[str(drop.node)] -= 1
+                else:
+                    moving.append(i)
+        if not moving and not loose:
+            return
+        targets = [node for node, n in spare.items() if n > 0]
+        count = len(moving) + len(loose)
+        if len(targets) == 1 and spare[targets[0]] == count:
+            target = targets[0]
+            for i in moving:
+                result.drops[i] = result.drops[i].evolve(node=target)
+            for drop in loose:
+                result.unplaced.remove(drop)
+                result.drops.append(drop.evolve(node=target))
+            result.unattributed -= len(loose)
+            result.notes.append(
+                f"{count} netfilter drops without a device path placed in node {target}: its rules counted"
+                " exactly that many more drops than were seen there (a bridge's flooded copies die in"
+                " the sender's context)"
+            )
+        elif moving:
+            places = sorted({str(result.drops[i].node) for i in moving})
+            result.notes.append(
+                f"{len(moving)} netfilter drops placed in {', '.join(places)} by the process they ran in"
+                " only, where no rule counted them: they may have died in another node"
+            )
+
+    @staticmethod
+    def _name(result: Draft, node: str, indexes: list[int], candidates: list[tuple[Rule, int]]) -> None:
+        if not candidates:
+            result.notes.append(
+                f"node {node}: {len(indexes)} netfilter drops, but no iptables rule or policy counted them"
+                " (an nftables rule without a counter, or ebtables?)"
+            )
+            return
+        unnamed = 0
+        for i in indexes:
+            drop = result.drops[i]
+            fits = candidates
+            if len(candidates) > 1:
+                hook = hook_of(drop)
+                fits = [c for c in candidates if hook is not None and c[0].chain == hook]
+            if len(fits) == 1:
+                result.drops[i] = drop.evolve(rule=str(fits[0][0]))
+            else:
+                unnamed += 1
+        if unnamed:
+            listed = "; ".join(f"{rule} (+{count})" for rule, count in candidates)
+            result.notes.append(
+                f"node {node}: {unnamed} netfilter drops could be any of: {listed} (--stack tells the hooks apart)"
+            )

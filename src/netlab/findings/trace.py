@@ -1,0 +1,94 @@
+"""A trace of a lab from start to result: the tracer's session, and what is added to what it saw.
+
+The tracer says where packets died. What only the lab knows comes on top, here, once the tracer
+has stopped: which firewall rule dropped a packet (the nodes' rule counters, read at the start
+and at the end: :mod:`netlab.findings.rules`), what a dropped packet was where netlab sent it
+(:mod:`netlab.findings.sent`), and whose a drop is that another lab's device names could claim.
+Each works on a :class:`~netlab.findings.draft.Draft`; the :class:`TraceResult` the caller gets
+is built from it once.
+
+    >>> with tracing(registry.get("tracefs"), lab) as t:        # doctest: +SKIP
+    ...     lab.node("ns-calm1").run(["ping", "-c1", "198.51.100.2"])
+    >>> t.result.drops                                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+
+from netlab.findings import sent
+from netlab.findings.draft import Draft
+from netlab.findings.rules import RuleWatch
+from netlab.lab import Lab
+from netlab.runtime import softnet
+from netlab.tracers.base import Session, TraceOptions, Tracer
+from netlab.tracers.events import DropEvent, TraceResult
+
+
+class Trace:
+    """A running trace: recording once made (the tracer's ready barrier)."""
+
+    def __init__(self, tracer: Tracer, lab: Lab, options: TraceOptions | None = None) -> None:
+        options = options or TraceOptions()
+        tracer.check(options)
+        self.lab = lab
+        self.rules = RuleWatch(lab) if options.rules and tracer.reports_drops else None
+        self.started = time.time()
+        self.session: Session = tracer.start(lab, options)
+        self._result: TraceResult | None = None
+
+    def poll(self) -> list[DropEvent]:
+        """Drops seen since the last poll (for live views), as the tracer saw them."""
+        return self.session.poll()
+
+    def stop(self) -> TraceResult:
+        """Stop the tracer and return the result, rule names and sent headers added (once)."""
+        if self._result is None:
+            seen = self.session.stop()
+            ended = time.time()
+            draft = Draft.of(seen)
+            sent.settle(draft, self.lab.name, self.started, ended)
+            if self.rules is not None:
+                self.rules.explain(draft)
+            sent.describe(draft, self.lab.name, self.started, ended)
+            if draft.contested:
+                draft.notes.append(
+                    f"{len(draft.contested)} drops could belong to another lab with the same device names;"
+                    " the bpftrace tracer attributes by namespace exactly"
+                )
+            self._result = draft.result(seen)
+        return self._result
+
+
+class Tracing:
+    """A trace around a ``with`` block: recording on entry; on a clean exit stopped once the
+    kernel has dealt with what the block sent (:func:`netlab.runtime.softnet.wait_drained`), and
+    at once when the block raised."""
+
+    def __init__(self, tracer: Tracer, lab: Lab, options: TraceOptions | None = None, *, settle: bool = True) -> None:
+        self.tracer, self.lab, self.options, self.settle = tracer, lab, options, settle
+        self._trace: Trace | None = None
+        self._result: TraceResult | None = None
+
+    @property
+    def result(self) -> TraceResult:
+        """What the trace found; there is none until the ``with`` block has ended."""
+        if self._result is None:
+            raise RuntimeError("the trace is still running: read .result after the with block")
+        return self._result
+
+    def __enter__(self) -> Tracing:
+        self._trace = Trace(self.tracer, self.lab, self.options)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is None and self.settle:
+            softnet.wait_drained()
+        assert self._trace is not None
+        self._result = self._trace.stop()
+
+
+def tracing(tracer: Tracer, lab: Lab, options: TraceOptions | None = None, *, settle: bool = True) -> Tracing:
+    """``with tracing(tracer, lab) as t: ...`` then ``t.result``."""
+    return Tracing(tracer, lab, options, settle=settle)

@@ -1,0 +1,100 @@
+"""A tracer's helper process (perf, bpftrace, dropwatch): started with a ready barrier,
+journaled in the lab so ``down``/``clean`` end it if we die, stopped by PID with SIGINT so it
+flushes what it holds."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from netlab.lab import Lab
+from netlab.runtime import journal, procs
+from netlab.runtime.journal import HelperEnded, HelperStarted
+
+
+class Helper:
+    """One helper process of one trace session."""
+
+    def __init__(
+        self,
+        lab: Lab,
+        argv: list[str],
+        *,
+        stdin: bool = False,
+        pass_fds: tuple[int, ...] = (),
+        env: dict[str, str] | None = None,
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
+        self.lab = lab
+        self.workdir = Path(tempfile.mkdtemp(prefix="netlab-trace-"))
+        self.stderr_path = self.workdir / "stderr"
+        self.stdout_path = self.workdir / "stdout"
+        self._stderr = self.stderr_path.open("w")
+        self._stdout = self.stdout_path.open("w")
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=self._stdout,
+            stderr=self._stderr,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+            pass_fds=pass_fds,
+            env={**os.environ, **env} if env else None,
+            preexec_fn=preexec,  # noqa: PLW1509 -- a mount-namespace change only, before exec
+        )
+        started = procs.start_time(self.proc.pid)
+        self.key = f"pid{self.proc.pid}"
+        journal.append(lab.name, HelperStarted(self.key, self.proc.pid, started))
+
+    def stdout(self) -> str:
+        """What the helper printed so far (it writes to the file directly, we only read)."""
+        return self.stdout_path.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        """Its diagnostics so far."""
+        return self.stderr_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        """Still running."""
+        return self.proc.poll() is None
+
+    def drained(self, quiet: float = 0.3, limit: float = 60.0) -> None:
+        """Wait until the helper has printed nothing new for ``quiet`` seconds (at most ``limit``):
+        a helper stopped while its buffers still hold events exits without printing them."""
+        deadline = time.monotonic() + limit
+        size, since = -1, time.monotonic()
+        while self.alive() and time.monotonic() < deadline:
+            now = self.stdout_path.stat().st_size
+            if now != size:
+                size, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGINT (helpers flush and exit on it), SIGKILL if it hangs; returns the exit code."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._stdout.close()
+        self._stderr.close()
+        with contextlib.suppress(Exception):
+            journal.append(self.lab.name, HelperEnded(self.key))
+        return self.proc.returncode
+
+    def cleanup(self) -> None:
+        """Remove the work directory."""
+        for f in self.workdir.iterdir():
+            f.unlink()
+        self.workdir.rmdir()
