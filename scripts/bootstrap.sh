@@ -76,7 +76,7 @@ PYTHONDONTWRITEBYTECODE= "$venv/bin/python" -m compileall -q "$here/src/netlab" 
 # the tracefs tracer's native walker, built once per source version into /var/cache/netlab (root's,
 # as the tracer is); a tracer that finds it missing builds it itself, or decodes in Python
 if [[ $(id -u) -eq 0 ]]; then
-  "$venv/bin/python" -c 'from netlab.tracers import native; native.build()' \
+  "$venv/bin/python" -c 'from netlab.tracers.decode import native; native.build()' \
     || echo "bootstrap: the native trace walker was not built; tracefs decodes in Python" >&2
 fi
 

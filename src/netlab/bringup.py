@@ -111,16 +111,12 @@ def build(
     ``hold=True`` ties the lab to this process (the journal names it: if it dies, the lab is
     ``crashed`` for ``netlab clean``); the command line builds with ``hold=False``.
     """
-    # resolve, then the cached plan or a fresh one
-    file = (topology if isinstance(topology, Path) else resolve(topology)) if isinstance(topology, str | Path) else None
+    file = resolve(topology) if isinstance(topology, str) else topology if isinstance(topology, Path) else None
     entry = cache.get(file, instance) if file is not None else None
     fresh = None
     if entry is None:
         fresh = plan(file or topology, instance)
-        source_map = pickle.dumps(fresh.source.without_data()) if fresh.source is not None else None
-        addressed = fresh.topology.addressed()
-        data = fresh.topology.model_dump(mode="json")
-        entry = cache.Entry(fresh.name, fresh.topology.description, data, fresh.plan, addressed, source_map)
+        entry = _entry(fresh)
     netns.require_root()
     loaded = tuple(str(item) for item in modules.ensure(entry.plan.modules))
     for line in loaded:
@@ -153,6 +149,14 @@ def build(
     if file is not None and fresh is not None:  # planned afresh: keep it for next time
         cache.put(file, instance, entry)
     return Built(entry, loaded, fresh.topology if fresh else None)
+
+
+def _entry(fresh: Planned) -> cache.Entry:
+    """What the plan cache keeps of a fresh plan (and what ``up`` reads from a cached one)."""
+    topology = fresh.topology
+    source_map = pickle.dumps(fresh.source.without_data()) if fresh.source is not None else None
+    data = topology.model_dump(mode="json")
+    return cache.Entry(fresh.name, topology.description, data, fresh.plan, topology.addressed(), source_map)
 
 
 def _apply(the_plan: Plan, log: journal.Journal, timeout: float, progress: Progress | None) -> None:
