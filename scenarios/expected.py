@@ -29,3 +29,13 @@ def udp(reason: str, node: str) -> Drop | NewBehaviour:
             ">=7.2": Drop("udp_rcv", reason, node),
         }
     )
+
+
+def since_6_12(function: str, reason: str, node: str) -> dict[str, Drop]:
+    """A drop site whose reason came in 6.12's cycle: 6.1 frees the packet there as
+    NOT_SPECIFIED, 5.10 names only the location."""
+    return {
+        NO_REASONS: Drop(function, None, node),
+        "5.17-6.11": Drop(function, "NOT_SPECIFIED", node),
+        ">=6.12": Drop(function, reason, node),
+    }

@@ -35,6 +35,8 @@ EXPECT = {
     "noproto": by_kernel(located("ip_local_deliver_finish", "IP_NOPROTO", "ns2")),
     "l2_multicast": by_kernel(located("ip_rcv_finish_core", "UNICAST_IN_L2_MULTICAST", "ns2")),
     "ipv6_disabled": by_kernel(located("ip6_rcv_core", "IPV6DISABLED", "ns2")),
+    # a martian destination, freed as NOT_SPECIFIED, until IP_LOCALNET in 6.18's cycle
+    "localnet": by_kernel(martian("IP_LOCALNET")),
 }
 pytestmark = pytest.mark.netlab_topology("veth-two-ns")
 
@@ -119,3 +121,15 @@ def test_ipv6_to_a_host_with_ipv6_disabled(
     with netlab_trace(netlab_lab) as t:
         netlab_traffic.send("ns1", "veth1", [pkt] * 2)
     assert_dropped(t.result, EXPECT["ipv6_disabled"], count=2)
+
+
+def test_a_packet_to_127_0_0_1_from_the_wire(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
+    """127.0.0.0/8 belongs to the host's loopback: a packet for 127.0.0.1 arriving on veth2 is
+    refused by the route lookup unless net.ipv4.conf.*.route_localnet allows it (IP_LOCALNET
+    from 6.18; a martian destination, NOT_SPECIFIED, before)."""
+    pkt = to_ns2(netlab_traffic) / IP(src="198.51.100.1", dst="127.0.0.1") / UDP(dport=9) / Raw(b"x" * 20)
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.send("ns1", "veth1", [pkt] * 2)
+    assert_dropped(t.result, EXPECT["localnet"], count=2)

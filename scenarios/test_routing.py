@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from expected import NO_REASONS, located
 from scapy.layers.inet import IP, UDP
@@ -21,6 +23,12 @@ EXPECT = {
     ),
 }
 pytestmark = pytest.mark.netlab_topology("routed3")
+TOO_BIG = {
+    4: by_kernel(located("ip_forward", "PKT_TOO_BIG", "r1")),
+    6: by_kernel(located("ip6_forward", "PKT_TOO_BIG", "r1")),
+}
+# bpftrace only (5.10: skipped, see neigh_failed)
+QUEUE_FULL = by_kernel({">=5.17": Drop("__neigh_event_send", "NEIGH_QUEUEFULL", "client")})
 
 
 def test_strict_reverse_path_filter(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:
@@ -82,3 +90,34 @@ def test_path_across_two_routers(netlab_lab: Lab, netlab_trace: TraceFactory) ->
     with netlab_trace(netlab_lab) as t:
         netlab_lab.node("client").run(["ping", "-c1", "-W1", "203.0.113.2"], check=True)
     assert_path(t.result, ["c-r1", "r1-c", "r1-r2", "r2-r1", "r2-s", "s-r2"])
+
+
+@pytest.mark.parametrize("version", [4, 6], ids=["ipv4", "ipv6"])
+def test_a_packet_bigger_than_the_next_links_mtu_with_dont_fragment(
+    netlab_lab: Lab, netlab_trace: TraceFactory, version: int
+) -> None:
+    """r1's link to r2 has an MTU of 1280; the client's ping of 1400 bytes may not be
+    fragmented (IPv4 DF, and IPv6 routers never fragment): r1 answers "fragmentation
+    needed" / "packet too big" and drops it (PKT_TOO_BIG). The client learns the path MTU, so
+    its second ping fails at home, without a packet."""
+    netlab_lab.node("r1").run(["ip", "link", "set", "r1-r2", "mtu", "1280"], check=True)
+    target = "203.0.113.2" if version == 4 else "2001:db8:3::2"
+    with netlab_trace(netlab_lab) as t:
+        netlab_lab.node("client").run(["ping", f"-{version}", "-M", "do", "-c", "2", "-s", "1400", "-W", "1", target])
+    assert_dropped(t.result, TOO_BIG[version], at_least=1)
+
+
+@pytest.mark.netlab_tracer("bpftrace")
+def test_a_full_neighbour_queue_drops_what_waits_for_arp(netlab_lab: Lab, netlab_trace: TraceFactory) -> None:
+    """The client's route to 198.18.0.0/15 goes via 198.51.100.99, which nobody has. Packets
+    wait in the neighbour entry's queue while ARP asks; with unres_qlen 1 only one waits, and
+    each further one is dropped on the spot (NEIGH_QUEUEFULL). Those drops happen before any
+    device sees the packet: bpftrace, which reads the skb's device, places them on the client."""
+    client = netlab_lab.node("client")
+    for knob in ("mcast_solicit=3", "ucast_solicit=0", "app_solicit=0", "retrans_time_ms=300", "unres_qlen=1"):
+        client.run(["sysctl", "-qw", f"net.ipv4.neigh.c-r1.{knob}"], check=True)
+    client.run(["ip", "route", "add", "198.18.0.0/15", "via", "198.51.100.99"], check=True)
+    with netlab_trace(netlab_lab) as t, client.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for _ in range(5):
+            sender.sendto(b"x" * 100, ("198.18.0.1", 9))
+    assert_dropped(t.result, QUEUE_FULL, at_least=3)

@@ -31,6 +31,7 @@ EXPECT: dict[str, Drop | Untraced | NewBehaviour] = {
     ),
     "rcvbuf": by_kernel(located("udp_queue_rcv_one_skb", "SOCKET_RCVBUFF", "ns-calm2")),
     "filter": by_kernel(located("udp_queue_rcv_one_skb", "SOCKET_FILTER", "ns-calm2")),
+    "xfrm": by_kernel(located("udp_queue_rcv_one_skb", "XFRM_POLICY", "ns-calm2")),
 }
 pytestmark = pytest.mark.netlab_topology("bridge3")
 SO_ATTACH_FILTER = 26
@@ -125,3 +126,18 @@ def test_socket_filter_refuses_everything(netlab_lab: Lab, netlab_traffic: Traff
     finally:
         sock.close()
     assert_dropped(t.result, EXPECT["filter"], count=2)
+
+
+def test_an_ipsec_policy_that_blocks_what_arrives(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
+    """An XFRM (IPsec) policy in ns-calm2 blocks what comes in from ns-calm1: the datagrams
+    reach a listening UDP socket, and the socket's policy check refuses them (XFRM_POLICY)."""
+    calm2 = netlab_lab.node("ns-calm2")
+    selector = ["src", "198.51.100.1/32", "dst", "198.51.100.2/32"]
+    calm2.run(["ip", "xfrm", "policy", "add", *selector, "dir", "in", "action", "block"], check=True)
+    with calm2.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
+        server.bind(("198.51.100.2", 7003))
+        with netlab_trace(netlab_lab) as t:
+            netlab_traffic.inject("ns-calm1", "calmveth1", "udp", dst="198.51.100.2", dport=7003, count=3)
+    assert_dropped(t.result, EXPECT["xfrm"], count=3)

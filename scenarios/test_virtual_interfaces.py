@@ -5,8 +5,13 @@ kernel's reason and the scenario is skipped with it."""
 
 from __future__ import annotations
 
+import struct
+
 import pytest
-from expected import located, udp
+from expected import located, since_6_12, udp
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
 
 from netlab.testing import Lab, TraceFactory, Traffic, assert_dropped, by_kernel
 
@@ -69,3 +74,28 @@ def test_a_macvlan_is_a_second_host_on_its_parents_wire(
     with netlab_trace(netlab_lab) as t:
         netlab_traffic.inject("h1", "ul1", "udp", dst="192.0.2.12", dport=9, count=2)
     assert_dropped(t.result, udp("NO_SOCKET", "h2"), count=2)
+
+
+@pytest.mark.netlab_topology("overlay")
+@pytest.mark.parametrize(
+    "header",
+    [(0x00, 42, "VXLAN_INVALID_HDR"), (0x08, 77, "VXLAN_VNI_NOT_FOUND")],
+    ids=["vni-flag-clear", "unknown-vni"],
+)
+def test_vxlan_refuses_what_is_not_its_own(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory, header: tuple[int, int, str]
+) -> None:
+    """UDP to port 4789 on h2's underlay is VXLAN's: a header whose I flag (a valid VNI) is
+    clear is refused (VXLAN_INVALID_HDR), and so is a VNI no vxlan device of h2 carries
+    (VXLAN_VNI_NOT_FOUND), both in vxlan_rcv (6.1 frees both as NOT_SPECIFIED)."""
+    flags, vni, reason = header
+    inner = Ether(src="02:00:00:00:01:01", dst="02:00:00:00:02:02") / IP(src="198.51.100.1", dst="198.51.100.2")
+    frame = (
+        Ether(src=netlab_traffic.mac("h1", "ul1"), dst=netlab_traffic.mac("h2", "ul2"))
+        / IP(src="192.0.2.1", dst="192.0.2.2")
+        / UDP(sport=40000, dport=4789)
+        / Raw(struct.pack("!BxxxI", flags, vni << 8) + bytes(inner / UDP(dport=9) / Raw(b"x")))
+    )
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.send("h1", "ul1", [frame] * 3)
+    assert_dropped(t.result, by_kernel(since_6_12("vxlan_rcv", reason, "h2")), count=3)

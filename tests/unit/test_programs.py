@@ -56,6 +56,8 @@ NOT_COMMANDS = {
     "time": "a field",
     "tput": "a lab instance's name in a benchmark",
     "gc": "the garbage collector module, named in the structure test",
+    "dir": "a word of `ip xfrm policy ... dir in` (the policy's direction)",
+    "timeout": "a key naming an expectation (fragment reassembly timing out)",
     "true": "tests' and the KVM probe's no-op (coreutils, Essential)",
     "uptime": "/proc/uptime",
     "w": "a file mode",

@@ -69,6 +69,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "explain",
         "Explain drop REASONS in plain words: what the kernel checked, causes, how to confirm and fix.",
     ),
+    "reasons": (
+        "workshop",
+        "reasons",
+        "The drop reasons of a matrix run's kernels, and what reproduces them.",
+    ),
     "check": (
         "workshop",
         "check",

@@ -1,15 +1,21 @@
-"""Workshop and report commands: ``explain`` (drop reasons in plain words), ``check`` (a
-workshop lab against its exercise) and ``report diff``."""
+"""Workshop and report commands: ``explain`` (drop reasons in plain words), ``reasons`` (the
+catalogue of every kernel's reasons and what reproduces them), ``check`` (a workshop lab
+against its exercise) and ``report diff``."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
+from netlab.cli import render
+from netlab.errors import NetlabError
 from netlab.expect.report import diff, load
+from netlab.kernels.matrix import reason_catalogue
+from netlab.kernels.render import reasons_markdown
 from netlab.runtime.netns import require_root
 from netlab.workshop.checks import run
 from netlab.workshop.explain import explain as lookup
@@ -70,3 +76,44 @@ def check(lab_dir: str, instance: str | None) -> None:
         click.echo(f"{len(wrong)} of {len(outcomes)} checks still wrong")
         sys.exit(1)
     click.echo(f"all {len(outcomes)} checks pass")
+
+
+@click.command()
+@click.option(
+    "--matrix",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("matrix"),
+    show_default=True,
+    help="The output directory of a netlab matrix run.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole catalogue as JSON.")
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print it as the README's markdown table.")
+def reasons(directory: Path, as_json: bool, as_markdown: bool) -> None:
+    """The drop reasons of a matrix run's kernels, and what reproduces them.
+
+    For every reason any kernel of the run defines: the kernels that define it, the scenarios
+    that reproduce it and on which kernels they passed, and whether netlab explain explains it.
+    """
+    if not (directory / "matrix.json").is_file():
+        raise NetlabError(f"no matrix in {directory}/ (run: netlab matrix -o {directory})")
+    catalogue = reason_catalogue(directory)
+    if as_json:
+        click.echo(json.dumps(catalogue.as_dict(), indent=2))
+        return
+    if as_markdown:
+        click.echo(reasons_markdown(catalogue), nl=False)
+        return
+    mark = {"reproduced": "yes", "defined": "-", "not defined": ""}
+    rows = [
+        (
+            row.reason,
+            *(mark[row.cell(k)] for k in catalogue.kernels),
+            "yes" if row.explained else "",
+            ", ".join(s.split("::", 1)[-1] for s in row.reproduced)
+            or (f"(not in a lab: {row.unreachable})" if row.unreachable else ""),
+        )
+        for row in catalogue.rows
+    ]
+    render.table(("reason", *(k.name for k in catalogue.kernels), "explained", "reproduced by"), rows)
+    click.echo(catalogue.summary())

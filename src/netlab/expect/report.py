@@ -19,6 +19,7 @@ from typing import Any
 from netlab.errors import NetlabError
 from netlab.expect.kernel import read_config
 from netlab.tracers.events import TraceResult
+from netlab.tracers.kernel.reasons import FORMAT, parse_format
 
 CONFIG_OPTIONS = (
     "CONFIG_NET_DROP_MONITOR",
@@ -53,6 +54,16 @@ def kernel_config(path: Path = Path("/proc/config.gz")) -> dict[str, str]:
     return {opt: "unknown" if values is None else values.get(opt, "n") for opt in CONFIG_OPTIONS}
 
 
+def running_reasons() -> list[str] | None:
+    """The drop reasons of the running kernel's own table (``skb:kfree_skb``'s format), sorted;
+    None when tracefs cannot be read (not root): the catalogue then falls back on the recorded
+    tables of the matrix kernels."""
+    try:
+        return sorted(set(parse_format(FORMAT.read_text()).values()))
+    except OSError:
+        return None
+
+
 def observed_drops(result: TraceResult) -> list[dict[str, Any]]:
     """A trace's drops as report items."""
     return [
@@ -70,7 +81,12 @@ def build(scenarios: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {
         "format": 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "kernel": {"release": platform.release(), "machine": platform.machine(), "config": kernel_config()},
+        "kernel": {
+            "release": platform.release(),
+            "machine": platform.machine(),
+            "config": kernel_config(),
+            "reasons": running_reasons(),
+        },
         "asserted_reasons": reasons,
         "scenarios": items,
     }

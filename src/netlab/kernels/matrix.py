@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from netlab.errors import NetlabError
+from netlab.expect import catalogue
 from netlab.expect.report import load as load_report
-from netlab.kernels.render import html, markdown
+from netlab.kernels.render import html, markdown, reasons_html
+from netlab.workshop.explain import explanations, kernel_tables
 
 MATRIX_FORMAT = 1
 BAD_OUTCOMES = frozenset({"failed", "new", "error"})
@@ -165,13 +167,21 @@ def failures(matrix: dict[str, Any]) -> list[str]:
 
 
 def write(directory: Path, runs: list[KernelRun], reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Write ``matrix.json``, ``index.html`` and ``summary.md`` for ``runs`` (reports already there)."""
+    """Write ``matrix.json``, ``index.html``, ``summary.md`` and ``reasons.html`` for ``runs``
+    (reports already there)."""
     matrix = build(runs, reports)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "matrix.json").write_text(json.dumps(matrix, indent=2) + "\n")
     (directory / "index.html").write_text(html(matrix))
     (directory / "summary.md").write_text(markdown(matrix))
+    (directory / "reasons.html").write_text(reasons_html(reason_catalogue(directory)))
     return matrix
+
+
+def reason_catalogue(directory: Path) -> catalogue.Catalogue:
+    """The drop-reason catalogue of the matrix in ``directory`` (:mod:`netlab.expect.catalogue`)."""
+    kernels, matrix = catalogue.kernels_of(directory, kernel_tables())
+    return catalogue.build(kernels, matrix, frozenset(explanations()), catalogue.unreachable())
 
 
 def load_runs(directory: Path) -> tuple[list[KernelRun], dict[str, dict[str, Any]]]:

@@ -1,6 +1,6 @@
 """A matrix for people: ``index.html`` and ``summary.md``, scenario x kernel, each cell the
 outcome, the drops observed (function, reason, count, the node each was placed on) and the
-scenario's time on that kernel.
+scenario's time on that kernel; ``reasons.html``, the catalogue of drop reasons x kernel.
 
 The page is what a kernel engineer reads after a run, as they read the netdev CI's: a row is
 marked only where the kernels' behaviour changed (:func:`netlab.kernels.matrix.behaviour_groups`:
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from html import escape
 from typing import Any
+
+from netlab.expect.catalogue import Catalogue
 
 
 def drop_label(drop: dict[str, Any]) -> str:
@@ -134,6 +136,55 @@ def html(matrix: dict[str, Any]) -> str:
         f"<h1>netlab kernel matrix</h1><p>{len(matrix['scenarios'])} scenarios on {len(kernels)} kernels: "
         f"{verdict}. {len(differing)} scenarios drop differently on some kernels (marked on the left, with which "
         "kernels drop alike; reasons are compared only between kernels that name them). "
-        f"Made {escape(matrix['created'])}.</p>\n"
+        f"Made {escape(matrix['created'])}. <a href='reasons.html'>The drop reasons, kernel by kernel</a>.</p>\n"
         f"<table>{cols}<tr><th>scenario</th>{head}</tr>\n" + "\n".join(rows) + f"\n</table>{logs}</body></html>\n"
     )
+
+
+_CELL = {"reproduced": "passed", "defined": "absent", "not defined": "skipped"}
+
+
+def reasons_html(catalogue: Catalogue) -> str:
+    """``reasons.html``: reason x kernel, each cell reproduced (green), defined only, or not
+    defined, with the scenarios that reproduce it and whether ``netlab explain`` explains it."""
+    head = "".join(
+        f"<th>{escape(k.name)}<br><span class='time'>{escape(k.release)}</span></th>" for k in catalogue.kernels
+    )
+    rows = []
+    for row in catalogue.rows:
+        scenarios = "<br>".join(escape(s.split("::", 1)[-1]) for s in row.reproduced)
+        notes = [] if row.explained else ["not explained by netlab explain yet"]
+        if row.unreachable:
+            notes.append(f"not reachable in a lab: {row.unreachable}")
+        about = f"<div class='drops'>{scenarios}</div>" + "".join(
+            f"<div class='summary'>{escape(n)}</div>" for n in notes
+        )
+        cells = "".join(f"<td class='{_CELL[row.cell(k)]}'>{escape(row.cell(k))}</td>" for k in catalogue.kernels)
+        rows.append(f"<tr><td><b>{escape(row.reason)}</b>{about}</td>{cells}</tr>")
+    cols = "<colgroup><col class='name'>" + "<col>" * len(catalogue.kernels) + "</colgroup>"
+    return (
+        "<!doctype html>\n<html><head><meta charset='utf-8'><title>netlab drop reasons</title>"
+        f"<style>{_STYLE}</style></head><body>\n<h1>Drop reasons</h1><p>{escape(catalogue.summary())}. "
+        "Each kernel's reasons are its own table (skb:kfree_skb's format) as its suite ran; reproduced means a "
+        "scenario that passed on that kernel asserted a drop with that reason there. "
+        "<a href='index.html'>The matrix</a>.</p>\n"
+        f"<table>{cols}<tr><th>reason</th>{head}</tr>\n" + "\n".join(rows) + "\n</table></body></html>\n"
+    )
+
+
+def reasons_markdown(catalogue: Catalogue) -> str:
+    """The catalogue as a markdown table (for the README): one row per reason defined anywhere."""
+    mark = {"reproduced": "yes", "defined": "-", "not defined": ""}
+    lines = [
+        catalogue.summary() + ".",
+        "",
+        "| reason | " + " | ".join(k.name for k in catalogue.kernels) + " | scenarios |",
+        "| --- | " + " | ".join("---" for _ in catalogue.kernels) + " | --- |",
+    ]
+    for row in catalogue.rows:
+        where = ", ".join(s.split("::", 1)[-1].split("[", 1)[0] for s in row.reproduced)
+        if not where and row.unreachable:
+            where = f"(not in a lab: {row.unreachable})"
+        cells = " | ".join(mark[row.cell(k)] for k in catalogue.kernels)
+        lines.append(f"| {row.reason} | {cells} | {where} |")
+    return "\n".join(lines) + "\n"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 
 from netlab.errors import NetlabError, PrivilegeError
 
 KALLSYMS = Path("/proc/kallsyms")
+MODULES = Path("/proc/modules")
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,27 @@ def parse(text: str) -> Symbols:
     return Symbols(tuple(a for a, _ in pairs), tuple(n for _, n in pairs))
 
 
-@cache
 def kernel_symbols() -> Symbols:
-    """The running kernel's symbols; addresses read as zero without root, which we refuse."""
+    """The running kernel's symbols; addresses read as zero without root, which we refuse.
+
+    Read again whenever the loaded modules changed: a lab's ``up`` may load vxlan, bridge or
+    8021q, whose functions are in kallsyms only from then on, and an address in them looked up
+    in an older table names whatever module lay below (``nft_pipapo_insert`` for vxlan_rcv).
+    """
+    return _symbols(_modules())
+
+
+def _modules() -> tuple[tuple[str, str], ...]:
+    """(name, load address) of each loaded module: what changes kallsyms (not the use counts)."""
+    try:
+        lines = MODULES.read_text().splitlines()
+    except OSError:
+        return ()
+    return tuple((parts[0], parts[-1]) for parts in (line.split() for line in lines) if parts)
+
+
+@lru_cache(maxsize=1)
+def _symbols(_modules: tuple[tuple[str, str], ...]) -> Symbols:
     symbols = parse(KALLSYMS.read_text())
     if not symbols.addresses or symbols.addresses[-1] == 0:
         raise PrivilegeError("/proc/kallsyms shows no addresses: run as root (kptr_restrict)")

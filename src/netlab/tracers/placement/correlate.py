@@ -17,7 +17,7 @@ from functools import lru_cache
 from netlab.tracers.decode.records import Record
 from netlab.tracers.events import DropEvent, Hop, Location, Packet, TraceResult
 from netlab.tracers.kernel import tracepoints
-from netlab.tracers.placement.attribution import LabMap, claims, decode, last_hop
+from netlab.tracers.placement.attribution import XMIT_EVENTS, LabMap, claims, decode, last_hop
 
 DROP_PLUMBING = frozenset(
     {
@@ -181,7 +181,7 @@ class Correlator:
         nodes = found[0] if len(found) == 1 else None
         out: list[tuple[int, str, str, str | None, bool]] = []
         for i, (ev, dev) in enumerate(names):
-            if nodes and i > 0 and ev in ("net_dev_start_xmit", "net_dev_queue"):
+            if nodes and i > 0 and ev in XMIT_EVENTS and nodes[i - 1] != nodes[i]:  # not queue -> start_xmit
                 prev = nodes[i - 1]
                 bridge = self.mine.bridge_of.get(prev)
                 if bridge and prev[0] == nodes[i][0] and self.mine.bridge_of.get(nodes[i]) == bridge:
