@@ -12,22 +12,21 @@ from __future__ import annotations
 from netlab.findings.draft import Draft
 from netlab.runtime import journal
 from netlab.tracers.events import Packet
-from netlab.traffic.sent import between
-
-#: the path events of a frame leaving an interface
-XMIT = frozenset({"net_dev_start_xmit", "net_dev_queue"})
+from netlab.tracers.placement.attribution import XMIT_EVENTS
+from netlab.traffic.sent import Sent, between
 
 
-def settle(result: Draft, lab: str, start: float, end: float) -> None:
+def settle(result: Draft, sent: list[Sent], lab: str, start: float, end: float) -> None:
     """Claim the drops another lab could own too (``result.contested``) where what was sent says
     whose they are: the drop's path starts with a transmit on an interface netlab sent from in
     this lab during the trace, and no other lab's log names an interface of that name in the
     window. Two copies of one topology share every device name, and a trace run apart from the
     sender (``netlab trace`` in one terminal, ``netlab inject`` in another) has no process context
-    to go by; what is still contested stays counted as ambiguous."""
+    to go by; what is still contested stays counted as ambiguous. ``sent``: this lab's log of
+    the window (:func:`netlab.traffic.sent.between`)."""
     if not result.contested:
         return
-    mine = {(s.node, s.ifname) for s in between(lab, start, end)}
+    mine = {(s.node, s.ifname) for s in sent}
     if not mine:
         return
     theirs = {s.ifname for other in journal.all_labs() if other != lab for s in between(other, start, end)}
@@ -36,7 +35,7 @@ def settle(result: Draft, lab: str, start: float, end: float) -> None:
         first = drop.path[0] if drop.path else None
         if (
             first is not None
-            and first.event in XMIT
+            and first.event in XMIT_EVENTS
             and (first.node, first.device) in mine
             and first.device not in theirs
         ):
@@ -47,11 +46,10 @@ def settle(result: Draft, lab: str, start: float, end: float) -> None:
     result.contested = kept
 
 
-def describe(result: Draft, lab: str, start: float, end: float) -> None:
+def describe(result: Draft, sent: list[Sent]) -> None:
     """Give each drop of ``result`` whose headers its tracer could not read those of what netlab
-    sent, where its path starts with a transmit on the interface netlab sent from and that
-    interface sent one kind of packet in the window."""
-    sent = between(lab, start, end)
+    sent (``sent``, the lab's log of the window), where its path starts with a transmit on the
+    interface netlab sent from and that interface sent one kind of packet in the window."""
     if not sent:
         return
     by_interface: dict[tuple[str, str], set[Packet]] = {}
@@ -61,7 +59,7 @@ def describe(result: Draft, lab: str, start: float, end: float) -> None:
         if drop.packet.src is not None or drop.packet.marker is not None or not drop.path:
             continue
         first = drop.path[0]
-        if first.event not in XMIT or first.node is None:
+        if first.event not in XMIT_EVENTS or first.node is None:
             continue
         known = by_interface.get((first.node, first.device), set())
         if len(known) == 1:

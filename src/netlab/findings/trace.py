@@ -24,6 +24,7 @@ from netlab.lab import Lab
 from netlab.runtime import softnet
 from netlab.tracers.base import Session, TraceOptions, Tracer
 from netlab.tracers.events import DropEvent, TraceResult
+from netlab.traffic.sent import between
 
 
 class Trace:
@@ -48,10 +49,11 @@ class Trace:
             seen = self.session.stop()
             ended = time.time()
             draft = Draft.of(seen)
-            sent.settle(draft, self.lab.name, self.started, ended)
+            logged = between(self.lab.name, self.started, ended)
+            sent.settle(draft, logged, self.lab.name, self.started, ended)
             if self.rules is not None:
                 self.rules.explain(draft)
-            sent.describe(draft, self.lab.name, self.started, ended)
+            sent.describe(draft, logged)
             if draft.contested:
                 draft.notes.append(
                     f"{len(draft.contested)} drops could belong to another lab with the same device names;"

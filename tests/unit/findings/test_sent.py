@@ -33,7 +33,7 @@ def test_a_drop_from_the_interface_netlab_sent_from_gets_its_headers() -> None:
     start = time.time()
     sent.append("lab", "ns1", "veth1", UDP)
     result = Draft(drops=[dropped(), dropped(first="veth9")])
-    findings_sent.describe(result, "lab", start, time.time())
+    findings_sent.describe(result, sent.between("lab", start, time.time()))
     assert result.drops[0].packet == UDP
     assert result.drops[1].packet == Packet(protocol=0x0800)  # came from elsewhere
     assert sent.between("lab", start, time.time())[0].packet == UDP
@@ -43,11 +43,11 @@ def test_two_kinds_from_one_interface_or_outside_the_window_say_nothing() -> Non
     sent.append("lab", "ns1", "veth1", UDP)
     later = time.time()
     result = Draft(drops=[dropped()])
-    findings_sent.describe(result, "lab", later, time.time())
+    findings_sent.describe(result, sent.between("lab", later, time.time()))
     assert result.drops[0].packet.dst is None
     sent.append("lab", "ns1", "veth1", ICMP)
     sent.append("lab", "ns1", "veth1", UDP)
-    findings_sent.describe(result, "lab", later, time.time())
+    findings_sent.describe(result, sent.between("lab", later, time.time()))
     assert result.drops[0].packet.dst is None
 
 
@@ -64,7 +64,7 @@ def test_a_contested_drop_is_claimed_when_this_lab_sent_from_its_first_interface
     start = time.time()
     sent.append("lab", "ns1", "veth1", UDP)
     result = Draft(ambiguous=2, contested=[dropped(), dropped(first="veth9")])
-    findings_sent.settle(result, "lab", start, time.time())
+    findings_sent.settle(result, sent.between("lab", start, time.time()), "lab", start, time.time())
     assert [d.path[0].device for d in result.drops] == ["veth1"]
     assert [d.path[0].device for d in result.contested] == ["veth9"] and result.ambiguous == 1
 
@@ -75,5 +75,5 @@ def test_a_contested_drop_stays_contested_when_the_other_lab_sent_from_that_name
     sent.append("lab-copy", "ns1", "veth1", UDP)
     journal.run_dir().joinpath("lab-copy.journal").touch()  # a lab that is up
     result = Draft(ambiguous=1, contested=[dropped()])
-    findings_sent.settle(result, "lab", start, time.time())
+    findings_sent.settle(result, sent.between("lab", start, time.time()), "lab", start, time.time())
     assert result.drops == [] and result.ambiguous == 1
