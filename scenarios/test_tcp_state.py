@@ -22,7 +22,17 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from netlab.testing import Drop, Lab, NewBehaviour, TraceFactory, Traffic, Untraced, assert_dropped, by_kernel
+from netlab.testing import (
+    Drop,
+    Lab,
+    NewBehaviour,
+    TraceFactory,
+    Traffic,
+    Untraced,
+    assert_dropped,
+    by_kernel,
+    until,
+)
 
 pytestmark = pytest.mark.netlab_topology("veth-two-ns")
 PORT = 7010
@@ -59,12 +69,15 @@ def _read(sock: socket.socket) -> Numbers:
 
 
 @contextlib.contextmanager
-def connection(lab: Lab) -> Iterator[Numbers]:
-    """A connection from ns1 to ns2's port 7010 that has carried 100 bytes each way."""
+def connection(lab: Lab, rcvbuf: int | None = None) -> Iterator[Numbers]:
+    """A connection from ns1 to ns2's port 7010 that has carried 100 bytes each way (the
+    server's receive buffer ``rcvbuf`` bytes, set before it listens, when given)."""
     with (
         lab.node("ns2").socket(socket.AF_INET, socket.SOCK_STREAM) as server,
         lab.node("ns1").socket(socket.AF_INET, socket.SOCK_STREAM) as client,
     ):
+        if rcvbuf:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         server.bind(("198.51.100.2", PORT))
         server.listen(1)
         client.connect(("198.51.100.2", PORT))
@@ -75,6 +88,33 @@ def connection(lab: Lab) -> Iterator[Numbers]:
             conn.sendall(b"s" * 100)
             client.recv(100)
             yield _read(client)
+
+
+@contextlib.contextmanager
+def stalled(lab: Lab) -> Iterator[Numbers]:
+    """A connection whose server never reads: the client writes until its 2 KB receive
+    buffer is full and it advertises a zero window. The numbers are the server's (what it
+    expects next), since the client's own run ahead with the data it could not send."""
+    with (
+        lab.node("ns2").socket(socket.AF_INET, socket.SOCK_STREAM) as server,
+        lab.node("ns1").socket(socket.AF_INET, socket.SOCK_STREAM) as client,
+    ):
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        server.bind(("198.51.100.2", PORT))
+        server.listen(1)
+        client.connect(("198.51.100.2", PORT))
+        conn, _ = server.accept()
+        with conn:
+            client.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    client.send(b"z" * 4096)
+            assert until(lambda: _read(client).window == 0, timeout=5), "the server's window never closed"
+            mine, theirs = _read(client), _read(conn)
+            # the client keeps probing the closed window with fresh timestamps while the trace
+            # starts: a timestamp a second ahead stays newer than the last probe's (PAWS
+            # refuses only older ones)
+            yield Numbers(mine.port, seq=theirs.ack, ack=theirs.seq, tsval=mine.tsval + 1000, window=0)
 
 
 def segment(
@@ -193,3 +233,43 @@ def test_a_syn_ack_that_acknowledges_the_wrong_number(
             netlab_traffic.send("ns2", "veth2", [frame, frame])
     expected = by_kernel(since_6_12("tcp_v4_do_rcv", "TCP_INVALID_ACK_SEQUENCE", "ns1"))
     assert_dropped(t.result, expected, at_least=1)
+
+
+def test_data_into_a_closed_window(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:
+    """The server never reads and its window is zero; a segment of new data at exactly the
+    sequence it expects cannot be taken. 6.1 and 6.12's tcp_data_queue drop it for the window
+    (TCP_ZEROWINDOW); by 6.18 tcp_sequence refuses it first, since it ends beyond the window
+    while data waits unread (TCP_INVALID_END_SEQUENCE; the reason is new in that cycle, 6.12
+    does not define it). 5.10 frees it without a tracepoint."""
+    with stalled(netlab_lab) as n, netlab_trace(netlab_lab) as t:
+        netlab_traffic.send("ns1", "veth1", [segment(netlab_traffic, n, seq=n.seq, ack=n.ack, data=b"o" * 10)] * 2)
+    table: dict[str, Drop | Untraced] = {
+        NO_REASONS: SILENT,
+        "5.17-6.12": Drop("tcp_data_queue", "TCP_ZEROWINDOW", "ns2"),
+        ">=6.18": Drop("tcp_validate_incoming", "TCP_INVALID_END_SEQUENCE", "ns2"),
+    }
+    expected = by_kernel(table)
+    assert_dropped(t.result, expected, count=2)
+
+
+def test_out_of_order_data_beyond_the_receive_buffer(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
+    """200 one-byte segments, each a byte apart so none can merge, wait out of order in a
+    server whose receive buffer is 32 KB: each costs a whole skb of memory, and the buffer
+    is full long before the window. 6.1 makes room by pruning the queue's tail
+    (TCP_OFO_QUEUE_PRUNE); from 6.12 a segment that would land last is refused instead
+    (PROTO_MEM in tcp_data_queue), and one that lands inside the queue still prunes what lies
+    beyond it. 5.10 frees both without a tracepoint."""
+    with connection(netlab_lab, rcvbuf=32768) as n, netlab_trace(netlab_lab) as t:
+        ahead = [segment(netlab_traffic, n, seq=n.seq + 10 + 2 * i, ack=n.ack, data=b"o") for i in range(200)]
+        inside = segment(netlab_traffic, n, seq=n.seq + 10 + 2 * 50 + 1, ack=n.ack, data=b"i")
+        netlab_traffic.send("ns1", "veth1", [*ahead, inside])
+    table: dict[str, Drop | Untraced] = {
+        NO_REASONS: SILENT,
+        "5.17-6.11": Drop("tcp_prune_ofo_queue", "TCP_OFO_QUEUE_PRUNE", "ns2"),
+        ">=6.12": Drop("tcp_data_queue", "PROTO_MEM", "ns2"),
+    }
+    refused = by_kernel(table)
+    assert_dropped(t.result, refused, at_least=50)
+    assert_dropped(t.result, since("tcp_prune_ofo_queue", "TCP_OFO_QUEUE_PRUNE"), at_least=1)

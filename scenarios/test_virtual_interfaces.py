@@ -6,12 +6,13 @@ kernel's reason and the scenario is skipped with it."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import pytest
 from expected import located, since_6_12, udp
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
-from scapy.packet import Raw
+from scapy.packet import Packet, Raw
 
 from netlab.testing import Lab, TraceFactory, Traffic, assert_dropped, by_kernel
 
@@ -76,26 +77,82 @@ def test_a_macvlan_is_a_second_host_on_its_parents_wire(
     assert_dropped(t.result, udp("NO_SOCKET", "h2"), count=2)
 
 
+def vxlan(traffic: Traffic, inner: Packet, *, flags: int = 0x08, vni: int = 42, tos: int = 0) -> Packet:
+    """A VXLAN packet from h1's underlay address to h2's, carrying ``inner``."""
+    return (
+        Ether(src=traffic.mac("h1", "ul1"), dst=traffic.mac("h2", "ul2"))
+        / IP(src="192.0.2.1", dst="192.0.2.2", tos=tos)
+        / UDP(sport=40000, dport=4789)
+        / Raw(struct.pack("!BxxxI", flags, vni << 8) + bytes(inner))
+    )
+
+
+def inner(src: str = "02:00:00:00:01:01", tos: int = 0) -> Packet:
+    """A frame from vx1's MAC (or ``src``) to vx2's, with a datagram for a closed port."""
+    return (
+        Ether(src=src, dst="02:00:00:00:02:02")
+        / IP(src="198.51.100.1", dst="198.51.100.2", tos=tos)
+        / UDP(dport=9)
+        / Raw(b"x")
+    )
+
+
+#: name -> (the packet h1 sends h2's underlay, a command h2 runs first, the reason vxlan_rcv gives)
+REFUSED: dict[str, tuple[Callable[[Traffic], Packet], list[str] | None, str]] = {
+    "vni-flag-clear": (lambda t: vxlan(t, inner(), flags=0x00), None, "VXLAN_INVALID_HDR"),
+    "unknown-vni": (lambda t: vxlan(t, inner(), vni=77), None, "VXLAN_VNI_NOT_FOUND"),
+    # RFC 6040: congestion marked outside (CE) over an inner packet that is not ECN-capable
+    "ce-outside-not-ect-inside": (lambda t: vxlan(t, inner(tos=0), tos=0x03), None, "IP_TUNNEL_ECN"),
+    # a frame from the receiving device's own MAC: a loop, or its own multicast coming back
+    "from-its-own-mac": (lambda t: vxlan(t, inner(src="02:00:00:00:02:02")), None, "LOCAL_MAC"),
+    # learning would move a static FDB entry (the MAC lives behind 192.0.2.99) to 192.0.2.1
+    "moves-a-static-entry": (
+        lambda t: vxlan(t, inner(src="02:00:00:00:01:77")),
+        ["bridge", "fdb", "add", "02:00:00:00:01:77", "dev", "vx2", "dst", "192.0.2.99", "static"],
+        "VXLAN_ENTRY_EXISTS",
+    ),
+}
+
+
+@pytest.mark.netlab_topology("overlay")
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_vxlan_refuses_what_is_not_its_own(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory, case: str
+) -> None:
+    """UDP to port 4789 on h2's underlay is VXLAN's, and vxlan_rcv refuses: a header whose I
+    flag (a valid VNI) is clear (VXLAN_INVALID_HDR); a VNI no vxlan device of h2 carries
+    (VXLAN_VNI_NOT_FOUND); an outer header marked congested (CE) around an inner packet that
+    cannot carry the mark (IP_TUNNEL_ECN, RFC 6040's decapsulation rule); an inner frame from
+    vx2's own MAC (LOCAL_MAC); and one whose source MAC a static FDB entry puts behind another
+    remote (VXLAN_ENTRY_EXISTS: learning may not move it). 6.1 frees each as NOT_SPECIFIED."""
+    build, first, reason = REFUSED[case]
+    if first:
+        netlab_lab.node("h2").run(first, check=True)
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.send("h1", "ul1", [build(netlab_traffic)] * 3)
+    assert_dropped(t.result, by_kernel(since_6_12("vxlan_rcv", reason, "h2")), count=3)
+
+
 @pytest.mark.netlab_topology("overlay")
 @pytest.mark.parametrize(
-    "header",
-    [(0x00, 42, "VXLAN_INVALID_HDR"), (0x08, 77, "VXLAN_VNI_NOT_FOUND")],
-    ids=["vni-flag-clear", "unknown-vni"],
+    "kind",
+    [(["id", "9", "local", "192.0.2.1", "dev", "ul1"], "NO_TX_TARGET"), (["external"], "TUNNEL_TXINFO")],
+    ids=["no-remote", "external"],
 )
-def test_vxlan_refuses_what_is_not_its_own(
-    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory, header: tuple[int, int, str]
+def test_a_vxlan_with_nowhere_to_send_drops_on_its_own_transmit(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory, kind: tuple[list[str], str]
 ) -> None:
-    """UDP to port 4789 on h2's underlay is VXLAN's: a header whose I flag (a valid VNI) is
-    clear is refused (VXLAN_INVALID_HDR), and so is a VNI no vxlan device of h2 carries
-    (VXLAN_VNI_NOT_FOUND), both in vxlan_rcv (6.1 frees both as NOT_SPECIFIED)."""
-    flags, vni, reason = header
-    inner = Ether(src="02:00:00:00:01:01", dst="02:00:00:00:02:02") / IP(src="198.51.100.1", dst="198.51.100.2")
-    frame = (
-        Ether(src=netlab_traffic.mac("h1", "ul1"), dst=netlab_traffic.mac("h2", "ul2"))
-        / IP(src="192.0.2.1", dst="192.0.2.2")
-        / UDP(sport=40000, dport=4789)
-        / Raw(struct.pack("!BxxxI", flags, vni << 8) + bytes(inner / UDP(dport=9) / Raw(b"x")))
-    )
+    """vx9, added to h1 by the scenario itself (placement follows devices the topology did
+    not plan), has no remote, no group and no FDB entry: a frame sent on it has no tunnel end
+    to go to (NO_TX_TARGET). In collect-metadata mode (``external``, as Cilium and OVS use it)
+    the destination must come with each packet from tc or BPF; a frame without it is dropped
+    (TUNNEL_TXINFO). Both in vxlan_xmit, on vx9's transmit; 6.1 frees them as NOT_SPECIFIED."""
+    mode, reason = kind
+    h1 = netlab_lab.node("h1")
+    # its own UDP port: vx1 has 4789
+    h1.run(["ip", "link", "add", "vx9", "type", "vxlan", *mode, "dstport", "4790"], check=True)
+    h1.run(["ip", "link", "set", "vx9", "up"], check=True)
     with netlab_trace(netlab_lab) as t:
-        netlab_traffic.send("h1", "ul1", [frame] * 3)
-    assert_dropped(t.result, by_kernel(since_6_12("vxlan_rcv", reason, "h2")), count=3)
+        netlab_traffic.inject("h1", "vx9", "udp", dst="198.51.100.9", dst_mac="02:00:00:00:09:09", dport=9, count=3)
+    hits = assert_dropped(t.result, by_kernel(since_6_12("vxlan_xmit", reason, "h1")), count=3)
+    assert {d.device for d in hits} <= {"vx9"}, t.result.drops

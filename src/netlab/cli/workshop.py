@@ -17,6 +17,7 @@ from netlab.expect.report import diff, load
 from netlab.kernels.matrix import reason_catalogue
 from netlab.kernels.render import reasons_markdown
 from netlab.runtime.netns import require_root
+from netlab.workshop.checks import load as load_checks
 from netlab.workshop.checks import run
 from netlab.workshop.explain import explain as lookup
 from netlab.workshop.explain import explanations
@@ -30,13 +31,18 @@ def report() -> None:
 @report.command(name="diff")
 @click.argument("old", type=click.Path(exists=True, dir_okay=False))
 @click.argument("new", type=click.Path(exists=True, dir_okay=False))
-def report_diff(old: str, new: str) -> None:
+@click.option(
+    "--asserted",
+    is_flag=True,
+    help="Compare the drops the scenarios asserted, not all their tracers saw (no background noise).",
+)
+def report_diff(old: str, new: str, asserted: bool) -> None:
     """What changed from report OLD to NEW: new, vanished and moved drops, scenario by scenario.
 
     Exits 1 when something changed (like diff), 0 when the kernels behave the same.
     """
 
-    lines = diff(load(Path(old)), load(Path(new)))
+    lines = diff(load(Path(old)), load(Path(new)), "asserted" if asserted else "drops")
     for line in lines:
         click.echo(line)
     if not lines:
@@ -60,11 +66,17 @@ def explain(reasons: Sequence[str], list_all: bool) -> None:
 @click.command()
 @click.argument("lab_dir", type=click.Path(exists=True))
 @click.option("--instance", help="The instance you brought the lab up as.")
-def check(lab_dir: str, instance: str | None) -> None:
+@click.option(
+    "--answers",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Your answers file, for labs that ask for one (default: the name the lab gives, here).",
+)
+def check(lab_dir: str, instance: str | None, answers: Path | None) -> None:
     """Check your running lab against a workshop lab (labs/NN-name): what is right, what is still wrong."""
 
-    require_root()
-    spec, outcomes = run(Path(lab_dir), instance)
+    if load_checks(Path(lab_dir)).topology is not None:
+        require_root()
+    spec, outcomes = run(Path(lab_dir), instance, answers)
     click.echo(spec.title)
     for o in outcomes:
         mark = "ok  " if o.ok else "FAIL"

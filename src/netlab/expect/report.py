@@ -4,7 +4,8 @@ A report says which kernel it came from (release and the config options that dec
 can be traced and where packets die) and, per scenario, its outcome and the drops it observed
 as ``{"location": function, "reason": ..., "node": ..., "count": ...}``. ``netlab report diff
 A.json B.json`` lists, scenario by scenario, drops that are new, vanished, or moved (same
-reason at another function, or another reason at the same function).
+reason at another function, or another reason at the same function); ``--asserted`` compares
+what the scenarios asserted instead of everything their tracers saw.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import platform
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,43 +112,86 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
-def _drops(scenario: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(d["location"], d["reason"]) for d in scenario.get("drops", [])}
+#: what a report says of each scenario: the drops its tracer observed, or the ones it asserted
+SIDES = ("drops", "asserted")
+
+
+def _drops(scenario: dict[str, Any], side: str) -> set[tuple[str, str | None]]:
+    return {(d["location"], d["reason"]) for d in scenario.get(side, [])}
 
 
 def _label(location: str, reason: str | None) -> str:
     return f"{location} {reason or '(no reason: kernel before 5.17)'}"
 
 
-def diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+@dataclass(frozen=True)
+class Change:
+    """One difference of one scenario between two reports.
+
+    ``kind``: ``outcome``, ``gone`` and ``new`` (scenarios); ``new drop``, ``vanished drop``;
+    ``reason appeared`` (a kernel without reasons to one with them), ``reason changed`` (same
+    function, another reason) and ``moved`` (same reason, another function).
+    """
+
+    scenario: str
+    kind: str
+    old: tuple[str, str | None] | str | None = None
+    new: tuple[str, str | None] | str | None = None
+
+    def __str__(self) -> str:
+        old, new = (_label(*x) if isinstance(x, tuple) else x for x in (self.old, self.new))
+        if self.kind == "gone":
+            return f"{self.scenario}: scenario gone"
+        if self.kind == "new":
+            return f"{self.scenario}: new scenario ({new})"
+        if self.kind == "new drop":
+            return f"{self.scenario}: new drop {new}"
+        if self.kind == "vanished drop":
+            return f"{self.scenario}: vanished drop {old}"
+        return f"{self.scenario}: {self.kind} {old} -> {new}"
+
+
+def changes(a: dict[str, Any], b: dict[str, Any], side: str = "drops") -> list[Change]:
+    """What changed from report ``a`` to report ``b``, scenario by scenario, comparing the
+    drops observed (``side="drops"``) or the ones the scenarios asserted (``"asserted"``:
+    free of the noise a run also sees, like a neighbour's multicast)."""
+    out: list[Change] = []
+    sa = {s["scenario"]: s for s in a["scenarios"]}
+    sb = {s["scenario"]: s for s in b["scenarios"]}
+    for name in sorted(set(sa) | set(sb)):
+        if name not in sb:
+            out.append(Change(name, "gone"))
+            continue
+        if name not in sa:
+            out.append(Change(name, "new", new=sb[name]["outcome"]))
+            continue
+        old, new = sa[name], sb[name]
+        if old["outcome"] != new["outcome"]:
+            out.append(Change(name, "outcome", old["outcome"], new["outcome"]))
+        da, db = _drops(old, side), _drops(new, side)
+        gone, came = da - db, db - da
+        for loc, reason in sorted(came, key=str):
+            moved = [x for x in gone if x[1] == reason or x[0] == loc]
+            if not moved:
+                out.append(Change(name, "new drop", new=(loc, reason)))
+                continue
+            was = moved[0]
+            gone.discard(was)
+            if was[0] != loc:
+                kind = "moved"
+            elif was[1] is None:
+                kind = "reason appeared"
+            else:
+                kind = "reason changed"
+            out.append(Change(name, kind, was, (loc, reason)))
+        out.extend(Change(name, "vanished drop", old=x) for x in sorted(gone, key=str))
+    return out
+
+
+def diff(a: dict[str, Any], b: dict[str, Any], side: str = "drops") -> list[str]:
     """What changed from report ``a`` to report ``b``, one line each (empty: nothing)."""
     lines: list[str] = []
     ka, kb = a.get("kernel", {}).get("release"), b.get("kernel", {}).get("release")
     if ka != kb:
         lines.append(f"kernel: {ka} -> {kb}")
-    sa = {s["scenario"]: s for s in a["scenarios"]}
-    sb = {s["scenario"]: s for s in b["scenarios"]}
-    for name in sorted(set(sa) | set(sb)):
-        if name not in sb:
-            lines.append(f"{name}: scenario gone")
-            continue
-        if name not in sa:
-            lines.append(f"{name}: new scenario ({sb[name]['outcome']})")
-            continue
-        old, new = sa[name], sb[name]
-        if old["outcome"] != new["outcome"]:
-            lines.append(f"{name}: outcome {old['outcome']} -> {new['outcome']}")
-        da, db = _drops(old), _drops(new)
-        gone, came = da - db, db - da
-        for loc, reason in sorted(came, key=str):
-            moved = [x for x in gone if x[1] == reason or x[0] == loc]
-            if moved:
-                was = moved[0]
-                gone.discard(was)
-                what = "reason appeared" if was[0] == loc and was[1] is None else "moved"
-                lines.append(f"{name}: {what} {_label(*was)} -> {_label(loc, reason)}")
-            else:
-                lines.append(f"{name}: new drop {_label(loc, reason)}")
-        for loc, reason in sorted(gone, key=str):
-            lines.append(f"{name}: vanished drop {_label(loc, reason)}")
-    return lines
+    return lines + [str(c) for c in changes(a, b, side)]

@@ -1,9 +1,11 @@
 """``netlab check labs/NN-name``: does the attendee's own running lab show what the lab asks for?
 
 A lab's ``check.yaml`` is data: the topology it runs on and a list of checks, each of one kind
-(``up``, ``ping``, ``sysctl``, ``iptables``, ``drop``, ``path``, ``flow``) with a ``hint`` that
-tells the attendee what to do when it fails. Checks that need traffic make their own (a ping,
-an injection, a flow) and trace it, so the verdict is about the attendee's lab as it is now.
+(``up``, ``ping``, ``sysctl``, ``iptables``, ``drop``, ``path``, ``flow``, ``answer``) with a
+``hint`` that tells the attendee what to do when it fails. Checks that need traffic make their
+own (a ping, an injection, a flow) and trace it, so the verdict is about the attendee's lab as it
+is now. A lab without a topology reads evidence instead: its ``answer`` checks compare what the
+attendee wrote in an answers file with what netlab computes (:mod:`netlab.workshop.answers`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from netlab.tracers.events import devices
 from netlab.tracers.registry import DEFAULT, get
 from netlab.traffic.flow import tcp_flow
 from netlab.traffic.inject import inject
+from netlab.workshop.answers import Answer, read_answers
+from netlab.workshop.answers import check as check_answer
 
 
 class _Spec(BaseModel):
@@ -110,17 +114,22 @@ class Check(_Spec):
     drop: DropCheck | None = None
     path: PathCheck | None = None
     flow: FlowCheck | None = None
+    answer: Answer | None = None
 
 
 class LabChecks(_Spec):
-    """A lab's check file."""
+    """A lab's check file: the topology its checks run against, or none (answers only)."""
 
     title: str
-    topology: str
+    topology: str | None = None
+    #: where the attendee's answers file is looked for (relative to the current directory)
+    answers: str | None = None
     checks: Annotated[list[Check], Field(min_length=1)]
 
 
-KINDS = ("up", "ping", "sysctl", "iptables", "drop", "path", "flow")
+KINDS = ("up", "ping", "sysctl", "iptables", "drop", "path", "flow", "answer")
+#: the kinds that look at no lab
+WITHOUT_LAB = frozenset({"answer"})
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,10 @@ def load(directory: Path) -> LabChecks:
             raise TopologyError(
                 [Issue(source.at(("checks", i)), f"check '{check.name}' needs exactly one of {', '.join(KINDS)}")]
             )
+        if spec.topology is None and kinds[0] not in WITHOUT_LAB:
+            raise TopologyError([Issue(source.at(("checks", i)), f"check '{check.name}' needs a lab: give topology:")])
+        if kinds[0] == "answer" and spec.answers is None:
+            raise TopologyError([Issue(source.at(("checks", i)), f"check '{check.name}' needs answers: (a file name)")])
     return spec
 
 
@@ -212,9 +225,31 @@ def _flow(lab: Lab, spec: FlowCheck) -> tuple[bool, str]:
     )
 
 
-def run(directory: Path, instance: str | None = None) -> tuple[LabChecks, list[Outcome]]:
-    """Run every check of the lab in ``directory`` against the attendee's running lab."""
+def _answers(directory: Path, spec: LabChecks, given: Path | None) -> list[Outcome]:
+    """The ``answer`` checks: the attendee's file against what the lab's evidence says."""
+    path = given or Path(spec.answers or "answers.yaml")
+    checks = [c for c in spec.checks if c.answer is not None]
+    try:
+        data = read_answers(path)
+    except NetlabError as exc:
+        return [Outcome(c.name, False, exc.message, c.hint) for c in checks]
+    outcomes = []
+    for c in checks:
+        assert c.answer is not None
+        try:
+            ok, detail = check_answer(directory, data, c.answer)
+        except NetlabError as exc:
+            ok, detail = False, exc.message
+        outcomes.append(Outcome(c.name, ok, detail, c.hint))
+    return outcomes
+
+
+def run(directory: Path, instance: str | None = None, answers: Path | None = None) -> tuple[LabChecks, list[Outcome]]:
+    """Run every check of the lab in ``directory`` against the attendee's running lab (and
+    their answers file, ``answers`` or the one the lab names in the current directory)."""
     spec = load(directory)
+    if spec.topology is None:
+        return spec, _answers(directory if directory.is_dir() else directory.parent, spec, answers)
     name = lab_name(spec.topology, instance)
     outcomes: list[Outcome] = []
     try:
@@ -235,9 +270,13 @@ def run(directory: Path, instance: str | None = None) -> tuple[LabChecks, list[O
         if kind == "up":
             outcomes.append(Outcome(check.name, True, f"lab {name} is up", check.hint))
             continue
+        if kind in WITHOUT_LAB:
+            continue
         try:
             ok, detail = handlers[kind](lab, getattr(check, kind))
         except NetlabError as exc:
             ok, detail = False, exc.message
         outcomes.append(Outcome(check.name, ok, detail, check.hint))
+    if any(c.answer is not None for c in spec.checks):
+        outcomes += _answers(directory if directory.is_dir() else directory.parent, spec, answers)
     return spec, outcomes

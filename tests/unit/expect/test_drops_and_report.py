@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from netlab.expect.drops import Drop, NewBehaviour, by_kernel, in_range, parse_version
-from netlab.expect.report import diff, kernel_config
+from netlab.expect.report import changes, diff, kernel_config
 from netlab.tracers.events import DropEvent, Location
 
 
@@ -46,11 +46,23 @@ def test_drop_matches_without_compiler_suffixes() -> None:
     assert not Drop(None, "UNHANDLED_PROTO", node="ns1").matches(event)
 
 
-def _report(release: str, drops: dict[str, list[tuple[str, str]]]) -> dict[str, object]:
+def _report(
+    release: str,
+    drops: dict[str, list[tuple[str, str | None]]],
+    asserted: dict[str, list[tuple[str, str | None]]] | None = None,
+) -> dict[str, object]:
+    def entries(items: list[tuple[str, str | None]]) -> list[dict[str, str | None]]:
+        return [{"location": loc, "reason": r} for loc, r in items]
+
     return {
         "kernel": {"release": release},
         "scenarios": [
-            {"scenario": name, "outcome": "passed", "drops": [{"location": loc, "reason": r} for loc, r in items]}
+            {
+                "scenario": name,
+                "outcome": "passed",
+                "drops": entries(items),
+                "asserted": entries((asserted or {}).get(name, items)),
+            }
             for name, items in drops.items()
         ],
     }
@@ -78,6 +90,29 @@ def test_diff_new_vanished_moved() -> None:
     assert "udp: new drop ip_rcv_core OTHERHOST" in lines
     assert "gone: scenario gone" in lines
     assert diff(a, a) == []
+
+
+def test_a_reason_that_changed_in_place_is_told_from_a_move() -> None:
+    """Same function, another reason: the kernel named what it used to leave NOT_SPECIFIED."""
+    stp_61: list[tuple[str, str | None]] = [
+        ("br_handle_frame", "NOT_SPECIFIED"),
+        ("ip_rcv_finish_core", "NOT_SPECIFIED"),
+    ]
+    a = _report("6.1", {"stp": stp_61, "old": [("f", None)]}, {"stp": stp_61[:1]})
+    b = _report(
+        "7.2",
+        {"stp": [("br_handle_frame", "BRIDGE_INGRESS_STP_STATE")], "old": [("f", "R")]},
+    )
+    kinds = {(c.scenario, c.kind) for c in changes(a, b)}
+    assert kinds == {("stp", "reason changed"), ("stp", "vanished drop"), ("old", "reason appeared")}
+    # what the scenario asserted leaves the background drop (ip_rcv_finish_core) out
+    assert [(c.scenario, c.kind) for c in changes(a, b, "asserted")] == [
+        ("old", "reason appeared"),
+        ("stp", "reason changed"),
+    ]
+    assert "stp: reason changed br_handle_frame NOT_SPECIFIED -> br_handle_frame BRIDGE_INGRESS_STP_STATE" in diff(
+        a, b, "asserted"
+    )
 
 
 def test_report_diff_cli(tmp_path: Path) -> None:

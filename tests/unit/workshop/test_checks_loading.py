@@ -23,7 +23,10 @@ def test_there_are_shipped_labs() -> None:
 def test_every_shipped_check_file_loads_and_names_a_real_topology(lab: Path) -> None:
     spec = load(lab)
     assert spec.title and spec.checks
-    assert resolve(spec.topology).is_file()
+    if spec.topology is None:  # a lab that reads evidence (06): answer checks only
+        assert all(check.answer is not None for check in spec.checks)
+    else:
+        assert resolve(spec.topology).is_file()
     for check in spec.checks:
         assert sum(getattr(check, kind) is not None for kind in KINDS) == 1, check.name
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.lab import Lab
 from netlab.model.topology import Topology
-from netlab.runtime import journal
+from netlab.runtime import journal, netlink
 from netlab.runtime.tracebuffers import TRACEFS, TraceBuffer, mounted
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
 from netlab.tracers.decode import native
@@ -108,12 +108,22 @@ class _RecordReader:
 
 
 def lab_map(lab: Lab) -> LabMap:
-    """The lab's devices and namespaces, for attribution."""
+    """The lab's devices and namespaces, for attribution: the planned ones, and whatever each
+    node has now besides (one link dump per node)."""
     inodes = {}
+    live: dict[str, list[str]] = {}
     for node in lab.nodes.values():
         with contextlib.suppress(OSError):
             inodes[os.stat(f"/run/netns/{node.netns}").st_ino] = node.name
-    return LabMap.of(lab.name, lab.topology, inodes)
+        with (
+            contextlib.suppress(OSError, NetlabError),
+            contextlib.closing(netlink.open_route_socket(node.netns)) as sock,
+        ):
+            live[node.name] = [link.ifname for link in netlink.dump_links(sock).values()]
+    m = LabMap.of(lab.name, lab.topology, inodes)
+    for node_name, names in live.items():
+        m.add_live(node_name, names)
+    return m
 
 
 def other_lab_maps(lab: Lab) -> list[LabMap]:

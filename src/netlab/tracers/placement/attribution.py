@@ -59,6 +59,17 @@ class LabMap:
                     m.bridge_of[(node_name, port)] = br
         return m
 
+    def add_live(self, node: str, names: Sequence[str]) -> None:
+        """Add interfaces a node has now that its topology did not plan: a scenario's own
+        ``ip link add``, an ``exec:`` step's tunnel. They have no link in the map, so a path
+        through them decodes only while it stays inside the node; that is enough to place a
+        drop on the device that last had the packet."""
+        self.memo.clear()
+        for name in names:
+            ends = self.by_name.setdefault(name, [])
+            if (node, name) not in ends:
+                ends.append((node, name))
+
     def knows(self, name: str) -> bool:
         """True when some node of the lab has an interface called ``name``."""
         return name in self.by_name

@@ -103,3 +103,17 @@ def test_another_labs_packet_on_a_recycled_address_is_not_ours() -> None:
     without = Correlator(LabMap.of("bridge3", topo), [LabMap.of("veth-two-ns", other)], "tracefs")
     without.feed(r for r in records if r.fields.get("name") not in ("veth1", "veth2"))
     assert [d.node for d in without.drops] == ["ns-calm1"]  # what a filter of our names alone gave
+
+
+def test_a_device_the_plan_did_not_make_is_placed_once_seen_live() -> None:
+    """A tunnel a scenario adds with ``ip link add`` is unknown to the topology: the path ends
+    on it only once the live link dump has named it, and then on the node that has it."""
+    topo, _ = load("overlay")
+    m = LabMap.of("overlay", topo)
+    hops = [("net_dev_queue", "vx9"), ("net_dev_start_xmit", "vx9")]
+    assert last_hop(m, hops) is None
+    m.add_live("h1", ["lo", "ul1", "vx1", "vx9"])
+    m.add_live("h1", ["vx9"])
+    assert m.by_name["vx9"] == [("h1", "vx9")]
+    assert m.by_name["ul1"] == [("h1", "ul1")]
+    assert last_hop(m, hops) == ("h1", "vx9")
