@@ -15,7 +15,7 @@ import pytest
 from expected import NO_REASONS
 
 from netlab.errors import KernelFeatureError
-from netlab.testing import Drop, Lab, TraceFactory, assert_dropped, by_kernel
+from netlab.testing import Drop, Lab, TraceFactory, Traffic, assert_dropped, by_kernel
 
 pytestmark = pytest.mark.netlab_topology("veth-two-ns")
 
@@ -65,3 +65,33 @@ def test_a_full_egress_qdisc_drops_on_the_senders_device(
     drops = assert_dropped(t.result, QDISC, at_least=150)
     assert {d.device for d in drops} == {"veth1"}, t.result.summary()
     assert not t.result.unplaced, t.result.unplaced_summary()
+
+
+@pytest.mark.parametrize("tracer", by_tracer("tracefs", "bpftrace"))
+def test_a_tc_egress_filter_drops_before_the_device_is_named(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory, tracer: str
+) -> None:
+    """A clsact egress filter on ns1's veth1 that returns TC_ACT_SHOT (cls_bpf, ``ret #2``):
+    each datagram ns1 sends is dropped in __dev_queue_xmit (TC_EGRESS from 5.17). tc egress
+    runs before ``net:net_dev_queue`` fires, so no path tracepoint has seen the packet: tracefs
+    leaves the drops unplaced (asserted, so a kernel that moves the tracepoint shows up), and
+    bpftrace, which reads the skb's device at the drop, places them on ns1 and veth1 (not on
+    5.10, whose BTF bpftrace refuses). ns1 is told ns2's MAC first, so no ARP request is what
+    tc drops."""
+    ns1 = netlab_lab.node("ns1")
+    mac = netlab_traffic.mac("ns2", "veth2")
+    ns1.run(["ip", "neigh", "replace", "198.51.100.2", "lladdr", mac, "dev", "veth1"], check=True)
+    ns1.run(["tc", "qdisc", "add", "dev", "veth1", "clsact"], check=True)
+    ns1.run(["tc", "filter", "add", "dev", "veth1", "egress", "bpf", "bytecode", "1,6 0 0 2,", "da"], check=True)
+    try:
+        with netlab_trace(netlab_lab) as t:
+            send_udp(netlab_lab, 3, size=100)
+    except KernelFeatureError as exc:
+        pytest.skip(f"{tracer} could not start here: {exc}")
+    if tracer == "tracefs":
+        reason = by_kernel({NO_REASONS: None, ">=5.17": "TC_EGRESS"})
+        assert t.result.unplaced_summary() == [("__dev_queue_xmit", reason, 3)], t.result.unplaced_summary()
+        assert not [d for d in t.result.drops if d.base == "__dev_queue_xmit"], t.result.summary()
+        return
+    drops = assert_dropped(t.result, by_kernel({">=5.17": Drop("__dev_queue_xmit", "TC_EGRESS", "ns1")}), count=3)
+    assert {d.device for d in drops} == {"veth1"}, t.result.summary()

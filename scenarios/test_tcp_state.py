@@ -130,7 +130,11 @@ def segment(
     )
 
 
-SILENT = Untraced("before 5.17 TCP frees a segment it refuses with __kfree_skb, which fires no tracepoint", node="ns2")
+SILENT = Untraced(
+    "before 5.17 TCP frees a segment it refuses with __kfree_skb, which fires no tracepoint",
+    node="ns2",
+    within=("tcp_",),
+)
 
 
 def since(function: str, reason: str, first: str = "5.17") -> Drop | Untraced | NewBehaviour:

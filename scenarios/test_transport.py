@@ -16,6 +16,7 @@ from netlab.testing import Drop, Lab, NewBehaviour, TraceFactory, Traffic, Untra
 TCP_LISTENER_SILENT = Untraced(
     "before 5.17 tcp_rcv_state_process discards such segments with __kfree_skb, which fires no tracepoint",
     node="ns-calm2",
+    within=("tcp_",),
 )
 EXPECT: dict[str, Drop | Untraced | NewBehaviour] = {
     "udp_closed": udp("NO_SOCKET", "ns-calm2"),

@@ -103,6 +103,9 @@ class Lab:
         modules_loaded: Sequence[str] = (),
     ) -> None:
         self.name = name
+        #: the journal that records what a trace starts in the lab (buffers, helper processes),
+        #: so that ``down``/``clean`` end them; None for a scope that has none (the whole host)
+        self.journal_name: str | None = name
         #: the topology the lab was built from (validated: from the file, or from the journal's data)
         self.topology = topology
         self.nodes = {n: Node(self, n, ns) for n, ns in netns_names.items()}

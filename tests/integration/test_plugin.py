@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
+
+from netlab.tracers.registry import get
 
 SCENARIO = '''
 import pytest
@@ -222,3 +225,46 @@ def test_needs_marker_skips_with_the_kernels_reason(pytester: pytest.Pytester) -
     result.assert_outcomes(passed=2, skipped=2)
     result.stdout.re_match_lines([r".*(has no module|cannot tell whether .* has) netlab_no_such_module.*"])
     result.stdout.re_match_lines([r".*(built without CONFIG_NETLAB_NO_SUCH_OPTION|publishes no config).*"])
+
+
+def test_a_failed_scenario_leaves_a_pcapng_with_its_verdicts(pytester: pytest.Pytester) -> None:
+    """``--netlab-pcap DIR``: the frames of a failed test's trace, its dropped ones commented as
+    Wireshark filters them; a passing test leaves nothing."""
+    if not get("bpftrace").probe().usable:
+        pytest.skip("bpftrace cannot run here: the markers that match drops to frames are what it reads")
+    pcaps = pytester.path / "pcaps"
+    passing = run(
+        pytester,
+        'by_kernel({"*": Drop(None, "NO_SOCKET", "ns2")})',
+        "--netlab-tracer=bpftrace",
+        f"--netlab-pcap={pcaps}",
+    )
+    passing.assert_outcomes(passed=1)
+    assert not pcaps.exists() or not list(pcaps.iterdir())
+    result = run(
+        pytester,
+        'by_kernel({"*": Drop("tcp_v4_rcv", "TCP_CSUM", "ns2")})',
+        "--netlab-tracer=bpftrace",
+        f"--netlab-pcap={pcaps}",
+    )
+    result.assert_outcomes(failed=1)
+    (written,) = pcaps.iterdir()
+    assert written.name == "test_scenario.py_test_udp.pcapng"
+    result.stdout.fnmatch_lines([f"netlab pcap: {written}: * frames, 2 with the verdict of their drop*"])
+    shown = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(written),
+            "-Y",
+            'frame.comment contains "NO_SOCKET"',
+            "-T",
+            "fields",
+            "-e",
+            "frame.interface_name",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout.split() == ["ns2:veth2", "ns2:veth2"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -363,6 +364,44 @@ def trace_cli(*args: str) -> subprocess.Popen[str]:
     assert proc.stderr is not None
     assert "ready" in proc.stderr.readline()
     return proc
+
+
+def tshark(path: Path, *args: str) -> list[str]:
+    """What Wireshark's command-line reader prints of a capture file, one line a frame."""
+    shown = subprocess.run(["tshark", "-r", str(path), *args], capture_output=True, text=True, check=True, timeout=60)
+    return shown.stdout.splitlines()
+
+
+def test_trace_pcap_carries_each_drop_as_a_comment_wireshark_filters(netlab_up: LabFactory, tmp_path: Path) -> None:
+    """`netlab trace LAB --pcap F`: every frame of every interface, one interface block per
+    node:interface, and the frames whose packet was dropped commented with node, device,
+    location, reason and rule, as stock tshark shows and filters them."""
+    tracer_or_skip("bpftrace")  # the markers and headers that match a drop to its frame
+    lab = netlab_up("nftables")
+    pcap = tmp_path / "out.pcapng"
+    proc = trace_cli(lab.name, "--pcap", str(pcap))
+    inject(lab, "a", "a-h", "udp", dst="198.51.100.2", dport=7777, count=3)
+    inject(lab, "a", "a-h", "udp", dst="198.51.100.4", dport=9, count=1)
+    softnet.wait_drained()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "with the verdict of their drop" in err and "(bpftrace)" in out
+    fields = ["-T", "fields", "-E", "separator=|", "-e", "frame.interface_name", "-e", "frame.comment"]
+    netfilter = tshark(pcap, "-Y", 'frame.comment contains "NETFILTER_DROP"', *fields)
+    assert len(netfilter) == 3, netfilter
+    for line in netfilter:
+        interface, comment = line.split("|", 1)
+        assert interface == "b:b-h"
+        assert re.fullmatch(
+            r"netlab: dropped \(NETFILTER_DROP\), node b, device b-h, at nft_do_chain\+0x[0-9a-f]+,"
+            r" rule: inet filt inp handle \d+: udp dport 7777 counter packets \d+ bytes \d+ drop",
+            comment,
+        ), comment
+    closed = tshark(pcap, "-Y", 'frame.comment contains "NO_SOCKET"', *fields)
+    assert [line.split("|")[0] for line in closed] == ["d:d-h"], closed
+    interfaces = set(tshark(pcap, "-T", "fields", "-e", "frame.interface_name"))
+    assert {"a:a-h", "h:h-a", "h:h-b", "b:b-h", "d:d-h"} <= interfaces, interfaces
 
 
 def test_trace_cli_and_ctrl_c_removes_the_instance(netlab_up: LabFactory) -> None:

@@ -179,6 +179,11 @@ def trace_result(result: Any) -> None:
             f"not placed in the lab: {result.unattributed} drops with no device path of the lab's and no lab"
             f" process (anywhere on this machine, so not all the lab's){': ' + kinds if kinds else ''}"
         )
+    _trailer(result)
+
+
+def _trailer(result: Any) -> None:
+    """Notes, lost events and where to read about each reason, after a result's tables."""
     for note in result.notes:
         print(f"note: {note}")
     if result.lost:
@@ -186,3 +191,26 @@ def trace_result(result: Any) -> None:
     reasons = sorted({r for _n, _d, _f, r, _c in result.summary() if r is not None})
     if reasons:
         print(f"why: netlab explain {' '.join(reasons)}")
+
+
+def host_result(result: Any, moved: Sequence[Any]) -> None:
+    """The end of a whole-machine trace: drops by namespace, device, location and reason, with
+    what the tracer read of the packets, then the interfaces whose drop counters moved."""
+    examples: dict[tuple[Any, ...], str] = {}
+    for d in result.drops:
+        key = (d.node, d.device, d.base, d.reason)
+        if key not in examples and d.packet.src is not None:
+            examples[key] = str(d.packet)
+    rows = [
+        (n or "?", d or "-", f, reason_text(r), str(c), examples.get((n, d, f, r), ""))
+        for n, d, f, r, c in result.summary()
+    ]
+    title = f"the host: {result.total_drops} drops in {result.seconds:.1f}s ({result.tracer})"
+    table(("netns", "device", "function", "reason", "count", "a packet"), rows, title=title)
+    if moved:
+        counters = [(c.node, c.ifname, f"{c.rx_dropped:+d}", f"{c.tx_dropped:+d}") for c in moved]
+        table(("netns", "device", "rx_dropped", "tx_dropped"), counters, title="drop counters that moved")
+    if result.unattributed:
+        kinds = ", ".join(f"{n} x {f} {reason_text(r)}" for f, r, n in result.unplaced_summary()[:5])
+        print(f"no device path: {result.unattributed} drops not placed in a namespace{': ' + kinds if kinds else ''}")
+    _trailer(result)

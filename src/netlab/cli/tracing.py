@@ -3,19 +3,24 @@ table of a lab's drops) and ``symbolize``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
+from netlab import host
 from netlab.cli import commands, render
+from netlab.findings import verdicts
 from netlab.findings.trace import Trace
 from netlab.lab import attach
 from netlab.tracers.base import TraceOptions
 from netlab.tracers.kernel.symbols import symbolize as lookup
 from netlab.tracers.registry import DEFAULT, get
 from netlab.tracers.registry import doctor as check
+from netlab.traffic.capture import LabCapture
 
 
 @click.command()
@@ -36,8 +41,22 @@ def doctor(as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("lab")
-@click.option("--tracer", "tracer_name", default=DEFAULT, show_default=True, help="See netlab doctor.")
+@click.argument("lab", required=False)
+@click.option(
+    "--host",
+    "whole_host",
+    is_flag=True,
+    help="Trace the whole machine instead of a lab: every network namespace, changing nothing"
+    " (tracefs, perf or bpftrace), with each interface's rx_dropped/tx_dropped delta.",
+)
+@click.option("--netns", help="With --host: only this namespace (a name of ip netns, 'host', or comm[pid]).")
+@click.option("--dev", help="With --host: only drops on, and the counters of, this interface.")
+@click.option(
+    "--tracer",
+    "tracer_name",
+    help=f"See netlab doctor (default: {DEFAULT}; with --pcap, bpftrace where it runs: it reads the"
+    " markers and headers that match drops to frames).",
+)
 @click.option("--stack", is_flag=True, help="Record the kernel stack of each drop.")
 @click.option(
     "--graph",
@@ -52,26 +71,85 @@ def doctor(as_json: bool) -> None:
 )
 @click.option("--duration", type=click.FloatRange(min=0.1), help="Stop after this many seconds (default: Ctrl-C).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON at the end.")
+@click.option(
+    "--pcap",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every frame the lab's interfaces saw to this pcapng, each dropped one with a"
+    " comment naming node, device, location, reason and rule (Wireshark: frame.comment).",
+)
 def trace(
-    lab: str, tracer_name: str, stack: bool, graph: bool, count: bool, duration: float | None, as_json: bool
+    lab: str | None,
+    whole_host: bool,
+    netns: str | None,
+    dev: str | None,
+    tracer_name: str | None,
+    stack: bool,
+    graph: bool,
+    count: bool,
+    duration: float | None,
+    as_json: bool,
+    pcap: Path | None,
 ) -> None:
     """Trace drops in LAB: node, device, kernel location, reason, count (live table until Ctrl-C)."""
 
+    if whole_host:
+        if lab is not None:
+            raise click.UsageError("give a LAB or --host, not both")
+        if graph or pcap is not None:
+            raise click.UsageError("--graph and --pcap trace a lab, not the whole host")
+        trace_host(
+            tracer_name or DEFAULT, netns, dev, TraceOptions(stack=stack, count=count, rules=False), duration, as_json
+        )
+        return
+    if lab is None:
+        raise click.UsageError("give a LAB to trace (netlab status lists them), or --host for the whole machine")
+    if netns is not None or dev is not None:
+        raise click.UsageError("--netns and --dev narrow --host; a lab's drops already say node and device")
     if graph:
-        if tracer_name not in (DEFAULT, "ftrace"):  # the default is not a choice
+        if tracer_name not in (None, "ftrace"):
             raise click.UsageError(f"--graph is the ftrace tracer's, not {tracer_name}'s")
         if stack:
             raise click.UsageError("--graph and --stack do not go together: the graph is the call stack")
         tracer_name = "ftrace"
+    if tracer_name is None:
+        tracer_name = "bpftrace" if pcap is not None and get("bpftrace").probe().usable else DEFAULT
+    trace_lab(lab, tracer_name, TraceOptions(stack=stack, graph=graph, count=count), duration, as_json, pcap)
+
+
+def trace_lab(
+    lab: str, tracer_name: str, options: TraceOptions, duration: float | None, as_json: bool, pcap: Path | None
+) -> None:
+    """``netlab trace LAB``: the live table, then the result (and the pcapng, with ``pcap``)."""
     tracer = get(tracer_name)
-    options = TraceOptions(stack=stack, graph=graph, count=count)
     tracer.check(options)
     tracer.require()
     handle = attach(lab)
-    session = Trace(tracer, handle, options)
+    capture = LabCapture(handle) if pcap is not None else None
+    try:
+        session = Trace(tracer, handle, options)
+    except BaseException:
+        if capture is not None:
+            capture.stop()
+        raise
     commands.err(
         f"tracing {lab} with {tracer_name}" + (f" for {duration:g}s" if duration else "; Ctrl-C stops") + ": ready"
     )
+    try:
+        _follow(session, duration, as_json)
+    finally:
+        result = session.stop()
+        seen = capture.stop() if capture is not None else []
+    if pcap is not None:
+        to_wall = verdicts.monotonic_to_wall() if tracer.monotonic_times else None
+        commands.err(verdicts.write(pcap, seen, result, to_wall))
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        render.trace_result(result)
+
+
+def _follow(session: Trace, duration: float | None, as_json: bool) -> None:
+    """The live table of drops until ``duration`` passes or Ctrl-C."""
     deadline = time.monotonic() + duration if duration else None
     try:
         with render.live_drops(enabled=not as_json) as show:
@@ -80,12 +158,43 @@ def trace(
                 time.sleep(0.2)
     except KeyboardInterrupt:
         pass
+
+
+def trace_host(
+    tracer_name: str, netns: str | None, dev: str | None, options: TraceOptions, duration: float | None, as_json: bool
+) -> None:
+    """``netlab trace --host``: the machine's drops by namespace and device, beside the
+    interfaces' own drop counters (see :mod:`netlab.host`)."""
+    if tracer_name not in host.TRACERS:
+        raise click.UsageError(
+            f"--host traces with {', '.join(host.TRACERS)} only: they change nothing on the machine"
+            f" ({tracer_name} could load a module or needs a lab)"
+        )
+    tracer = get(tracer_name)
+    tracer.check(options)
+    tracer.require()
+    machine = host.Host(netns)
+    session = Trace(tracer, machine, options)
+    where = f"namespace {netns}" if netns else f"{len(machine.nodes)} network namespaces"
+    commands.err(
+        f"tracing the host ({where}{f', device {dev}' if dev else ''}) with {tracer_name}"
+        + (f" for {duration:g}s" if duration else "; Ctrl-C stops")
+        + ": ready"
+    )
+    try:
+        _follow(session, duration, as_json)
     finally:
         result = session.stop()
+    moved = machine.counter_deltas()
+    if dev is not None:
+        result = dataclasses.replace(result, drops=tuple(d for d in result.drops if d.device == dev), totals={})
+        moved = [c for c in moved if c.ifname == dev]
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        data = result.as_dict()
+        data["counters"] = [dataclasses.asdict(c) for c in moved]
+        click.echo(json.dumps(data, indent=2))
     else:
-        render.trace_result(result)
+        render.host_result(result, moved)
 
 
 @click.command()

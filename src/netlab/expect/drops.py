@@ -57,16 +57,25 @@ class Untraced:
     """The kernel frees these packets without firing ``skb:kfree_skb`` (before 5.17 many paths
     used ``__kfree_skb``, which has no tracepoint): a tracer sees nothing, and ``why`` says so.
     Asserting it checks that nothing was traced in ``node``, so a kernel that starts reporting
-    the drop shows up as a failure to update, not as silence."""
+    the drop shows up as a failure to update, not as silence. ``within``: only drops in
+    functions whose names start so count (``("tcp_",)``: the layer the packets die in), so a
+    neighbour's multicast that IP drops meanwhile is not taken for them; on a kernel without
+    reasons the location is all there is to tell them apart."""
 
     why: str
     node: str | None = None
+    within: tuple[str, ...] = ()
     function: None = None
     reason: None = None
 
+    def counts(self, node: str | None, function: str) -> bool:
+        """Would a drop at ``function`` in ``node`` contradict this expectation?"""
+        return (self.node is None or node == self.node) and (not self.within or function.startswith(self.within))
+
     def __str__(self) -> str:
         where = f" in node {self.node}" if self.node else ""
-        return f"no traced drop{where} ({self.why})"
+        layer = f" in {'/'.join(f + '*' for f in self.within)}" if self.within else ""
+        return f"no traced drop{layer}{where} ({self.why})"
 
 
 @dataclass(frozen=True)

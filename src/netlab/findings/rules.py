@@ -19,9 +19,12 @@ in, which is wrong for a bridge's flooded copies (they die in the sender's softi
 timer's drop has no process at all. Such netfilter drops go to the one node whose rules
 counted exactly as many more drops as are left over (:meth:`RuleWatch._place`).
 
-nftables rulesets of the lab's own (``nftables:``) are not read: nft counts only rules that ask
-for a ``counter``. Drops of a kernel without reasons (before 5.17) count as netfilter drops when
-they happened in ``nf_hook_slow``.
+The counters are the fallback: a node with nftables tables (iptables-nft's included) has each
+drop paired with the kernel's own rule trace first (:mod:`netlab.findings.nftrace`), which
+names nftables rules exactly, counter or not; what it leaves unnamed (iptables-nft's tables,
+whose rules iptables-save prints as users wrote them, or a trace that lost messages) comes here.
+Drops of a kernel without reasons (before 5.17) count as netfilter drops when they happened in
+``nf_hook_slow``.
 """
 
 from __future__ import annotations

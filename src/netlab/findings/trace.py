@@ -1,8 +1,9 @@
 """A trace of a lab from start to result: the tracer's session, and what is added to what it saw.
 
 The tracer says where packets died. What only the lab knows comes on top, here, once the tracer
-has stopped: which firewall rule dropped a packet (the nodes' rule counters, read at the start
-and at the end: :mod:`netlab.findings.rules`), what a dropped packet was where netlab sent it
+has stopped: which firewall rule dropped a packet (the kernel's own rule trace where the node
+has nftables, :mod:`netlab.findings.nftrace`; the nodes' rule counters, read at the start and
+at the end, for the rest: :mod:`netlab.findings.rules`), what a dropped packet was where netlab sent it
 (:mod:`netlab.findings.sent`), and whose a drop is that another lab's device names could claim.
 Each works on a :class:`~netlab.findings.draft.Draft`; the :class:`TraceResult` the caller gets
 is built from it once.
@@ -19,6 +20,7 @@ from types import TracebackType
 
 from netlab.findings import sent
 from netlab.findings.draft import Draft
+from netlab.findings.nftrace import NfTrace
 from netlab.findings.rules import RuleWatch
 from netlab.lab import Lab
 from netlab.runtime import softnet
@@ -34,9 +36,16 @@ class Trace:
         options = options or TraceOptions()
         tracer.check(options)
         self.lab = lab
-        self.rules = RuleWatch(lab) if options.rules and tracer.reports_drops else None
+        watching = options.rules and tracer.reports_drops
+        self.rules = RuleWatch(lab) if watching else None
+        self.nftrace = NfTrace(lab) if watching else None
         self.started = time.time()
-        self.session: Session = tracer.start(lab, options)
+        try:
+            self.session: Session = tracer.start(lab, options)
+        except BaseException:
+            if self.nftrace is not None:
+                self.nftrace.stop()
+            raise
         self._result: TraceResult | None = None
 
     def poll(self) -> list[DropEvent]:
@@ -46,11 +55,17 @@ class Trace:
     def stop(self) -> TraceResult:
         """Stop the tracer and return the result, rule names and sent headers added (once)."""
         if self._result is None:
-            seen = self.session.stop()
+            try:
+                seen = self.session.stop()
+            finally:
+                if self.nftrace is not None:
+                    self.nftrace.stop()
             ended = time.time()
             draft = Draft.of(seen)
             logged = between(self.lab.name, self.started, ended)
             sent.settle(draft, logged, self.lab.name, self.started, ended)
+            if self.nftrace is not None:
+                self.nftrace.explain(draft)
             if self.rules is not None:
                 self.rules.explain(draft)
             sent.describe(draft, logged)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -218,7 +219,8 @@ def _node_setup(ctx: _Context, node_name: str) -> list[Step]:
         if fw:
             steps.append(fw)
     if node.nftables and node.nftables.strip():
-        steps.append(LoadNftables(node_name, text=node.nftables, origin=(*base, "nftables")))
+        late = _hooks_devices(node.nftables)
+        steps.append(LoadNftables(node_name, text=node.nftables, late=late, origin=(*base, "nftables")))
     for br_name, bridge in node.bridges.items():
         settings = ctx.topo.interface(node_name, br_name)
         index = ctx.ifindex[(node_name, br_name)]
@@ -371,6 +373,14 @@ def _port_vlans(ctx: _Context, node_name: str) -> list[Step]:
                 )
             )
     return steps
+
+
+def _hooks_devices(ruleset: str) -> bool:
+    """Does an nft ruleset hook devices (a netdev table's ingress/egress chains)? Debian's 5.10
+    and 6.1 refuse such a chain for a device that does not exist yet (ENOENT; 6.18 takes it),
+    so that ruleset is loaded once the node's interfaces are there (before routes); any other
+    ruleset is in place before the first interface appears."""
+    return re.search(r"\btable\s+netdev\b", ruleset) is not None
 
 
 def _node_config(ctx: _Context, node_name: str) -> list[Step]:

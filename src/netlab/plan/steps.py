@@ -116,10 +116,16 @@ class RestoreFirewall(Step):
 
 @dataclass(frozen=True)
 class LoadNftables(Step):
-    """``nft -f`` of a node's ruleset, all of it or nothing (nft loads a file as one transaction)."""
+    """``nft -f`` of a node's ruleset, all of it or nothing (nft loads a file as one transaction);
+    ``late``: once the node's interfaces exist and are set up, before routes (a ruleset whose
+    netdev chains hook them)."""
 
     text: str
-    phase: ClassVar[Phase] = Phase.FIREWALL
+    late: bool = False
+
+    @property
+    def phase(self) -> Phase:  # type: ignore[override]
+        return Phase.LATE_SYSCTLS if self.late else Phase.FIREWALL
 
     def describe(self) -> str:
         return f"nft -f ({len(self.text.strip().splitlines())} lines)"

@@ -20,6 +20,7 @@ Fixtures
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from _pytest.runner import runtestprotocol
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.expect.kernel import assert_kernel_clean, mark, needs_refusal
 from netlab.expect.report import observed_drops
+from netlab.findings import verdicts
 from netlab.findings.trace import Tracing
 from netlab.lab import Lab, up
 from netlab.model.topology import Topology
@@ -41,6 +43,7 @@ from netlab.tracers.base import TraceOptions, Tracer
 from netlab.tracers.events import TraceResult
 from netlab.tracers.registry import DEFAULT, get
 from netlab.traffic.api import Traffic
+from netlab.traffic.capture import LabCapture, Seen
 
 LabFactory = Callable[..., Lab]
 COLLECTOR = pytest.StashKey[Collector]()
@@ -61,6 +64,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--netlab-check-kernel",
         action="store_true",
         help="fail a test after which the kernel is newly tainted or logged a WARN/BUG (as the selftests check)",
+    )
+    group.addoption(
+        "--netlab-pcap",
+        default=None,
+        metavar="DIR",
+        help="capture every lab interface while a test traces, and write DIR/<test>.pcapng of each failed one,"
+        " dropped frames commented with their verdict (a capture is a protocol handler: frames no protocol"
+        " wants are delivered to it instead of dropped, as under tcpdump)",
     )
     group.addoption(
         "--netlab-retries",
@@ -242,18 +253,40 @@ def run_tracer_options(config: pytest.Config) -> tuple[str, dict[str, bool]]:
 
 class TraceHandle(Tracing):
     """A trace around a block (:class:`~netlab.findings.trace.Tracing`) whose result also goes
-    to the run's report."""
+    to the run's report; with ``capture``, every frame of the lab is captured meanwhile (for
+    ``--netlab-pcap``)."""
 
-    def __init__(self, tracer: Tracer, lab: Lab, options: TraceOptions, observe: Callable[[TraceResult], None]) -> None:
+    def __init__(
+        self,
+        tracer: Tracer,
+        lab: Lab,
+        options: TraceOptions,
+        observe: Callable[[TraceResult], None],
+        capture: Callable[[TraceHandle, list[Seen]], None] | None = None,
+    ) -> None:
         super().__init__(tracer, lab, options)
         self._observe = observe
+        self._keep = capture
+        self._capture: LabCapture | None = None
 
     def __enter__(self) -> TraceHandle:
-        super().__enter__()
+        if self._keep is not None:
+            self._capture = LabCapture(self.lab)
+        try:
+            super().__enter__()
+        except BaseException:
+            if self._capture is not None:
+                self._capture.stop()
+            raise
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        super().__exit__(kind, exc, tb)
+        try:
+            super().__exit__(kind, exc, tb)
+        finally:
+            seen = self._capture.stop() if self._capture is not None else []
+        if self._keep is not None:
+            self._keep(self, seen)
         self._observe(self.result)
 
 
@@ -271,6 +304,11 @@ def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Itera
         seen.extend(observed_drops(result))
 
     _name, chosen = chosen_tracer(request)
+    pcaps = request.config.getoption("--netlab-pcap")
+    captured: list[tuple[TraceHandle, list[Seen]]] = []
+
+    def keep(handle: TraceHandle, seen: list[Seen]) -> None:
+        captured.append((handle, seen))
 
     def factory(lab: Lab, **options: bool) -> TraceHandle:
         """``stack=True``, ``count=True`` (over the marker's and the run's); a test that asks
@@ -280,10 +318,13 @@ def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Itera
             netlab_tracer.check(wanted)
         except NetlabError as exc:
             pytest.skip(str(exc))
-        return TraceHandle(netlab_tracer, lab, wanted, observe)
+        return TraceHandle(netlab_tracer, lab, wanted, observe, keep if pcaps else None)
 
     with assertions.recording() as confirmed:
         yield factory
+    call = getattr(request.node, "netlab_rep_call", None)
+    if pcaps and call is not None and call.failed:
+        _write_pcaps(Path(pcaps), request.node, netlab_tracer, captured)
     asserted = [{"location": d.function, "reason": d.reason, "node": d.node} for d in confirmed]
     request.node.user_properties.append(
         (
@@ -291,6 +332,21 @@ def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Itera
             {"summary": _summary(request.node), "tracer": netlab_tracer.name, "drops": seen, "asserted": asserted},
         )
     )
+
+
+def _write_pcaps(
+    directory: Path, item: pytest.Item, tracer: Tracer, captured: list[tuple[TraceHandle, list[Seen]]]
+) -> None:
+    """``--netlab-pcap``: one pcapng per trace of a failed test, named after the test."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^\w.-]+", "_", item.nodeid).strip("_")
+    to_wall = verdicts.monotonic_to_wall() if tracer.monotonic_times else None
+    for n, (handle, seen) in enumerate(captured):
+        path = directory / (f"{stem}.pcapng" if len(captured) == 1 else f"{stem}-{n + 1}.pcapng")
+        said = verdicts.write(path, seen, handle.result, to_wall)
+        reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:  # none in an xdist worker: the file is there all the same
+            reporter.write_line(f"netlab pcap: {said}")
 
 
 def _summary(item: pytest.Item) -> str:

@@ -54,14 +54,20 @@ __all__ = [
     "NETLINK_GENERIC",
     "NETLINK_ROUTE",
     "NLMSG_ERROR",
+    "Interface",
     "LinkState",
     "dump_addresses",
+    "dump_interfaces",
     "dump_links",
     "exchange",
     "genl_family_exists",
     "link_alias",
     "messages",
+    "nft_chains",
     "nft_table_families",
+    "nft_tables",
+    "nsid_of",
+    "open_nftrace",
     "open_route_socket",
     "parse_error",
     "request",
@@ -292,24 +298,136 @@ def route_get(sock: socket.socket, address: str) -> tuple[int, str | None, str |
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
 NFT_MSG_GETTABLE = 1
+NFT_MSG_TRACE = 17
+NFT_MSG_GETCHAIN = 4
+NFTA_TABLE_NAME = 1
+NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME = 1, 3
+NFNLGRP_NFTRACE = 9
+NETLINK_ADD_MEMBERSHIP = 1
+SO_RCVBUFFORCE = 33
+NFTRACE_BUFFER = 8 << 20
 NFGENMSG = struct.Struct("BBH")  # family, version, res_id (big-endian in the kernel; 0 here)
 
 
-def nft_table_families(netns: str | None) -> set[int]:
-    """The families (``socket.AF_INET``: ip, ``AF_INET6``: ip6, 1: inet, 7: bridge, 5: netdev) of
-    the nftables tables in ``netns``: one dump, no program run. An empty set where nf_tables is
+@dataclass(frozen=True)
+class Interface:
+    """An interface as a whole-machine trace needs it: its name, where its veth peer is, and
+    its drop counters."""
+
+    index: int
+    ifname: str
+    #: the peer's ifindex (IFLA_LINK) and the peer's namespace as this one numbers it
+    #: (IFLA_LINK_NETNSID); None when the kernel gives none (not a veth, or the same namespace)
+    link: int | None
+    link_netnsid: int | None
+    rx_dropped: int
+    tx_dropped: int
+
+
+IFLA_LINK = 5
+IFLA_STATS64 = 23
+IFLA_LINK_NETNSID = 37
+RTM_GETNSID = 90
+NETNSA_NSID, NETNSA_FD = 1, 3
+STATS64_DROPPED = struct.Struct("QQ")  # rx_dropped, tx_dropped: the 7th and 8th u64 of rtnl_link_stats64
+
+
+def dump_interfaces(sock: socket.socket) -> list[Interface]:
+    """Every interface of the socket's namespace with its peer and drop counters (one dump)."""
+    answers = request(sock, nlmsg.message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, nlmsg.ifinfomsg()))
+    out = []
+    for raw in answers:
+        index = struct.unpack_from("i", raw, 16 + 4)[0]
+        attrs = nlmsg.parse_attributes(raw, 16 + 16)
+        stats = attrs.get(IFLA_STATS64, b"")
+        rx, tx = STATS64_DROPPED.unpack_from(stats, 48) if len(stats) >= 64 else (0, 0)
+        link = attrs.get(IFLA_LINK)
+        nsid = attrs.get(IFLA_LINK_NETNSID)
+        out.append(
+            Interface(
+                index=index,
+                ifname=attrs.get(IFLA_IFNAME, b"").split(b"\0", 1)[0].decode(errors="replace"),
+                link=struct.unpack("i", link[:4])[0] if link and len(link) >= 4 else None,
+                link_netnsid=struct.unpack("i", nsid[:4])[0] if nsid and len(nsid) >= 4 else None,
+                rx_dropped=rx,
+                tx_dropped=tx,
+            )
+        )
+    return out
+
+
+def nsid_of(sock: socket.socket, netns_fd: int) -> int | None:
+    """The id the socket's namespace has given the namespace behind ``netns_fd`` (how its
+    veths name their peers' namespace), or None when it has given it none. Only asks: an id is
+    never assigned by this (RTM_GETNSID, unlike RTM_NEWNSID)."""
+    head = struct.pack("Bxxx", socket.AF_UNSPEC)  # rtgenmsg, aligned
+    raw = nlmsg.message(RTM_GETNSID, NLM_F_REQUEST, head, [(NETNSA_FD, struct.pack("I", netns_fd))])
+    try:
+        answers = request(sock, raw)
+    except OSError:
+        return None
+    for answer in answers:
+        value = nlmsg.parse_attributes(answer, 16 + 4).get(NETNSA_NSID)
+        if value and len(value) >= 4:
+            nsid = struct.unpack("i", value[:4])[0]
+            return nsid if nsid >= 0 else None
+    return None
+
+
+def _nft_dump(netns: str | None, kind: int) -> list[bytes]:
+    """The answers of one nf_tables dump (tables, chains) in ``netns``; none where nf_tables is
     not loaded (the dump's subsystem then does not exist)."""
     body = NFGENMSG.pack(socket.AF_UNSPEC, 0, 0)
-    kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE
-    raw = HEADER.pack(HEADER.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, 0, 0) + body
+    raw = HEADER.pack(HEADER.size + len(body), (NFNL_SUBSYS_NFTABLES << 8) | kind, NLM_F_REQUEST | NLM_F_DUMP, 0, 0)
     with open_route_socket(netns, NETLINK_NETFILTER) as sock:
         try:
-            answers = request(sock, raw)
+            return [a for a in request(sock, raw + body) if len(a) > HEADER.size]
         except OSError as exc:
             if exc.errno in (errno.EOPNOTSUPP, errno.ENOENT, errno.EPROTONOSUPPORT, errno.EINVAL):
-                return set()
+                return []
             raise
-    return {a[HEADER.size] for a in answers if len(a) > HEADER.size}
+
+
+def _nft_names(answer: bytes, *kinds: int) -> list[str]:
+    attrs = nlmsg.parse_attributes(answer, HEADER.size + NFGENMSG.size)
+    return [attrs.get(k, b"").split(b"\0", 1)[0].decode(errors="replace") for k in kinds]
+
+
+def nft_tables(netns: str | None) -> set[tuple[int, str]]:
+    """The nftables tables in ``netns`` as (family, name); family as nfgenmsg has it
+    (``socket.AF_INET``: ip, ``AF_INET6``: ip6, 1: inet, 3: arp, 5: netdev, 7: bridge). One dump,
+    no program run."""
+    return {(a[HEADER.size], _nft_names(a, NFTA_TABLE_NAME)[0]) for a in _nft_dump(netns, NFT_MSG_GETTABLE)}
+
+
+def nft_chains(netns: str | None) -> set[tuple[int, str, str]]:
+    """The nftables chains in ``netns`` as (family, table, chain), family as in :func:`nft_tables`."""
+    out = set()
+    for answer in _nft_dump(netns, NFT_MSG_GETCHAIN):
+        table, chain = _nft_names(answer, NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME)
+        out.add((answer[HEADER.size], table, chain))
+    return out
+
+
+def nft_table_families(netns: str | None) -> set[int]:
+    """The families of the nftables tables in ``netns`` (see :func:`nft_tables`)."""
+    return {family for family, _name in nft_tables(netns)}
+
+
+def open_nftrace(netns: str) -> socket.socket:
+    """A non-blocking socket in ``netns`` that receives nf_tables' rule traces (NFT_MSG_TRACE,
+    multicast to NFNLGRP_NFTRACE) of packets marked with ``meta nftrace set 1`` there. Its
+    buffer is forced large (root): a burst of traced packets must not overflow it."""
+    sock = open_socket(netns, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, NFTRACE_BUFFER)
+        sock.bind((0, 0))
+        sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, NFNLGRP_NFTRACE)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def genl_family_exists(name: str) -> bool:

@@ -112,6 +112,9 @@ class Tracer(abc.ABC):
 
     #: the tracer reports drops (so their rules are worth naming); the counters tracer does not
     reports_drops: ClassVar[bool] = True
+    #: the clock of its drops' times where it is the system's CLOCK_MONOTONIC (bpftrace's
+    #: nsecs), so they can be set beside a capture's; None: the trace buffer's own clock
+    monotonic_times: ClassVar[bool] = False
     #: which of :data:`CHOOSABLE` it has; asking for another is refused
     accepts: ClassVar[frozenset[str]] = frozenset()
 

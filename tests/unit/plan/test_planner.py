@@ -14,6 +14,7 @@ from netlab.plan.steps import (
     CreateVeth,
     CreateVlan,
     CreateVxlan,
+    LoadNftables,
     Phase,
     PortVlan,
     RestoreFirewall,
@@ -184,3 +185,16 @@ def test_vxlan_and_macvlan_are_planned_with_their_underlay() -> None:
     assert {("h1", "vx1"), ("h2", "vx2"), ("h2", "mv2")} <= set(p.ifindex)
     real = [i for (_n, ifname), i in p.ifindex.items() if ifname != "lo"]
     assert len(real) == len(set(real))
+
+
+def test_a_ruleset_that_hooks_devices_is_loaded_once_they_exist() -> None:
+    """A netdev chain names its device, which older kernels want to exist already; any other
+    ruleset is loaded before the first interface appears."""
+    topo, _ = load("nftables")
+    ordered = plan(topo, "n").ordered()
+    loads = {s.node: i for i, s in enumerate(ordered) if isinstance(s, LoadNftables)}
+    c_link = max(i for i, s in enumerate(ordered) if isinstance(s, CreateVeth) and "c-h" in (s.ifname, s.peer_ifname))
+    first_link = min(i for i, s in enumerate(ordered) if isinstance(s, CreateVeth))
+    last_address = max(i for i, s in enumerate(ordered) if isinstance(s, AddAddress))
+    assert c_link < last_address < loads["c"]
+    assert all(loads[n] < first_link for n in ("b", "d", "h"))

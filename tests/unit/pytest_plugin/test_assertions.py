@@ -48,6 +48,14 @@ def test_untraced_means_nothing_traced_in_its_node() -> None:
         assert_dropped(result(drop("x", "R", node="b")), Untraced("freed by __kfree_skb", node="b"))
 
 
+def test_untraced_within_a_layer_ignores_what_another_layer_drops_meanwhile() -> None:
+    """5.10 has no reasons: a neighbour's multicast dying in IP must not pass for TCP's segment."""
+    silent = Untraced("freed by __kfree_skb", node="b", within=("tcp_",))
+    assert_dropped(result(drop("ip_rcv_finish_core", None, node="b")), silent)
+    with pytest.raises(DropAssertionError, match=r"no traced drop in tcp_\* in node b"):
+        assert_dropped(result(drop("tcp_rcv_state_process", None, node="b")), silent)
+
+
 def test_not_dropped_and_counted_totals() -> None:
     r = result(drop("nft_do_chain", "NETFILTER_DROP", node="host"))
     assert_not_dropped(r, Drop("__udp4_lib_rcv", "NO_SOCKET"))

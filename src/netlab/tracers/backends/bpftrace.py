@@ -158,6 +158,7 @@ class BpftraceTracer(Tracer):
 
     name = "bpftrace"
     summary = "bpftrace on skb:kfree_skb: drops attributed by namespace, packet headers and markers, in-kernel counts"
+    monotonic_times = True
     accepts = frozenset({"count"})
 
     def __init__(self, mode: str = "events") -> None:

@@ -303,7 +303,7 @@ class FtraceSession(Session):
         self.functions = kernel_functions(WALK if self.graph else FUNCTIONS)
         if not self.functions:
             raise KernelFeatureError("none of the functions to trace is traceable on this kernel")
-        self.buffer = TraceBuffer("f", lab=lab.name)
+        self.buffer = TraceBuffer("f", lab=lab.journal_name)
         try:
             self.kind = self._configure(kind)
         except BaseException:

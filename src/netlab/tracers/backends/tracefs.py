@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from netlab.errors import KernelFeatureError, NetlabError
+from netlab.host import Host
 from netlab.lab import Lab
 from netlab.model.topology import Topology
 from netlab.runtime import journal, netlink
@@ -109,7 +110,9 @@ class _RecordReader:
 
 def lab_map(lab: Lab) -> LabMap:
     """The lab's devices and namespaces, for attribution: the planned ones, and whatever each
-    node has now besides (one link dump per node)."""
+    node has now besides (one link dump per node); for the whole host, every namespace's."""
+    if isinstance(lab, Host):
+        return lab.map()
     inodes = {}
     live: dict[str, list[str]] = {}
     for node in lab.nodes.values():
@@ -128,7 +131,9 @@ def lab_map(lab: Lab) -> LabMap:
 
 def other_lab_maps(lab: Lab) -> list[LabMap]:
     """Maps of every other lab that is up: the ones whose device names could be confused with ours."""
-    maps = []
+    maps: list[LabMap] = []
+    if isinstance(lab, Host):  # every namespace is the host's: no other lab to confuse
+        return maps
     for name in journal.all_labs():
         if name == lab.name:
             continue
@@ -211,7 +216,7 @@ class TracefsSession(Session):
         self._threads: list[threading.Thread] = []
         self._stopped: TraceResult | None = None
         self._reader_errors: list[str] = []
-        self.buffer = TraceBuffer(lab=lab.name)
+        self.buffer = TraceBuffer(lab=lab.journal_name)
         self.name, self.path = self.buffer.name, self.buffer.path
         try:
             self._configure(mine, others)

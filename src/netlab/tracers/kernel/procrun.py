@@ -5,6 +5,7 @@ flushes what it holds."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -16,6 +17,19 @@ from pathlib import Path
 from netlab.lab import Lab
 from netlab.runtime import journal, procs
 from netlab.runtime.journal import HelperEnded, HelperStarted
+
+PR_SET_PDEATHSIG = 1
+
+
+def _dying_with_parent(then: Callable[[], None] | None) -> Callable[[], None]:
+    """A preexec that asks the kernel to send the child SIGINT when we die (then ``then``)."""
+
+    def preexec() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+        if then is not None:
+            then()
+
+    return preexec
 
 
 class Helper:
@@ -32,6 +46,8 @@ class Helper:
         preexec: Callable[[], None] | None = None,
     ) -> None:
         self.lab = lab
+        if lab.journal_name is None:  # nothing journals it for clean: it dies with us instead
+            preexec = _dying_with_parent(preexec)
         self.workdir = Path(tempfile.mkdtemp(prefix="netlab-trace-"))
         self.stderr_path = self.workdir / "stderr"
         self.stdout_path = self.workdir / "stdout"
@@ -50,7 +66,8 @@ class Helper:
         )
         started = procs.start_time(self.proc.pid)
         self.key = f"pid{self.proc.pid}"
-        journal.append(lab.name, HelperStarted(self.key, self.proc.pid, started))
+        if lab.journal_name is not None:
+            journal.append(lab.journal_name, HelperStarted(self.key, self.proc.pid, started))
 
     def stdout(self) -> str:
         """What the helper printed so far (it writes to the file directly, we only read)."""
@@ -90,7 +107,8 @@ class Helper:
         self._stdout.close()
         self._stderr.close()
         with contextlib.suppress(Exception):
-            journal.append(self.lab.name, HelperEnded(self.key))
+            if self.lab.journal_name is not None:
+                journal.append(self.lab.journal_name, HelperEnded(self.key))
         return self.proc.returncode
 
     def cleanup(self) -> None:

@@ -1,0 +1,255 @@
+"""Which nftables rule dropped a packet, from the kernel's own rule tracing (nftrace).
+
+For the length of a trace, each node that has nf_tables tables gets one more table of netlab's
+own (``netlab_trace``, in the families its tables use) whose chains run before anything else on
+the prerouting and output hooks (and on the ingress of each device a netdev chain hooks), and
+do nothing but ``meta nftrace set 1``. From then on the kernel reports every verdict of every
+rule those packets meet, to a netlink socket netlab holds inside the node; the table is
+deleted when the trace stops. Nothing outside the lab's namespaces is touched, and no verdict
+changes.
+
+Each netfilter drop of a node is then paired with the node's traced DROP verdicts, in order:
+the rule's family, table, chain and handle, and its text as ``nft -a list ruleset`` prints it.
+A drop that no device path placed (a bridge's flooded copies die in the sender's context) goes
+to the node that traced exactly the drops left over, on the device the trace names. Tables
+iptables-nft made are left to the counters (:mod:`netlab.findings.rules`), which name the
+iptables rule as ``iptables-save`` prints it; where the pairing cannot be made (a lost trace
+message), the counters name what they can, and the notes say which way each node's rules were
+named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import threading
+from collections.abc import Callable
+
+from netlab.findings.draft import Draft
+from netlab.findings.rules import is_netfilter_drop
+from netlab.lab import Lab
+from netlab.runtime import netlink
+from netlab.tracers.kernel.nftables import FAMILIES, Ruleset, TraceEvent, parse_ruleset, parse_trace
+
+TABLE = "netlab_trace"
+#: before every chain a ruleset can have (the lowest priority nft accepts but one)
+PRIORITY = -2147483647
+TRACE_TYPE = (netlink.NFNL_SUBSYS_NFTABLES << 8) | netlink.NFT_MSG_TRACE
+#: tables iptables-nft and ip6tables-nft make, whose rules iptables-save prints better than nft
+XT_TABLES = frozenset({"filter", "nat", "mangle", "raw", "security"})
+
+
+def is_iptables(event: TraceEvent) -> bool:
+    """A step in a table and chain that iptables-nft made."""
+    return made_by_iptables(event.family, event.table, event.chain)
+
+
+def made_by_iptables(family: str, table: str, chain: str) -> bool:
+    """A chain of a table iptables-nft makes (its builtin chains are upper case; an nft user's
+    ``table ip filter`` has chains of their own naming, conventionally lower case)."""
+    return family in ("ip", "ip6") and table in XT_TABLES and chain.isupper()
+
+
+def trace_script(families: set[str], devices: set[str]) -> str:
+    """The ``nft -f`` script of netlab's tracing table(s) for a node."""
+    mark = f"priority {PRIORITY}; meta nftrace set 1; }}"
+    out = []
+    for family in sorted(families):  # a table a crashed trace left behind is replaced, not added to
+        out.append(f"table {family} {TABLE}\ndelete table {family} {TABLE}")
+    for family in sorted(families & {"inet", "bridge"}):
+        out.append(
+            f"table {family} {TABLE} {{\n"
+            f"  chain pre {{ type filter hook prerouting {mark}\n"
+            f"  chain out {{ type filter hook output {mark}\n"
+            "}"
+        )
+    if "netdev" in families:
+        chains = "".join(
+            f'  chain in{i} {{ type filter hook ingress device "{dev}" {mark}\n'
+            for i, dev in enumerate(sorted(devices))
+        )
+        out.append(f"table netdev {TABLE} {{\n{chains}}}")
+    return "\n".join(out) + "\n"
+
+
+class NfTrace:
+    """Rule traces of a lab's nodes for the length of a trace; :meth:`explain` at its end."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        #: node -> the families of netlab's tables loaded there
+        self.loaded: dict[str, set[str]] = {}
+        self.events: dict[str, list[TraceEvent]] = {}
+        self.problems: list[str] = []
+        self.lost = 0
+        self._socks: dict[socket.socket, str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        try:
+            for name in lab.nodes:
+                self._arm(name)
+        except BaseException:
+            self.stop()
+            raise
+        if self._socks:
+            self._thread = threading.Thread(target=self._read, name="nftrace", daemon=True)
+            self._thread.start()
+
+    def _arm(self, name: str) -> None:
+        node = self.lab.node(name)
+        chains = {(FAMILIES.get(f, str(f)), t, c) for f, t, c in netlink.nft_chains(node.netns) if t != TABLE}
+        if all(made_by_iptables(*chain) for chain in chains):
+            return  # nothing, or only iptables-nft's: the counters name those as iptables prints them
+        families = {"inet"}
+        named = {family for family, _t, _c in chains}
+        if "bridge" in named:
+            families.add("bridge")
+        devices: set[str] = set()
+        if "netdev" in named:
+            listed = node.run(["nft", "-a", "list", "ruleset"], timeout=10)
+            devices = parse_ruleset(listed.stdout).netdev_devices
+            families.add("netdev")
+        sock = netlink.open_nftrace(node.netns)
+        loaded = node.run(["nft", "-f", "-"], input=trace_script(families, devices), timeout=10)
+        if loaded.returncode:
+            sock.close()
+            self.problems.append(f"node {name}: cannot trace its nftables rules: {loaded.stderr.strip()}")
+            return
+        self._socks[sock] = name
+        self.loaded[name] = families
+        self.events[name] = []
+
+    def _read(self) -> None:
+        with selectors.DefaultSelector() as sel:
+            for sock in self._socks:
+                sel.register(sock, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                for key, _ in sel.select(timeout=0.05):
+                    self._drain(key.fileobj)  # type: ignore[arg-type]
+            for sock in self._socks:
+                self._drain(sock)
+
+    def _drain(self, sock: socket.socket) -> None:
+        node = self._socks[sock]
+        while True:
+            try:
+                data = sock.recv(1 << 16)
+            except BlockingIOError:
+                return
+            except OSError:  # ENOBUFS: the kernel dropped messages; the pairing will not fit
+                self.lost += 1
+                continue
+            for off, length, kind, _flags, _seq in netlink.messages(data):
+                if kind != TRACE_TYPE:
+                    continue
+                event = parse_trace(data[off : off + length])
+                if event is not None and event.table != TABLE:
+                    self.events[node].append(event)
+
+    def stop(self) -> None:
+        """Stop reading and take netlab's tables out of the nodes (idempotent)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        for sock in self._socks:
+            sock.close()
+        self._socks.clear()
+        for name, families in list(self.loaded.items()):
+            script = "".join(f"delete table {family} {TABLE}\n" for family in sorted(families))
+            with contextlib.suppress(OSError):
+                self.lab.node(name).run(["nft", "-f", "-"], input=script, timeout=10)
+        self.loaded.clear()
+
+    def explain(self, result: Draft) -> None:
+        """Place and name the draft's netfilter drops from the traced verdicts (stops first)."""
+        self.stop()
+        dropped = {node: [e for e in events if e.drops] for node, events in self.events.items()}
+        if not any(dropped.values()):
+            return
+        place(result, dropped, self._device)
+        name(result, dropped, self._ruleset, self.lost)
+
+    def _ruleset(self, node: str) -> Ruleset:
+        return parse_ruleset(self.lab.node(node).run(["nft", "-a", "list", "ruleset"], timeout=10).stdout)
+
+    def _device(self, node: str, events: list[TraceEvent]) -> str | None:
+        """The one input device these verdicts name, by name (None if several or none)."""
+        indexes = {e.iif for e in events if e.iif}
+        if len(indexes) != 1:
+            return None
+        with (
+            contextlib.suppress(OSError),
+            contextlib.closing(netlink.open_route_socket(self.lab.node(node).netns)) as sock,
+        ):
+            link = netlink.dump_links(sock).get(indexes.pop())
+            return link.ifname if link else None
+        return None
+
+
+def name(result: Draft, dropped: dict[str, list[TraceEvent]], ruleset: Callable[[str], Ruleset], lost: int) -> None:
+    """Pair each node's netfilter drops with its traced DROP verdicts, in order, and name the
+    rule of each (not those of iptables-nft's tables: the counters name them as iptables does).
+    Where the numbers differ, only a node whose verdicts all came from one rule is named."""
+    rulesets: dict[str, Ruleset] = {}
+    named = 0
+    for node, verdicts in dropped.items():
+        mine = sorted(
+            (i for i, d in enumerate(result.drops) if d.node == node and d.rule is None and is_netfilter_drop(d)),
+            key=lambda i: result.drops[i].time,
+        )
+        if not mine or not verdicts:
+            continue
+        if len(mine) != len(verdicts) and len({(e.chain_key, e.handle, e.kind) for e in verdicts}) > 1:
+            result.notes.append(
+                f"node {node}: {len(verdicts)} DROP verdicts traced for {len(mine)} netfilter drops"
+                f"{f' ({lost} trace messages lost)' if lost else ''}: rules named by counters only"
+            )
+            continue
+        for k, i in enumerate(mine):
+            event = verdicts[min(k, len(verdicts) - 1)]
+            if is_iptables(event):
+                continue
+            if node not in rulesets:
+                rulesets[node] = ruleset(node)
+            result.drops[i] = result.drops[i].evolve(rule=rulesets[node].describe(event))
+            named += 1
+    if named:
+        result.notes.append(f"{named} netfilter drops named by the kernel's rule trace (nftrace)")
+
+
+def place(
+    result: Draft, dropped: dict[str, list[TraceEvent]], device_of: Callable[[str, list[TraceEvent]], str | None]
+) -> None:
+    """Give the netfilter drops no device path placed to the node whose traced verdicts
+    account for exactly them, on the device the trace names (as the counters do in
+    :meth:`netlab.findings.rules.RuleWatch._place`, but counting verdicts, which every rule has)."""
+    spare = {node: len(v) for node, v in dropped.items()}
+    moving: list[int] = []
+    for drop in result.drops:
+        if is_netfilter_drop(drop) and drop.device is not None and drop.node in spare:
+            spare[str(drop.node)] -= 1
+    for i, drop in enumerate(result.drops):
+        if is_netfilter_drop(drop) and drop.device is None:
+            if spare.get(str(drop.node), 0) > 0:
+                spare[str(drop.node)] -= 1
+            else:
+                moving.append(i)
+    loose = [d for d in result.unplaced if is_netfilter_drop(d)]
+    count = len(moving) + len(loose)
+    targets = [node for node, n in spare.items() if n > 0]
+    if not count or len(targets) != 1 or spare[targets[0]] != count:
+        return
+    target = targets[0]
+    device = device_of(target, dropped[target][-count:])
+    for i in moving:
+        result.drops[i] = result.drops[i].evolve(node=target, device=device)
+    for drop in loose:
+        result.unplaced.remove(drop)
+        result.drops.append(drop.evolve(node=target, device=device))
+    result.unattributed -= len(loose)
+    result.notes.append(
+        f"{count} netfilter drops without a device path placed in node {target}: its rule trace shows"
+        " exactly that many more DROP verdicts (a bridge's flooded copies die in the sender's context)"
+    )
