@@ -4,12 +4,15 @@ The trace asks the kernel itself which rule decided (nftrace: netlab adds a tabl
 each node with nftables for the length of the trace, whose only rule marks packets for
 tracing). Each drop then carries the rule as ``nft -a list ruleset`` prints it: family, table,
 chain, handle and text. Topology ``nftables``: an inet table on b, a netdev table on c's
-ingress, an ip table on d, and a bridge-family table on the switch h.
+ingress, an ip and an ip6 table on d, an inet table that commands (``exec:``) gave a, and a
+bridge-family table on the switch h.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 
 import pytest
 from expected import NO_REASONS
@@ -41,6 +44,7 @@ RULES = {
     "inet-without-counter": ("b", "198.51.100.2", 7778, 2, rule("inet", "filt", "inp", "udp dport 7778 drop")),
     "netdev-ingress": ("c", "198.51.100.3", 7779, 2, rule("netdev", "edge", "ingress", "udp dport 7779 counter drop")),
     "ip": ("d", "198.51.100.4", 7780, 2, rule("ip", "guard", "inp", "udp dport 7780 counter drop")),
+    "ip6": ("d", "2001:db8:7::4", 7781, 2, rule("ip6", "guard6", "inp", "udp dport 7781 counter drop")),
 }
 
 
@@ -50,8 +54,8 @@ def test_each_nftables_drop_names_its_rule(
 ) -> None:
     """a sends datagrams across the switch to ports that a rule of the receiving node drops:
     b's inet input chain has two rules, one with a counter and one without (counters could not
-    name the second); c drops on its device's ingress (netdev family), d in an ip-family input
-    chain. Each drop carries its rule, from the kernel's rule trace."""
+    name the second); c drops on its device's ingress (netdev family), d in an ip-family and an
+    ip6-family input chain. Each drop carries its rule, from the kernel's rule trace."""
     node, address, port, count, expected = RULES[case]
     with netlab_trace(netlab_lab) as t:
         netlab_traffic.inject("a", "a-h", "udp", dst=address, dport=port, count=count)
@@ -74,3 +78,17 @@ def test_a_bridge_family_rule_drops_the_flooded_copies_on_the_switch(
     assert all(d.rule and expected.fullmatch(d.rule) for d in hits), {d.rule for d in hits}
     assert {d.device for d in hits} == {"h-a"}, t.result.summary()
     assert not [d for d in t.result.unplaced if d.reason in ("NETFILTER_DROP", None)], t.result.unplaced_summary()
+
+
+def test_a_rule_added_by_a_command_drops_what_its_node_sends(netlab_lab: Lab, netlab_trace: TraceFactory) -> None:
+    """a's output chain comes from ``exec:`` commands run after the lab was built, not from a
+    ruleset: datagrams a sends to port 7782 die there, before any device has them. With no
+    device path and no process of the lab behind them (the test's own socket sends), they are
+    placed on a by its rule trace, with the rule."""
+    with netlab_lab.node("a").socket(socket.AF_INET, socket.SOCK_DGRAM) as sender, netlab_trace(netlab_lab) as t:
+        for _ in range(3):
+            with contextlib.suppress(PermissionError):  # an output chain's drop is the sender's EPERM
+                sender.sendto(b"x", ("198.51.100.2", 7782))
+    hits = assert_dropped(t.result, by_kernel(verdict("a")), count=3)
+    expected = rule("inet", "late", "out", "udp dport 7782 drop")
+    assert all(d.rule and expected.fullmatch(d.rule) for d in hits), [d.rule for d in hits]
