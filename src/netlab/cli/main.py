@@ -57,7 +57,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "trace": (
         "tracing",
         "trace",
-        "Trace drops in LAB: node, device, kernel location, reason, count (live table until Ctrl-C).",
+        "Trace drops in LAB, or the whole machine (--host): node, device, location, reason, count (live until Ctrl-C).",
     ),
     "symbolize": (
         "tracing",

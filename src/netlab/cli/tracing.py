@@ -90,7 +90,7 @@ def trace(
     as_json: bool,
     pcap: Path | None,
 ) -> None:
-    """Trace drops in LAB: node, device, kernel location, reason, count (live table until Ctrl-C)."""
+    """Trace drops in LAB, or the whole machine (--host): node, device, location, reason, count (live until Ctrl-C)."""
 
     if whole_host:
         if lab is not None:

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 
 from netlab.findings.draft import Draft
-from netlab.findings.rules import is_netfilter_drop
+from netlab.findings.rules import is_netfilter_drop, place_left_over
 from netlab.lab import Lab
 from netlab.runtime import netlink
 from netlab.tracers.kernel.nftables import FAMILIES, Ruleset, TraceEvent, parse_ruleset, parse_trace
@@ -165,6 +165,7 @@ class NfTrace:
     def explain(self, result: Draft) -> None:
         """Place and name the draft's netfilter drops from the traced verdicts (stops first)."""
         self.stop()
+        result.notes.extend(self.problems)
         dropped = {node: [e for e in events if e.drops] for node, events in self.events.items()}
         if not any(dropped.values()):
             return
@@ -222,34 +223,14 @@ def name(result: Draft, dropped: dict[str, list[TraceEvent]], ruleset: Callable[
 def place(
     result: Draft, dropped: dict[str, list[TraceEvent]], device_of: Callable[[str, list[TraceEvent]], str | None]
 ) -> None:
-    """Give the netfilter drops no device path placed to the node whose traced verdicts
-    account for exactly them, on the device the trace names (as the counters do in
-    :meth:`netlab.findings.rules.RuleWatch._place`, but counting verdicts, which every rule has)."""
-    spare = {node: len(v) for node, v in dropped.items()}
-    moving: list[int] = []
-    for drop in result.drops:
-        if is_netfilter_drop(drop) and drop.device is not None and drop.node in spare:
-            spare[str(drop.node)] -= 1
-    for i, drop in enumerate(result.drops):
-        if is_netfilter_drop(drop) and drop.device is None:
-            if spare.get(str(drop.node), 0) > 0:
-                spare[str(drop.node)] -= 1
-            else:
-                moving.append(i)
-    loose = [d for d in result.unplaced if is_netfilter_drop(d)]
-    count = len(moving) + len(loose)
-    targets = [node for node, n in spare.items() if n > 0]
-    if not count or len(targets) != 1 or spare[targets[0]] != count:
-        return
-    target = targets[0]
-    device = device_of(target, dropped[target][-count:])
-    for i in moving:
-        result.drops[i] = result.drops[i].evolve(node=target, device=device)
-    for drop in loose:
-        result.unplaced.remove(drop)
-        result.drops.append(drop.evolve(node=target, device=device))
-    result.unattributed -= len(loose)
-    result.notes.append(
-        f"{count} netfilter drops without a device path placed in node {target}: its rule trace shows"
-        " exactly that many more DROP verdicts (a bridge's flooded copies die in the sender's context)"
+    """Give the netfilter drops no device path placed to the node whose traced DROP verdicts
+    account for exactly them, on the device the trace names (the counters' rule,
+    :func:`netlab.findings.rules.place_left_over`, with verdicts, which every rule has)."""
+    place_left_over(
+        result,
+        {node: len(v) for node, v in dropped.items()},
+        is_netfilter_drop,
+        [d for d in result.unplaced if is_netfilter_drop(d)],
+        evidence="its rule trace shows",
+        device_of=lambda node, count: device_of(node, dropped[node][-count:]),
     )

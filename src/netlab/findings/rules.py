@@ -17,7 +17,7 @@ moved, where the counters can tell:
 The counters also say *where*: a drop without a device path is placed by the process it ran
 in, which is wrong for a bridge's flooded copies (they die in the sender's softirq), and a
 timer's drop has no process at all. Such netfilter drops go to the one node whose rules
-counted exactly as many more drops as are left over (:meth:`RuleWatch._place`).
+counted exactly as many more drops as are left over (:func:`place_left_over`).
 
 The counters are the fallback: a node with nftables tables (iptables-nft's included) has each
 drop paired with the kernel's own rule trace first (:mod:`netlab.findings.nftrace`), which
@@ -29,7 +29,7 @@ Drops of a kernel without reasons (before 5.17) count as netfilter drops when th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from netlab.findings.draft import Draft
 from netlab.lab import Lab
@@ -100,43 +100,10 @@ class RuleWatch:
 
     def _place(self, result: Draft, loose: list[DropEvent], candidates: dict[str, list[tuple[Rule, int]]]) -> None:
         """Move netfilter drops that no device path placed to the node whose counters account
-        for exactly them.
-
-        A drop without a path is placed by the process it ran in, and a bridge forwards (and
-        its FORWARD chain drops) a flooded copy in the *sender's* context, in another node. So
-        a drop placed that way stays only where its node's rules counted a drop; the rest, with
-        the drops no node claimed, go to the one node whose rules counted exactly that many
-        more, or stay where they are, with a note.
-        """
+        for exactly them (see :func:`place_left_over`)."""
         spare = {node: sum(n for _rule, n in found) for node, found in candidates.items()}
-        moving = []
-        for drop in result.drops:
-            if self._ours(drop) and drop.device is not None:
-                spare[str(drop.node)] -= 1
-        for i, drop in enumerate(result.drops):
-            if self._ours(drop) and drop.device is None:
-                if spare[str(drop.node)] > 0:
-                    spare[str(drop.node)] -= 1
-                else:
-                    moving.append(i)
-        if not moving and not loose:
-            return
-        targets = [node for node, n in spare.items() if n > 0]
-        count = len(moving) + len(loose)
-        if len(targets) == 1 and spare[targets[0]] == count:
-            target = targets[0]
-            for i in moving:
-                result.drops[i] = result.drops[i].evolve(node=target)
-            for drop in loose:
-                result.unplaced.remove(drop)
-                result.drops.append(drop.evolve(node=target))
-            result.unattributed -= len(loose)
-            result.notes.append(
-                f"{count} netfilter drops without a device path placed in node {target}: its rules counted"
-                " exactly that many more drops than were seen there (a bridge's flooded copies die in"
-                " the sender's context)"
-            )
-        elif moving:
+        moving = place_left_over(result, spare, self._ours, loose, evidence="its rules counted")
+        if moving:
             places = sorted({str(result.drops[i].node) for i in moving})
             result.notes.append(
                 f"{len(moving)} netfilter drops placed in {', '.join(places)} by the process they ran in"
@@ -167,3 +134,52 @@ class RuleWatch:
             result.notes.append(
                 f"node {node}: {unnamed} netfilter drops could be any of: {listed} (--stack tells the hooks apart)"
             )
+
+
+def place_left_over(
+    result: Draft,
+    spare: dict[str, int],
+    ours: Callable[[DropEvent], bool],
+    loose: list[DropEvent],
+    *,
+    evidence: str,
+    device_of: Callable[[str, int], str | None] = lambda _node, _count: None,
+) -> list[int]:
+    """Move the netfilter drops (``ours``) that no device path placed to the one node whose
+    firewall accounts for exactly them: ``spare`` is each node's count of drops by its rules
+    (counters, or traced verdicts), from which the drops already placed there are taken.
+
+    A drop without a path is placed by the process it ran in, and a bridge forwards (and its
+    FORWARD chain drops) a flooded copy in the *sender's* context, in another node. So such a
+    drop stays only where its node's rules account for a drop; the rest, with the drops no node
+    claimed (``loose``, from ``result.unplaced``), go to the one node with exactly that many
+    more, on ``device_of(node, count)``. Returns the indexes of the drops that had to move but
+    found no such node (they stay where they are)."""
+    spare = dict(spare)
+    moving = []
+    for drop in result.drops:
+        if ours(drop) and drop.device is not None and drop.node in spare:
+            spare[str(drop.node)] -= 1
+    for i, drop in enumerate(result.drops):
+        if ours(drop) and drop.device is None:
+            if spare.get(str(drop.node), 0) > 0:
+                spare[str(drop.node)] -= 1
+            else:
+                moving.append(i)
+    count = len(moving) + len(loose)
+    targets = [node for node, n in spare.items() if n > 0]
+    if not count or len(targets) != 1 or spare[targets[0]] != count:
+        return moving
+    target = targets[0]
+    device = device_of(target, count)
+    for i in moving:
+        result.drops[i] = result.drops[i].evolve(node=target, device=device)
+    for drop in loose:
+        result.unplaced.remove(drop)
+        result.drops.append(drop.evolve(node=target, device=device))
+    result.unattributed -= len(loose)
+    result.notes.append(
+        f"{count} netfilter drops without a device path placed in node {target}: {evidence} exactly that"
+        " many more drops than were seen there (a bridge's flooded copies die in the sender's context)"
+    )
+    return []

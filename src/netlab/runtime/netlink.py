@@ -306,7 +306,6 @@ NFNLGRP_NFTRACE = 9
 NETLINK_ADD_MEMBERSHIP = 1
 SO_RCVBUFFORCE = 33
 NFTRACE_BUFFER = 8 << 20
-NFGENMSG = struct.Struct("BBH")  # family, version, res_id (big-endian in the kernel; 0 here)
 
 
 @dataclass(frozen=True)
@@ -346,7 +345,7 @@ def dump_interfaces(sock: socket.socket) -> list[Interface]:
         out.append(
             Interface(
                 index=index,
-                ifname=attrs.get(IFLA_IFNAME, b"").split(b"\0", 1)[0].decode(errors="replace"),
+                ifname=nlmsg.text(attrs.get(IFLA_IFNAME)),
                 link=struct.unpack("i", link[:4])[0] if link and len(link) >= 4 else None,
                 link_netnsid=struct.unpack("i", nsid[:4])[0] if nsid and len(nsid) >= 4 else None,
                 rx_dropped=rx,
@@ -377,7 +376,7 @@ def nsid_of(sock: socket.socket, netns_fd: int) -> int | None:
 def _nft_dump(netns: str | None, kind: int) -> list[bytes]:
     """The answers of one nf_tables dump (tables, chains) in ``netns``; none where nf_tables is
     not loaded (the dump's subsystem then does not exist)."""
-    body = NFGENMSG.pack(socket.AF_UNSPEC, 0, 0)
+    body = nlmsg.NFGENMSG.pack(socket.AF_UNSPEC, 0, 0)
     raw = HEADER.pack(HEADER.size + len(body), (NFNL_SUBSYS_NFTABLES << 8) | kind, NLM_F_REQUEST | NLM_F_DUMP, 0, 0)
     with open_route_socket(netns, NETLINK_NETFILTER) as sock:
         try:
@@ -389,8 +388,8 @@ def _nft_dump(netns: str | None, kind: int) -> list[bytes]:
 
 
 def _nft_names(answer: bytes, *kinds: int) -> list[str]:
-    attrs = nlmsg.parse_attributes(answer, HEADER.size + NFGENMSG.size)
-    return [attrs.get(k, b"").split(b"\0", 1)[0].decode(errors="replace") for k in kinds]
+    attrs = nlmsg.parse_attributes(answer, HEADER.size + nlmsg.NFGENMSG.size)
+    return [nlmsg.text(attrs.get(k)) for k in kinds]
 
 
 def nft_tables(netns: str | None) -> set[tuple[int, str]]:

@@ -23,6 +23,7 @@ from typing import NamedTuple
 HEADER = struct.Struct("IHHII")  # nlmsghdr: length, type, flags, seq, pid
 IFINFOMSG = struct.Struct("BxHiII")  # family, pad, type, index, flags, change
 IFADDRMSG = struct.Struct("BBBBI")  # family, prefixlen, flags, scope, index
+NFGENMSG = struct.Struct("BBH")  # family, version, res_id (big-endian in the kernel; 0 here)
 RTMSG = struct.Struct("BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
 RTATTR = struct.Struct("HH")  # length, type
 
@@ -94,16 +95,28 @@ def rtmsg(family: int, dst_len: int, *, table: int, protocol: int, scope: int, k
 
 def parse_attributes(raw: bytes, offset: int) -> dict[int, bytes]:
     """The attributes of one message from ``offset`` (after its fixed header) as kind -> payload;
-    the first of a kind wins, nested ones are left packed."""
-    out: dict[int, bytes] = {}
+    the first of a kind wins, nested ones are left packed (:func:`parse_nested` opens one)."""
     end = min(len(raw), HEADER.unpack_from(raw)[0])
-    while offset + RTATTR.size <= end:
-        length, kind = RTATTR.unpack_from(raw, offset)
+    return parse_nested(raw[offset:end])
+
+
+def parse_nested(payload: bytes) -> dict[int, bytes]:
+    """The attributes packed one after another in ``payload`` (a nested attribute's, or a
+    message's past its headers) as kind -> payload; the first of a kind wins."""
+    out: dict[int, bytes] = {}
+    offset = 0
+    while offset + RTATTR.size <= len(payload):
+        length, kind = RTATTR.unpack_from(payload, offset)
         if length < RTATTR.size:
             break
-        out.setdefault(kind & 0x3FFF, raw[offset + RTATTR.size : offset + length])  # without NLA_F_NESTED/BYTEORDER
+        out.setdefault(kind & 0x3FFF, payload[offset + RTATTR.size : offset + length])  # without NLA_F_NESTED/BYTEORDER
         offset += (length + 3) & ~3
     return out
+
+
+def text(value: bytes | None) -> str:
+    """A NUL-terminated string attribute as text ('' when absent)."""
+    return (value or b"").split(b"\0", 1)[0].decode(errors="replace")
 
 
 def mac(text: str) -> bytes:

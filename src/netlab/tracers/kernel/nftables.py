@@ -24,8 +24,8 @@ TYPES = {1: "policy", 2: "return", 3: "rule"}
 VERDICT_CODE = 1
 NF_VERDICT_MASK = 0xFF
 NF_DROP = 0
-NFGENMSG_SIZE = 4
-HEADER_SIZE = 16
+HEADER_SIZE = nlmsg.HEADER.size
+NFGENMSG_SIZE = nlmsg.NFGENMSG.size
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,6 @@ class TraceEvent:
         return self.family, self.table, self.chain
 
 
-def _string(value: bytes | None) -> str:
-    return (value or b"").split(b"\0", 1)[0].decode(errors="replace")
-
-
 def _be32(value: bytes | None) -> int | None:
     return struct.unpack(">i", value[:4])[0] if value and len(value) >= 4 else None
 
@@ -79,13 +75,13 @@ def parse_trace(raw: bytes) -> TraceEvent | None:
         verdict = _be32(attrs.get(TRACE_POLICY))
     else:
         nested = attrs.get(TRACE_VERDICT, b"")
-        verdict = _be32(_nested(nested).get(VERDICT_CODE)) if nested else None
+        verdict = _be32(nlmsg.parse_nested(nested).get(VERDICT_CODE)) if nested else None
     handle = attrs.get(TRACE_RULE_HANDLE)
     return TraceEvent(
         id=_be32u(attrs.get(TRACE_ID)) or 0,
         family=family,
-        table=_string(attrs.get(TRACE_TABLE)),
-        chain=_string(attrs.get(TRACE_CHAIN)),
+        table=nlmsg.text(attrs.get(TRACE_TABLE)),
+        chain=nlmsg.text(attrs.get(TRACE_CHAIN)),
         kind=kind,
         handle=struct.unpack(">Q", handle[:8])[0] if handle and len(handle) >= 8 else None,
         verdict=verdict,
@@ -94,19 +90,6 @@ def parse_trace(raw: bytes) -> TraceEvent | None:
         network=attrs.get(TRACE_NETWORK_HEADER, b""),
         transport=attrs.get(TRACE_TRANSPORT_HEADER, b""),
     )
-
-
-def _nested(payload: bytes) -> dict[int, bytes]:
-    """The attributes packed inside a nested one."""
-    out: dict[int, bytes] = {}
-    off = 0
-    while off + 4 <= len(payload):
-        length, kind = struct.unpack_from("HH", payload, off)
-        if length < 4:
-            break
-        out.setdefault(kind & 0x3FFF, payload[off + 4 : off + length])
-        off += (length + 3) & ~3
-    return out
 
 
 @dataclass
