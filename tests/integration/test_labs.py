@@ -13,10 +13,13 @@ import fcntl
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from netlab.runtime import journal
 from tests.integration.conftest import ROOT
@@ -36,7 +39,8 @@ def blocks(text: str) -> list[str]:
 
 
 def bash(script: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
+    # the netlab of the Python running the tests: .venv here, /opt/netlab-venv in the workshop VM
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     return subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", script],
         cwd=ROOT,
@@ -91,6 +95,27 @@ def test_lab_walkthrough(lab: Path, workshop_lock: None) -> None:
     finally:
         bash(cleanup)
     assert not (used & set(journal.all_labs()))
+
+
+BROKEN = yaml.safe_load((ROOT / "tests" / "data" / "workshop" / "broken-labs.yaml").read_text())
+
+
+@pytest.mark.parametrize("case", BROKEN, ids=[c["lab"] for c in BROKEN])
+def test_a_failed_check_shows_where_it_died(case: dict[str, Any], workshop_lock: None) -> None:
+    """The attendee's packets, placed by the trace the check takes: no 'go and run netlab trace'."""
+    spec = yaml.safe_load((ROOT / "labs" / case["lab"] / "check.yaml").read_text())
+    topology = spec["topology"]
+    if topology in journal.all_labs():
+        pytest.skip(f"{topology} is up already; the test needs that name")
+    try:
+        up = bash(f"netlab up {topology} && {case['break']}")
+        assert up.returncode == 0, up.stderr
+        checked = bash(f"netlab check labs/{case['lab']}")
+        assert checked.returncode == 1, checked.stdout
+        for line in case["says"]:
+            assert line in checked.stdout, f"{case['broken by']}: no '{line}' in\n{checked.stdout}"
+    finally:
+        bash(f"netlab down --missing-ok {topology}")
 
 
 def test_check_of_a_lab_that_is_not_up_says_how_to_start_it(workshop_lock: None) -> None:

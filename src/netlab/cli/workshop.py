@@ -81,6 +81,8 @@ def check(lab_dir: str, instance: str | None, answers: Path | None) -> None:
     for o in outcomes:
         mark = "ok  " if o.ok else "FAIL"
         click.echo(f"  {mark} {o.name}: {o.detail}")
+        for line in o.died:
+            click.echo(f"       {line}")
         if not o.ok and o.hint:
             click.echo(f"       hint: {o.hint}")
     wrong = [o for o in outcomes if not o.ok]

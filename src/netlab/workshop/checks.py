@@ -24,12 +24,13 @@ from netlab.lab import Lab, attach
 from netlab.model.loader import issue_from
 from netlab.model.names import lab_name
 from netlab.model.yamlsrc import parse_file
-from netlab.tracers.events import devices
+from netlab.tracers.events import TraceResult, devices
 from netlab.tracers.registry import DEFAULT, get
 from netlab.traffic.flow import tcp_flow
 from netlab.traffic.inject import inject
 from netlab.workshop.answers import Answer, read_answers
 from netlab.workshop.answers import check as check_answer
+from netlab.workshop.died import where_it_died
 
 
 class _Spec(BaseModel):
@@ -140,6 +141,12 @@ class Outcome:
     ok: bool
     detail: str
     hint: str
+    #: where the check's own packets died, when it failed (:func:`netlab.workshop.died.where_it_died`)
+    died: tuple[str, ...] = ()
+
+
+#: a check's verdict: passed, what was seen, where its packets died
+Verdict = tuple[bool, str, list[str]]
 
 
 def load(directory: Path) -> LabChecks:
@@ -165,64 +172,98 @@ def load(directory: Path) -> LabChecks:
     return spec
 
 
-def _ping(lab: Lab, spec: Ping) -> tuple[bool, str]:
-    proc = lab.node(spec.node).run(["ping", "-c1", "-W1", "-n", spec.to], timeout=10)
-    worked = proc.returncode == 0
-    said = f"ping from {spec.node} to {spec.to} {'works' if worked else 'fails'}"
-    return worked == (spec.expect == "success"), said
-
-
-def _sysctl(lab: Lab, spec: Sysctl) -> tuple[bool, str]:
-    value = lab.node(spec.node).sysctl(spec.key)
-    return value == spec.value, f"{spec.node}: {spec.key} = {value}"
-
-
-def _iptables(lab: Lab, spec: Iptables) -> tuple[bool, str]:
-    out = lab.node(spec.node).run(["iptables-save", "-t", spec.table], timeout=10, check=True).stdout
-    lines = {ln.strip() for ln in out.splitlines()}
-    found = spec.line in lines or any(ln.startswith(spec.line + " [") for ln in lines)
-    return found == spec.present, f"{spec.node}: '{spec.line}' {'is' if found else 'is not'} in the {spec.table} table"
-
-
-def _traced(lab: Lab, action: Callable[[], object]) -> Any:
+def _traced(lab: Lab, action: Callable[[], object]) -> TraceResult:
 
     with tracing(get(DEFAULT), lab) as t:
         action()
     return t.result
 
 
-def _drop(lab: Lab, spec: DropCheck) -> tuple[bool, str]:
+def _died(result: TraceResult | None, ok: bool, addresses: frozenset[str] = frozenset()) -> list[str]:
+    """Where the packets died, for a failed check that traced its traffic."""
+    return [] if ok or result is None else where_it_died(result, addresses)
+
+
+def _ping(lab: Lab, spec: Ping) -> Verdict:
+    # traced, so that a failing ping says where it died; a machine where the default tracer
+    # cannot run still gets the verdict
+    def run() -> Any:
+        return lab.node(spec.node).run(["ping", "-c1", "-W1", "-n", spec.to], timeout=10)
+
+    result: TraceResult | None = None
+    try:
+        with tracing(get(DEFAULT), lab) as t:
+            proc = run()
+        result = t.result
+    except NetlabError:
+        proc = run()
+    worked = proc.returncode == 0
+    said = f"ping from {spec.node} to {spec.to} {'works' if worked else 'fails'}"
+    ok = worked == (spec.expect == "success")
+    # a ping that worked where it should not have has no drops to show
+    return ok, said, _died(result, ok or worked, frozenset({spec.to}))
+
+
+def _sysctl(lab: Lab, spec: Sysctl) -> Verdict:
+    value = lab.node(spec.node).sysctl(spec.key)
+    return value == spec.value, f"{spec.node}: {spec.key} = {value}", []
+
+
+def _iptables(lab: Lab, spec: Iptables) -> Verdict:
+    out = lab.node(spec.node).run(["iptables-save", "-t", spec.table], timeout=10, check=True).stdout
+    lines = {ln.strip() for ln in out.splitlines()}
+    found = spec.line in lines or any(ln.startswith(spec.line + " [") for ln in lines)
+    said = f"{spec.node}: '{spec.line}' {'is' if found else 'is not'} in the {spec.table} table"
+    return found == spec.present, said, []
+
+
+def _drop(lab: Lab, spec: DropCheck) -> Verdict:
 
     i = spec.inject
     result = _traced(lab, lambda: inject(lab, i.node, i.interface, i.recipe, count=i.count, **i.options))
     want = Drop(spec.expect.function, spec.expect.reason, spec.expect.node)
     hits = [d for d in result.drops if want.matches(d)]
     seen = ", ".join(f"{n}x {f} {r} in {node}" for node, _d, f, r, n in result.summary()) or "no drops"
-    return bool(hits), f"expected {want}; saw {seen}"
+    return bool(hits), f"expected {want}; saw {seen}", _died(result, bool(hits))
 
 
-def _path(lab: Lab, spec: PathCheck) -> tuple[bool, str]:
+def _path(lab: Lab, spec: PathCheck) -> Verdict:
 
     result = _traced(lab, lambda: lab.node(spec.ping.node).run(["ping", "-c1", "-W1", spec.ping.to], timeout=10))
     paths = [devices(p) for p in result.paths]
     shown = "; ".join(" -> ".join(p) for p in paths[:4]) or "no complete packet path"
-    return spec.devices in paths, f"paths seen: {shown}"
+    ok = spec.devices in paths
+    return ok, f"paths seen: {shown}", _died(result, ok, frozenset({spec.ping.to}))
 
 
-def _flow(lab: Lab, spec: FlowCheck) -> tuple[bool, str]:
+def _flow(lab: Lab, spec: FlowCheck) -> Verdict:
 
+    def flow() -> Any:
+        try:
+            return tcp_flow(lab, spec.src, spec.dst, spec.bytes, timeout=60, connect_timeout=3)
+        except NetlabError as exc:
+            return exc
+
+    trace: TraceResult | None = None
     try:
-        result = tcp_flow(lab, spec.src, spec.dst, spec.bytes, timeout=60, connect_timeout=3)
-    except NetlabError as exc:
-        return False, exc.message
+        with tracing(get(DEFAULT), lab) as t:
+            outcome = flow()
+        trace = t.result
+    except NetlabError:
+        outcome = flow()
+    if isinstance(outcome, NetlabError):
+        return False, outcome.message, _died(trace, False)
     ok = (
-        result.verified
-        and {"any": True, "some": result.retransmissions > 0, "none": result.retransmissions == 0}[spec.retransmissions]
+        outcome.verified
+        and {"any": True, "some": outcome.retransmissions > 0, "none": outcome.retransmissions == 0}[
+            spec.retransmissions
+        ]
     )
-    return ok, (
-        f"{result.bytes_received} of {result.bytes_sent} bytes {'verified' if result.verified else 'CORRUPT'},"
-        f" {result.retransmissions} retransmissions"
+    said = (
+        f"{outcome.bytes_received} of {outcome.bytes_sent} bytes {'verified' if outcome.verified else 'CORRUPT'},"
+        f" {outcome.retransmissions} retransmissions"
     )
+    return ok, said, _died(trace, ok)
 
 
 def _answers(directory: Path, spec: LabChecks, given: Path | None) -> list[Outcome]:
@@ -257,7 +298,7 @@ def run(directory: Path, instance: str | None = None, answers: Path | None = Non
     except NetlabError as exc:
         first = spec.checks[0]
         return spec, [Outcome(first.name, False, exc.message, f"bring the lab up: netlab up {spec.topology}")]
-    handlers: dict[str, Callable[[Lab, Any], tuple[bool, str]]] = {
+    handlers: dict[str, Callable[[Lab, Any], Verdict]] = {
         "ping": _ping,
         "sysctl": _sysctl,
         "iptables": _iptables,
@@ -273,10 +314,10 @@ def run(directory: Path, instance: str | None = None, answers: Path | None = Non
         if kind in WITHOUT_LAB:
             continue
         try:
-            ok, detail = handlers[kind](lab, getattr(check, kind))
+            ok, detail, died = handlers[kind](lab, getattr(check, kind))
         except NetlabError as exc:
-            ok, detail = False, exc.message
-        outcomes.append(Outcome(check.name, ok, detail, check.hint))
+            ok, detail, died = False, exc.message, []
+        outcomes.append(Outcome(check.name, ok, detail, check.hint, tuple(died)))
     if any(c.answer is not None for c in spec.checks):
         outcomes += _answers(directory if directory.is_dir() else directory.parent, spec, answers)
     return spec, outcomes
