@@ -54,7 +54,8 @@ customize() {
   # a box shared by a room must not share SSH host keys: each VM makes its own at first boot
   rm -f "$root"/etc/ssh/ssh_host_*
   mkdir -p "$root/etc/systemd/system/ssh.service.d"
-  printf '[Service]\nExecStartPre=/usr/bin/ssh-keygen -A\n' >"$root/etc/systemd/system/ssh.service.d/hostkeys.conf"
+  printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
+    >"$root/etc/systemd/system/ssh.service.d/hostkeys.conf"
   # nothing in a workshop VM should wake up and fetch package lists
   chroot "$root" systemctl mask apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1 || true
 
@@ -84,6 +85,8 @@ customize() {
   # the backend an offline re-install from /vagrant needs (pip --no-build-isolation --no-index)
   chroot "$root" "${pipenv[@]}" /opt/netlab-venv/bin/python -m pip install -q hatchling editables
   rm -f "$root/tmp/netlab-build-ca.pem"
+  # bootstrap mounts tracefs where it finds none, as on a machine: here that is the build's /sys
+  if mountpoint -q "$root/sys/kernel/tracing"; then umount "$root/sys/kernel/tracing"; fi
   ln -sf /opt/netlab-venv/bin/netlab "$root/usr/local/bin/netlab"
   cp -r "$here/labs" "$root/home/vagrant/labs"
   chroot "$root" chown -R vagrant:vagrant /home/vagrant/labs
@@ -134,8 +137,7 @@ work=$(mktemp -d /var/tmp/netlab-box.XXXXXX)
 loop=""
 cleanup() {
   set +e
-  for m in dev/pts dev proc sys; do mountpoint -q "$work/root/$m" && umount -l "$work/root/$m"; done
-  mountpoint -q "$work/root" && umount "$work/root"
+  mountpoint -q "$work/root" && umount -R "$work/root"
   [[ -n "$loop" ]] && losetup -d "$loop"
   rm -rf "$work"
 }
@@ -166,8 +168,7 @@ chroot "$work/root" grub-install --target=i386-pc --modules="part_msdos ext2" "$
 chroot "$work/root" update-grub 2>/dev/null
 # the build host's loop device means nothing in the VM: should GRUB have named it, boot by label
 sed -i -E "/^\s*linux\s/ s|root=/dev/loop[^ ]*|root=LABEL=netlab-root|" "$work/root/boot/grub/grub.cfg"
-for m in dev/pts dev proc sys; do umount "$work/root/$m"; done
-umount "$work/root"
+umount -R "$work/root"
 losetup -d "$loop"; loop=""
 
 echo "workshop-box: qcow2 and box"
