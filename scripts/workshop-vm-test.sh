@@ -73,7 +73,7 @@ EOF
   step "vagrant up --provider=libvirt (QEMU without KVM)"
   local up0=$SECONDS
   # the box upload's progress is a line of carriage returns per percent
-  if ! vagrant up --provider=libvirt --no-provision 2>&1 | tr '\r' '\n' | grep -v 'Progress:'; then
+  if ! vagrant up --provider=libvirt --no-provision 2>&1 | stdbuf -oL tr '\r' '\n' | grep --line-buffered -v 'Progress:'; then
     echo "--- the VM's console"; tail -40 "$state/console.log" 2>/dev/null || true
     return 1
   fi

@@ -9,15 +9,11 @@ error line is mapped back to the rule in the topology file.
 from __future__ import annotations
 
 import re
-import subprocess  # here: a lab without rules does not import it
-from typing import TYPE_CHECKING
+import subprocess
 
 from netlab import programs
 from netlab.plan.steps import LoadNftables, ModelPath, RestoreFirewall
 from netlab.runtime.netns import preexec
-
-if TYPE_CHECKING:
-    import subprocess
 
 _LINE_RE = re.compile(r"(?:Error occurred at line: |line )(\d+)")
 _VERSION_RE = re.compile(r"^\S+ v[\d.]+ \([^)]*\): ")

@@ -15,7 +15,7 @@ nothing is loaded and the feature's absence shows up where it is used.
 from __future__ import annotations
 
 import os
-import shutil  # here: a lab whose modules are present does not import these
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -10,7 +10,7 @@ makes the same undo path serve a failed step, Ctrl-C, and a ``kill -9`` found la
 from __future__ import annotations
 
 import errno
-import shutil  # here: most labs run no command, and `up` should not pay for these modules
+import shutil
 import socket
 import subprocess
 from collections.abc import Callable

@@ -2,14 +2,14 @@
 
 Those two are what workshops, scripts and the regression suite run over and over, and what
 ``benchmarks/up_down.py`` times against Mininet; importing click and building the command tree
-cost ~60 ms of each, a sixth of ``up`` + ``down`` of linear50. So an argv of exactly those shapes
+is a large share of each (the benchmark's output shows how large). So an argv of exactly those shapes
 (names only, none starting with ``-``) calls the command's body in :mod:`netlab.cli.commands`
 directly, the same body the click command calls. Anything else (an option, ``--help``, a missing
 name, another command) goes to the click CLI, which parses, validates and explains as always.
 
 The plain path also turns the garbage collector off (each of these commands is a bounded piece of
 work whose objects mostly live until it exits, and the collector's passes over the heap of
-freshly imported modules and step objects cost ~12 ms of each, by ``gc.callbacks`` timing), and
+freshly imported modules and step objects are work with nothing to collect), and
 ends the process without the interpreter's teardown (:func:`_exit_now`).
 """
 
@@ -27,7 +27,7 @@ from netlab.cli import commands
 
 def _exit_now(code: object) -> NoReturn:
     """End the process with ``code`` once what it printed is out, without the interpreter's
-    teardown of every module and object (~20 ms of a 0.15 s ``down``), which a finished command
+    teardown of every module and object, which a finished command
     has no use for: it holds no buffered file (the journal is written unbuffered and closed), no
     thread and no ``atexit`` work."""
     status = code if isinstance(code, int) else (0 if code is None else 1)

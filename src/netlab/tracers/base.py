@@ -66,8 +66,8 @@ CHOOSABLE = ("stack", "count", "graph")
 @functools.cache
 def tool_version(binary: str) -> tuple[int, str]:
     """``BINARY --version`` (exit code, what it printed), once per process: perf and bpftrace map
-    large libraries at every start (bpftrace's LLVM is 110 MB), ~2.5 s in a TCG guest, and a
-    scenario probed each tracer twice (the skip check, then the start)."""
+    large libraries at every start (bpftrace's LLVM), slow in a TCG guest, and a process asks
+    for each tracer's version whenever it checks whether the tracer can run."""
     done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
     return done.returncode, (done.stdout.strip() or done.stderr.strip())
 

@@ -129,7 +129,22 @@ def test_vagrantfile_validates() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_vagrantfile_provisions_with_the_bootstrap() -> None:
+def test_vagrantfile_boots_the_prebuilt_box_offline_or_provisions_the_catalogue_box() -> None:
     text = (ROOT / "Vagrantfile").read_text()
-    assert 'config.vm.box = "debian/bookworm64"' in text
-    assert "scripts/bootstrap.sh" in text and "/vagrant" in text
+    assert '"netlab-VAGRANTSLASH-workshop"' in text, "the box `vagrant box add netlab/workshop` adds"
+    assert 'prebuilt ? "netlab/workshop" : "debian/bookworm64"' in text
+    # on the prebuilt box, pip may only take this checkout: no index, no dependencies
+    assert "pip install -q --no-index --no-deps --no-build-isolation -e /vagrant" in text
+    assert "NETLAB_VENV=/opt/netlab-venv scripts/bootstrap.sh" in text
+
+
+def test_the_box_scripts_parse_and_the_box_key_is_stable() -> None:
+    for script in ("workshop-box.sh", "workshop-vm-test.sh"):
+        subprocess.run(["bash", "-n", str(ROOT / "scripts" / script)], check=True)
+    key = [
+        subprocess.run(
+            ["bash", str(ROOT / "scripts" / "workshop-box.sh"), "--key"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    assert key[0] == key[1] and re.fullmatch(r"[0-9a-f]{16}", key[0])
