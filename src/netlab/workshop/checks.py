@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -147,6 +147,7 @@ class Outcome:
 
 #: a check's verdict: passed, what was seen, where its packets died
 Verdict = tuple[bool, str, list[str]]
+_T = TypeVar("_T")
 
 
 def load(directory: Path) -> LabChecks:
@@ -184,19 +185,21 @@ def _died(result: TraceResult | None, ok: bool, addresses: frozenset[str] = froz
     return [] if ok or result is None else where_it_died(result, addresses)
 
 
-def _ping(lab: Lab, spec: Ping) -> Verdict:
-    # traced, so that a failing ping says where it died; a machine where the default tracer
-    # cannot run still gets the verdict
-    def run() -> Any:
-        return lab.node(spec.node).run(["ping", "-c1", "-W1", "-n", spec.to], timeout=10)
+def _traced_if_possible(lab: Lab, action: Callable[[], _T]) -> tuple[_T, TraceResult | None]:
+    """``action`` under the default tracer, so that a failed check can say where its packets
+    died; where that tracer cannot run here, untraced: the verdict does not depend on it."""
+    tracer = get(DEFAULT)
+    if not tracer.probe().usable:
+        return action(), None
+    with tracing(tracer, lab) as t:
+        done = action()
+    return done, t.result
 
-    result: TraceResult | None = None
-    try:
-        with tracing(get(DEFAULT), lab) as t:
-            proc = run()
-        result = t.result
-    except NetlabError:
-        proc = run()
+
+def _ping(lab: Lab, spec: Ping) -> Verdict:
+    proc, result = _traced_if_possible(
+        lab, lambda: lab.node(spec.node).run(["ping", "-c1", "-W1", "-n", spec.to], timeout=10)
+    )
     worked = proc.returncode == 0
     said = f"ping from {spec.node} to {spec.to} {'works' if worked else 'fails'}"
     ok = worked == (spec.expect == "success")
@@ -244,13 +247,7 @@ def _flow(lab: Lab, spec: FlowCheck) -> Verdict:
         except NetlabError as exc:
             return exc
 
-    trace: TraceResult | None = None
-    try:
-        with tracing(get(DEFAULT), lab) as t:
-            outcome = flow()
-        trace = t.result
-    except NetlabError:
-        outcome = flow()
+    outcome, trace = _traced_if_possible(lab, flow)
     if isinstance(outcome, NetlabError):
         return False, outcome.message, _died(trace, False)
     ok = (
