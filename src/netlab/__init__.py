@@ -7,9 +7,13 @@ The flow is one-way: YAML -> :mod:`netlab.model` -> :mod:`netlab.plan` -> :mod:`
     >>> with netlab.up("bridge3") as lab:                       # doctest: +SKIP
     ...     lab.node("ns-calm1").run(["ping", "-c1", "198.51.100.2"])
 
-``netlab.up``, ``netlab.attach`` and ``netlab.Lab`` are :mod:`netlab.lab`'s, looked up when
-first used: the ``netlab`` command imports this package too, and a plain ``netlab down`` has
-no use for the models and their pydantic (~115 ms).
+    >>> with netlab.trace(lab) as t:                            # doctest: +SKIP
+    ...     lab.node("ns-calm1").run(["ping", "-c1", "198.51.100.2"])
+    >>> t.result.drops                                          # doctest: +SKIP
+
+``netlab.up``, ``netlab.attach`` and ``netlab.Lab`` are :mod:`netlab.lab`'s and ``netlab.trace``
+:mod:`netlab.findings.trace`'s, looked up when first used: the ``netlab`` command imports this
+package too, and a plain ``netlab down`` has no use for the models and their pydantic.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 from netlab.errors import NetlabError
 
 if TYPE_CHECKING:
+    from netlab.findings.trace import trace
     from netlab.lab import Lab, attach, up
 
 __version__ = "0.1.0"
-__all__ = ["Lab", "NetlabError", "attach", "up"]
+__all__ = ["Lab", "NetlabError", "attach", "trace", "up"]
 
 
 def __getattr__(name: str) -> Any:
@@ -30,4 +35,8 @@ def __getattr__(name: str) -> Any:
         from netlab import lab  # lazy: the models' pydantic, which `netlab down` does without
 
         return getattr(lab, name)
+    if name == "trace":
+        from netlab.findings import trace  # lazy: as above, and the tracers with it
+
+        return trace.trace
     raise AttributeError(f"module 'netlab' has no attribute {name!r}")

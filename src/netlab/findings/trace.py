@@ -8,7 +8,7 @@ at the end, for the rest: :mod:`netlab.findings.rules`), what a dropped packet w
 Each works on a :class:`~netlab.findings.draft.Draft`; the :class:`TraceResult` the caller gets
 is built from it once.
 
-    >>> with tracing(registry.get("tracefs"), lab) as t:        # doctest: +SKIP
+    >>> with netlab.trace(lab, "tracefs") as t:                  # doctest: +SKIP
     ...     lab.node("ns-calm1").run(["ping", "-c1", "198.51.100.2"])
     >>> t.result.drops                                           # doctest: +SKIP
 """
@@ -26,6 +26,7 @@ from netlab.lab import Lab
 from netlab.runtime import softnet
 from netlab.tracers.base import Session, TraceOptions, Tracer
 from netlab.tracers.events import DropEvent, TraceResult
+from netlab.tracers.registry import DEFAULT, get
 from netlab.traffic.sent import between
 
 
@@ -109,3 +110,10 @@ class Tracing:
 def tracing(tracer: Tracer, lab: Lab, options: TraceOptions | None = None, *, settle: bool = True) -> Tracing:
     """``with tracing(tracer, lab) as t: ...`` then ``t.result``."""
     return Tracing(tracer, lab, options, settle=settle)
+
+
+def trace(lab: Lab, tracer: str = DEFAULT, *, settle: bool = True, **options: bool) -> Tracing:
+    """The public way to trace (``netlab.trace``): ``with netlab.trace(lab, "bpftrace", count=True)
+    as t: ...`` then ``t.result``. ``tracer`` is a registered tracer's name; ``options`` are
+    :class:`~netlab.tracers.base.TraceOptions`' (``stack``, ``count``, ``graph``, ``rules``)."""
+    return Tracing(get(tracer), lab, TraceOptions(**options), settle=settle)

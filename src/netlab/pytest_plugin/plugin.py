@@ -47,6 +47,8 @@ from netlab.traffic.capture import LabCapture, Seen
 
 LabFactory = Callable[..., Lab]
 COLLECTOR = pytest.StashKey[Collector]()
+#: a test's reports by phase ("setup", "call", "teardown"), for its fixtures' teardown to read
+REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -127,7 +129,7 @@ def netlab_kernel_clean(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    setattr(item, f"netlab_rep_{report.when}", report)
+    item.stash.setdefault(REPORTS, {})[report.when] = report
     if report.when == "teardown" and PROPERTY not in dict(report.user_properties):
         report.user_properties.append((PROPERTY, {"summary": _summary(item)}))  # a scenario that traced nothing
     return report
@@ -173,7 +175,8 @@ def unique_instance() -> str:
 
 
 def _keep(request: pytest.FixtureRequest, labs: list[Lab]) -> bool:
-    failed = any(getattr(getattr(request.node, f"netlab_rep_{w}", None), "failed", False) for w in ("setup", "call"))
+    reports = request.node.stash.get(REPORTS, {})
+    failed = any(reports[w].failed for w in ("setup", "call") if w in reports)
     if not (failed and request.config.getoption("--netlab-keep")):
         return False
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
@@ -322,7 +325,7 @@ def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Itera
 
     with assertions.recording() as confirmed:
         yield factory
-    call = getattr(request.node, "netlab_rep_call", None)
+    call = request.node.stash.get(REPORTS, {}).get("call")
     if pcaps and call is not None and call.failed:
         _write_pcaps(Path(pcaps), request.node, netlab_tracer, captured)
     asserted = [{"location": d.function, "reason": d.reason, "node": d.node} for d in confirmed]

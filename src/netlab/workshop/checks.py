@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from netlab.errors import Issue, NetlabError, TopologyError
 from netlab.expect.drops import Drop
-from netlab.findings.trace import tracing
+from netlab.findings.trace import trace
 from netlab.lab import Lab, attach
 from netlab.model.loader import issue_from
 from netlab.model.names import lab_name
@@ -175,7 +175,7 @@ def load(directory: Path) -> LabChecks:
 
 def _traced(lab: Lab, action: Callable[[], object]) -> TraceResult:
 
-    with tracing(get(DEFAULT), lab) as t:
+    with trace(lab) as t:
         action()
     return t.result
 
@@ -188,10 +188,9 @@ def _died(result: TraceResult | None, ok: bool, addresses: frozenset[str] = froz
 def _traced_if_possible(lab: Lab, action: Callable[[], _T]) -> tuple[_T, TraceResult | None]:
     """``action`` under the default tracer, so that a failed check can say where its packets
     died; where that tracer cannot run here, untraced: the verdict does not depend on it."""
-    tracer = get(DEFAULT)
-    if not tracer.probe().usable:
+    if not get(DEFAULT).probe().usable:
         return action(), None
-    with tracing(tracer, lab) as t:
+    with trace(lab) as t:
         done = action()
     return done, t.result
 
