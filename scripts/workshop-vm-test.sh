@@ -135,8 +135,6 @@ labs=yes
 for tool in vagrant libvirtd virsh dnsmasq; do
   command -v "$tool" >/dev/null || { echo "workshop-vm-test: $tool is missing (NETLAB_EXTRAS=workshop scripts/bootstrap.sh)" >&2; exit 4; }
 done
-vagrant plugin list 2>/dev/null | grep -q vagrant-libvirt \
-  || { echo "workshop-vm-test: vagrant-libvirt is missing (NETLAB_EXTRAS=workshop scripts/bootstrap.sh)" >&2; exit 4; }
 
 exec 9<"$0"  # the script itself: a lock that leaves no file behind
 flock -n 9 || { echo "workshop-vm-test: another run is under way" >&2; exit 5; }
@@ -144,6 +142,9 @@ teardown  # what a killed run left
 trap teardown EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$state"
+# Vagrant writes its home (keys, an index) wherever it runs: this run's, never ~/.vagrant.d
+VAGRANT_HOME=$state/vagrant.d vagrant plugin list 2>/dev/null | grep -q vagrant-libvirt \
+  || { echo "workshop-vm-test: vagrant-libvirt is missing (NETLAB_EXTRAS=workshop scripts/bootstrap.sh)" >&2; exit 4; }
 ip netns add "$ns"
 # in the background, so that a signal reaches the traps now rather than when the run ends
 ip netns exec "$ns" "$here/scripts/workshop-vm-test.sh" --inner "$box" "$labs" &

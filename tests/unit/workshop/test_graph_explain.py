@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import html
+import os
 import re
 import shutil
 import subprocess
@@ -122,9 +123,16 @@ def test_what_the_tracer_points_to_is_explained() -> None:
     shutil.which("vagrant") is None,
     reason="vagrant is not installed (NETLAB_EXTRAS=workshop scripts/bootstrap.sh installs it)",
 )
-def test_vagrantfile_validates() -> None:
+def test_vagrantfile_validates(tmp_path: Path) -> None:
+    env = {**os.environ, "VAGRANT_HOME": str(tmp_path)}  # not the user's ~/.vagrant.d
     result = subprocess.run(
-        ["vagrant", "validate", "--ignore-provider"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        ["vagrant", "validate", "--ignore-provider"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
