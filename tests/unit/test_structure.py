@@ -110,6 +110,14 @@ def test_the_cycle_finder_finds_one() -> None:
     [
         ("netlab.tracers", "netlab.traffic"),
         ("netlab.tracers", "netlab.findings"),
+        ("netlab.tracers", "netlab.cli"),
+        ("netlab.tracers", "netlab.bringup"),
+        # a packet's headers live below both (netlab.headers): traffic is not above and below tracers
+        ("netlab.traffic", "netlab.tracers"),
+        ("netlab.traffic", "netlab.findings"),
+        ("netlab.headers", "netlab.tracers"),
+        ("netlab.headers", "netlab.traffic"),
+        ("netlab.workshop", "netlab.cli"),
         ("netlab.runtime", "netlab.lab"),
         ("netlab.model", "netlab.apply"),
         ("netlab.plan", "netlab.apply"),

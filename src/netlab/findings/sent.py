@@ -10,8 +10,8 @@ headers.
 from __future__ import annotations
 
 from netlab.findings.draft import Draft
+from netlab.headers import Packet
 from netlab.runtime import journal
-from netlab.tracers.events import Packet
 from netlab.tracers.placement.attribution import XMIT_EVENTS
 from netlab.traffic.sent import Sent, between
 

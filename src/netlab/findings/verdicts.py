@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from netlab import marker
-from netlab.tracers.decode.headers import packet_of
-from netlab.tracers.events import DropEvent, Packet, TraceResult
+from netlab.headers import Packet, packet_of
+from netlab.tracers.events import DropEvent, TraceResult
 from netlab.traffic.capture import Seen
 from netlab.traffic.pcapng import PcapngWriter
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NamedTuple
 
+from netlab.headers import Packet
+
 _SUFFIX = re.compile(r"(\.(constprop|isra|part|cold|llvm|lto_priv|localalias)(\.\d+)?)+$")
 
 
@@ -54,43 +56,6 @@ class Location:
         name, _, rest = text.partition("+")
         offset, _, size = rest.partition("/")
         return cls(name, int(offset, 16) if offset else 0, int(size, 16) if size else None)
-
-
-@dataclass(frozen=True)
-class Packet:
-    """What is known about a dropped packet's headers (any field may be unknown: only tracers
-    that read the packet, bpftrace, fill more than the protocol)."""
-
-    protocol: int | None = None
-    src: str | None = None
-    dst: str | None = None
-    sport: int | None = None
-    dport: int | None = None
-    l4: str | None = None
-    marker: str | None = None
-    length: int | None = None
-    #: IPv4 TTL or IPv6 hop limit
-    ttl: int | None = None
-    #: "SYN", "SYN,ACK", ... for TCP
-    tcp_flags: str | None = None
-    icmp_type: int | None = None
-    icmp_code: int | None = None
-
-    def __str__(self) -> str:
-        if self.src is None:
-            return f"proto {self.protocol:#06x}" if self.protocol is not None else "?"
-        ports = f":{self.sport}" if self.sport is not None else ""
-        dports = f":{self.dport}" if self.dport is not None else ""
-        text = f"{self.l4 or ''} {self.src}{ports} > {self.dst}{dports}".strip()
-        if self.tcp_flags:
-            text += f" [{self.tcp_flags}]"
-        if self.icmp_type is not None:
-            text += f" type {self.icmp_type} code {self.icmp_code}"
-        if self.ttl is not None:
-            text += f" ttl {self.ttl}"
-        if self.length is not None:
-            text += f" len {self.length}"
-        return text
 
 
 class Hop(NamedTuple):

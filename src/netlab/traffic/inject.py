@@ -9,8 +9,8 @@ from typing import Any
 
 from netlab import marker
 from netlab.errors import NetlabError
+from netlab.headers import packet_of
 from netlab.lab import Lab
-from netlab.tracers.decode.headers import packet_of
 from netlab.traffic import recipes
 from netlab.traffic import sent as sent_log
 from netlab.traffic.packet import PacketSocket

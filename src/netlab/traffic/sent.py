@@ -19,8 +19,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from netlab.headers import Packet
 from netlab.runtime.journal import sent_path
-from netlab.tracers.events import Packet
 
 
 @dataclass(frozen=True)

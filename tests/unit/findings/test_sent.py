@@ -9,8 +9,9 @@ import pytest
 
 from netlab.findings import sent as findings_sent
 from netlab.findings.draft import Draft
+from netlab.headers import Packet
 from netlab.runtime import journal
-from netlab.tracers.events import DropEvent, Hop, Location, Packet
+from netlab.tracers.events import DropEvent, Hop, Location
 from netlab.traffic import sent
 
 UDP = Packet(

@@ -12,8 +12,9 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from netlab.findings.verdicts import comment, match, write
+from netlab.headers import Packet
 from netlab.marker import Marker
-from netlab.tracers.events import DropEvent, Location, Packet, TraceResult
+from netlab.tracers.events import DropEvent, Location, TraceResult
 from netlab.traffic.capture import Seen
 from netlab.traffic.packet import Frame
 

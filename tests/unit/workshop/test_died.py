@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from netlab.tracers.events import DropEvent, Location, Packet, TraceResult
+from netlab.headers import Packet
+from netlab.tracers.events import DropEvent, Location, TraceResult
 from netlab.workshop.died import SHOWN, where_it_died
 
 

@@ -21,10 +21,10 @@ import subprocess
 import time
 
 from netlab.errors import KernelFeatureError, NetlabError
+from netlab.headers import packet_of
 from netlab.lab import Lab
 from netlab.tracers.backends.tracefs import lab_map
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal, tool_version
-from netlab.tracers.decode.headers import packet_of
 from netlab.tracers.events import DropEvent, Location, TraceResult
 from netlab.tracers.kernel import reasons
 from netlab.tracers.kernel.procrun import Helper

@@ -23,11 +23,12 @@ import time
 from dataclasses import dataclass, field
 
 from netlab.errors import NetlabError
+from netlab.headers import Packet
 from netlab.lab import Lab
 from netlab.runtime import netlink
 from netlab.tracers.backends.tracefs import lab_map, other_lab_maps
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal
-from netlab.tracers.events import DropEvent, Location, Packet, TraceResult
+from netlab.tracers.events import DropEvent, Location, TraceResult
 from netlab.tracers.kernel.procrun import Helper
 from netlab.tracers.kernel.symbols import kernel_symbols
 from netlab.tracers.placement.attribution import LabMap

@@ -14,8 +14,9 @@ import gc
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
+from netlab.headers import Packet
 from netlab.tracers.decode.records import Record
-from netlab.tracers.events import DropEvent, Hop, Location, Packet, TraceResult
+from netlab.tracers.events import DropEvent, Hop, Location, TraceResult
 from netlab.tracers.kernel import tracepoints
 from netlab.tracers.placement.attribution import XMIT_EVENTS, LabMap, claims, decode, last_hop
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from netlab import headers
 from netlab.model.loader import load
 from netlab.tracers.backends import bpftrace, dropwatch, ftrace, perf
 from netlab.tracers.backends.counters import parse_dev, parse_iptables, parse_snmp
-from netlab.tracers.decode import headers
 from netlab.tracers.decode.records import Record
 from netlab.tracers.events import Call
 from netlab.tracers.kernel.symbols import parse as parse_kallsyms

@@ -17,6 +17,7 @@ import os
 import struct
 from collections.abc import Callable, Iterable
 
+from netlab.headers import Packet
 from netlab.tracers.decode.native import (
     CONSUME,
     DONE,
@@ -32,7 +33,7 @@ from netlab.tracers.decode.native import (
     Spec,
 )
 from netlab.tracers.decode.ringbuf import EventFormat
-from netlab.tracers.events import DropEvent, Hop, Packet
+from netlab.tracers.events import DropEvent, Hop
 from netlab.tracers.kernel import tracepoints
 from netlab.tracers.placement.attribution import ContextCache, LabMap, decode
 from netlab.tracers.placement.correlate import CONTESTED, MAX_OPEN, Correlator, location_of, without_collection

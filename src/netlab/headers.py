@@ -1,15 +1,55 @@
-"""What a packet's first bytes say: addresses, ports, TTL, TCP flags, ICMP type and netlab's
-marker. Read from the bytes bpftrace copies out of a dropped skb, and from the frames netlab
-itself sent (:mod:`netlab.traffic.sent`)."""
+"""A packet's headers as netlab knows them, and how they are read from its first bytes.
+
+Below both :mod:`netlab.traffic` (which reads the frames it sent) and :mod:`netlab.tracers`
+(bpftrace copies out a dropped skb's first bytes; every tracer reports a :class:`Packet`), so
+neither imports the other for them. What a packet's first bytes say: addresses, ports, TTL,
+TCP flags, ICMP type and netlab's marker.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import struct
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from netlab import marker
-from netlab.tracers.events import Packet
+
+
+@dataclass(frozen=True)
+class Packet:
+    """What is known about a dropped packet's headers (any field may be unknown: only tracers
+    that read the packet, bpftrace, fill more than the protocol)."""
+
+    protocol: int | None = None
+    src: str | None = None
+    dst: str | None = None
+    sport: int | None = None
+    dport: int | None = None
+    l4: str | None = None
+    marker: str | None = None
+    length: int | None = None
+    #: IPv4 TTL or IPv6 hop limit
+    ttl: int | None = None
+    #: "SYN", "SYN,ACK", ... for TCP
+    tcp_flags: str | None = None
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+
+    def __str__(self) -> str:
+        if self.src is None:
+            return f"proto {self.protocol:#06x}" if self.protocol is not None else "?"
+        ports = f":{self.sport}" if self.sport is not None else ""
+        dports = f":{self.dport}" if self.dport is not None else ""
+        text = f"{self.l4 or ''} {self.src}{ports} > {self.dst}{dports}".strip()
+        if self.tcp_flags:
+            text += f" [{self.tcp_flags}]"
+        if self.icmp_type is not None:
+            text += f" type {self.icmp_type} code {self.icmp_code}"
+        if self.ttl is not None:
+            text += f" ttl {self.ttl}"
+        if self.length is not None:
+            text += f" len {self.length}"
+        return text
 
 
 def packet_of(data: bytes, protocol: int, link: bool = True, length: int | None = None) -> Packet:
