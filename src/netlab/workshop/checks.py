@@ -246,9 +246,9 @@ def _flow(lab: Lab, spec: FlowCheck) -> Verdict:
         except NetlabError as exc:
             return exc
 
-    outcome, trace = _traced_if_possible(lab, flow)
+    outcome, traced = _traced_if_possible(lab, flow)
     if isinstance(outcome, NetlabError):
-        return False, outcome.message, _died(trace, False)
+        return False, outcome.message, _died(traced, False)
     ok = (
         outcome.verified
         and {"any": True, "some": outcome.retransmissions > 0, "none": outcome.retransmissions == 0}[
@@ -259,7 +259,7 @@ def _flow(lab: Lab, spec: FlowCheck) -> Verdict:
         f"{outcome.bytes_received} of {outcome.bytes_sent} bytes {'verified' if outcome.verified else 'CORRUPT'},"
         f" {outcome.retransmissions} retransmissions"
     )
-    return ok, said, _died(trace, ok)
+    return ok, said, _died(traced, ok)
 
 
 def _answers(directory: Path, spec: LabChecks, given: Path | None) -> list[Outcome]:
