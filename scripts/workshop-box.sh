@@ -23,7 +23,7 @@ disk_size=${NETLAB_BOX_DISK:-20G}
 suite=bookworm
 
 # What the box is made from, beside the packages a mirror serves that day: this script, the
-# package list, the Python dependencies. The netlab code and the labs are refreshed from the
+# package list, the Python dependencies and bootstrap, which installs them. The netlab code and the labs are refreshed from the
 # checkout at provisioning (offline), so a change to them needs no new box.
 box_key() {
   cat "$here/scripts/workshop-box.sh" "$here/src/netlab/programs.txt" "$here/pyproject.toml" \
@@ -90,7 +90,7 @@ customize() {
   ln -sf /opt/netlab-venv/bin/netlab "$root/usr/local/bin/netlab"
   cp -r "$here/labs" "$root/home/vagrant/labs"
   chroot "$root" chown -R vagrant:vagrant /home/vagrant/labs
-  # a record of what the box was made from: the Vagrantfile's provisioner reads it
+  # what the box was made from; its presence tells the Vagrantfile's provisioner this is the box
   box_key >"$root/etc/netlab-box"
 
   echo "workshop-box: boot loader"
@@ -126,6 +126,7 @@ case "${1:-}" in
   ""|-h|--help) sed -n '2,7p' "$0"; exit 2 ;;
 esac
 out=$(realpath -m "$1")
+[[ -d "$(dirname "$out")" ]] || { echo "workshop-box: no directory $(dirname "$out") for $1" >&2; exit 2; }
 [[ $(id -u) -eq 0 ]] || { echo "workshop-box: needs root (loop devices, chroot)" >&2; exit 3; }
 for tool in mmdebstrap qemu-img sfdisk losetup mkfs.ext4 rsync; do
   command -v "$tool" >/dev/null || { echo "workshop-box: $tool is missing (NETLAB_EXTRAS=workshop scripts/bootstrap.sh)" >&2; exit 4; }

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
+from typing import Any
 
 from netlab.findings import sent
 from netlab.findings.draft import Draft
@@ -112,8 +113,8 @@ def tracing(tracer: Tracer, lab: Lab, options: TraceOptions | None = None, *, se
     return Tracing(tracer, lab, options, settle=settle)
 
 
-def trace(lab: Lab, tracer: str = DEFAULT, *, settle: bool = True, **options: bool) -> Tracing:
+def trace(lab: Lab, tracer: str = DEFAULT, *, settle: bool = True, **options: Any) -> Tracing:
     """The public way to trace (``netlab.trace``): ``with netlab.trace(lab, "bpftrace", count=True)
     as t: ...`` then ``t.result``. ``tracer`` is a registered tracer's name; ``options`` are
     :class:`~netlab.tracers.base.TraceOptions`' (``stack``, ``count``, ``graph``, ``rules``)."""
-    return Tracing(get(tracer), lab, TraceOptions(**options), settle=settle)
+    return tracing(get(tracer), lab, TraceOptions(**options), settle=settle)
