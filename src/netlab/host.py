@@ -4,9 +4,8 @@ The cases netlab comes from start on a real machine: after a kernel upgrade ``rx
 grows on an interface, and nobody knows which frames, where or why. Here every network
 namespace is a node: the one netlab runs in (``host``), each one named under ``/run/netns``
 (a lab's are ``<lab>.<node>``), and each other one a process holds (a container's, named
-``comm[pid]``). Their interfaces, veth peers (IFLA_LINK, and the peer namespace's id, which
-RTM_GETNSID only reads, never assigns) and drop counters come from one link dump each; the
-tracers place drops on them as on a lab's nodes.
+``comm[pid]``). Their interfaces, veth peers and drop counters come from one link dump each
+(:mod:`netlab.tracers.placement.maps`); the tracers place drops on them as on a lab's nodes.
 
 Nothing on the machine changes: no module is loaded (only tracefs, perf and bpftrace, whose
 probes load none, may trace it; firewall rules are not read, since reading nf_tables can load
@@ -22,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netlab.errors import NetlabError
-from netlab.lab import Lab
-from netlab.model.topology import Topology
-from netlab.runtime import netlink
+from netlab.namespace import Namespace
+from netlab.runtime.journal import Entry
 from netlab.runtime.netns import NETNS_DIR
-from netlab.tracers.placement.attribution import LabMap
+from netlab.scope import Layout
+from netlab.tracers.placement import maps
 
 ROOT = "host"
 #: the namespace this process runs in, as a path the namespace helpers accept (see netns.path)
@@ -75,9 +74,12 @@ def _inode(path: str) -> int | None:
         return None
 
 
-class Host(Lab):
-    """The machine as a lab whose nodes are its network namespaces (``only``: just that one).
-    It owns nothing: leaving it, or ``down``, changes nothing."""
+class Host:
+    """The machine as a trace's scope (:class:`netlab.scope.Scope`): its network namespaces are
+    the nodes (``only``: just that one). It owns nothing, plans nothing and records nothing."""
+
+    name = ROOT
+    reads_firewall = False
 
     def __init__(self, only: str | None = None) -> None:
         found = namespaces()
@@ -85,26 +87,29 @@ class Host(Lab):
             if only not in found:
                 raise NetlabError(f"no network namespace '{only}' (there are: {', '.join(found)})")
             found = {only: found[only]}
-        super().__init__(ROOT, Topology.model_construct(name=ROOT, nodes={}, links=[]), found, owned=False)
-        self.journal_name = None
+        self.nodes = {name: Namespace(name, path) for name, path in found.items()}
         self.before = self.drop_counters()
 
-    def down(self) -> None:  # type: ignore[override]
-        """Nothing to take down: the machine is not ours."""
+    def __repr__(self) -> str:
+        return f"<Host: {', '.join(self.nodes)}>"
 
-    def _dumps(self) -> dict[str, list[netlink.Interface]]:
-        out = {}
-        for name, node in self.nodes.items():
-            with (
-                contextlib.suppress(OSError, NetlabError),
-                contextlib.closing(netlink.open_route_socket(node.netns)) as sock,
-            ):
-                out[name] = netlink.dump_interfaces(sock)
-        return out
+    def layout(self) -> None:
+        """No plan: every interface is mapped from what is live."""
+        return
+
+    def neighbours(self) -> list[Layout]:
+        """None: every namespace is the host's, so there is no other lab to confuse."""
+        return []
+
+    def keep(self, entry: Entry) -> bool:
+        """Nothing to journal in: a trace buffer's name holds our PID, for ``clean``."""
+        return False
 
     def drop_counters(self) -> dict[tuple[str, str], tuple[int, int]]:
         """Every interface's (rx_dropped, tx_dropped) now."""
-        return {(node, i.ifname): (i.rx_dropped, i.tx_dropped) for node, found in self._dumps().items() for i in found}
+        return {
+            (node, i.ifname): (i.rx_dropped, i.tx_dropped) for node, found in maps.dumps(self).items() for i in found
+        }
 
     def counter_deltas(self) -> list[DropCount]:
         """The interfaces whose drop counters moved since the start, most first."""
@@ -115,48 +120,3 @@ class Host(Lab):
             if rx != rx0 or tx != tx0:
                 moved.append(DropCount(key[0], key[1], rx - rx0, tx - tx0))
         return sorted(moved, key=lambda c: -(c.rx_dropped + c.tx_dropped))
-
-    def map(self) -> LabMap:
-        """The namespaces' interfaces by name, their veth peers and inodes, for placement."""
-        dumps = self._dumps()
-        m = LabMap(ROOT)
-        names = {node: {i.index: i.ifname for i in found} for node, found in dumps.items()}
-        for node, found in dumps.items():
-            inode = _inode(self.nodes[node].netns)
-            if inode is not None:
-                m.netns_inodes[inode] = node
-            m.add_live(node, [i.ifname for i in found])
-            ids = self._peer_namespaces(node)
-            for i in found:
-                if i.link is None:
-                    continue
-                if i.link_netnsid is not None:
-                    other = ids.get(i.link_netnsid)
-                    peer = names.get(other, {}).get(i.link) if other else None
-                    if other and peer:
-                        m.peer[(node, i.ifname)] = (other, peer)
-                elif (mate := next((j for j in found if j.index == i.link), None)) and mate.link == i.index:
-                    m.peer[(node, i.ifname)] = (node, mate.ifname)  # a veth pair inside one namespace
-        return m
-
-    def _peer_namespaces(self, node: str) -> dict[int, str]:
-        """The ids ``node``'s namespace has given the others (how its veths name their peers')."""
-        out: dict[int, str] = {}
-        with (
-            contextlib.suppress(OSError, NetlabError),
-            contextlib.closing(netlink.open_route_socket(self.nodes[node].netns)) as sock,
-        ):
-            for other, handle in self.nodes.items():
-                if other == node:
-                    continue
-                try:
-                    fd = os.open(handle.netns, os.O_RDONLY)
-                except OSError:
-                    continue
-                try:
-                    nsid = netlink.nsid_of(sock, fd)
-                finally:
-                    os.close(fd)
-                if nsid is not None:
-                    out[nsid] = other
-        return out

@@ -10,73 +10,28 @@ if that process is killed the lab shows as ``crashed`` and ``netlab clean`` remo
 from __future__ import annotations
 
 import contextlib
-import socket
-import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from netlab import bringup, teardown
-from netlab.apply.sysctl import read as read_sysctl
 from netlab.errors import LabStateError
 from netlab.model.topology import Topology
-from netlab.runtime import journal, netns
-from netlab.status import LiveInterface, live_interfaces
+from netlab.namespace import Namespace
+from netlab.plan import planner
+from netlab.runtime import journal
+from netlab.scope import Layout
 
 
-class Node:
-    """One node of a live lab: a network namespace and ways to act inside it."""
+class Node(Namespace):
+    """One node of a live lab: its namespace, and what its topology says of it."""
 
     def __init__(self, lab: Lab, name: str, netns_name: str) -> None:
+        super().__init__(name, netns_name)
         self.lab = lab
-        self.name = name
-        self.netns = netns_name
 
     def __repr__(self) -> str:
         return f"<Node {self.lab.name}/{self.name} netns={self.netns}>"
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        check: bool = False,
-        timeout: float = 30.0,
-        input: str | None = None,
-        sysfs: bool = True,
-    ) -> subprocess.CompletedProcess[str]:
-        """Run ``argv`` inside the node and wait; output is captured as text."""
-        return subprocess.run(
-            list(argv),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            input=input,
-            check=check,
-            preexec_fn=netns.preexec(self.netns, sysfs=sysfs),
-        )
-
-    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
-        """Start ``argv`` inside the node; ``down`` kills it if it is still running."""
-        return subprocess.Popen(list(argv), preexec_fn=netns.preexec(self.netns), **kwargs)  # noqa: PLW1509
-
-    @contextlib.contextmanager
-    def entered(self) -> Iterator[None]:
-        """Run the body with this thread inside the node's namespace (sockets, /proc/sys/net)."""
-        with netns.entered(self.netns):
-            yield
-
-    def socket(self, family: int, kind: int, proto: int = 0) -> socket.socket:
-        """A socket living in the node's namespace."""
-        return netns.open_socket(self.netns, family, kind, proto)
-
-    def sysctl(self, key: str) -> str:
-        """Read a net.* sysctl as the node sees it."""
-        return read_sysctl(self.netns, key)
-
-    def interfaces(self) -> list[LiveInterface]:
-        """The node's interfaces as the kernel has them now."""
-        return live_interfaces(self.netns)
 
     def addresses(self, ifname: str | None = None, version: int | None = None) -> list[str]:
         """Configured addresses (without prefix length) from the topology, in file order."""
@@ -103,9 +58,6 @@ class Lab:
         modules_loaded: Sequence[str] = (),
     ) -> None:
         self.name = name
-        #: the journal that records what a trace starts in the lab (buffers, helper processes),
-        #: so that ``down``/``clean`` end them; None for a scope that has none (the whole host)
-        self.journal_name: str | None = name
         #: the topology the lab was built from (validated: from the file, or from the journal's data)
         self.topology = topology
         self.nodes = {n: Node(self, n, ns) for n, ns in netns_names.items()}
@@ -128,6 +80,29 @@ class Lab:
     def description(self) -> str:
         """The topology's description."""
         return self.topology.description
+
+    # the lab as a trace's scope (netlab.scope.Scope)
+    reads_firewall = True
+
+    def layout(self) -> Layout:
+        """The lab's interfaces as planned."""
+        return planner.layout(self.name, self.topology)
+
+    def neighbours(self) -> list[Layout]:
+        """The other labs that are up, as their journals tell."""
+        found = []
+        for name in journal.all_labs():
+            record = journal.read(name) if name != self.name else None
+            if record is None or "topology" not in record.header:
+                continue
+            with contextlib.suppress(ValueError):  # a journal of another netlab version
+                found.append(planner.layout(name, Topology.model_validate(record.header["topology"], strict=False)))
+        return found
+
+    def keep(self, entry: journal.Entry) -> bool:
+        """Journal what a trace started in the lab, so that ``down``/``clean`` end it."""
+        journal.append(self.name, entry)
+        return True
 
     def down(self) -> teardown.Removal:
         """Tear the lab down (idempotent)."""

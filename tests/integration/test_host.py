@@ -14,6 +14,7 @@ import pytest
 from netlab.host import Host
 from netlab.pytest_plugin.plugin import LabFactory
 from netlab.runtime import softnet
+from netlab.tracers.placement import maps
 from netlab.traffic.inject import inject
 from tests.integration.conftest import ROOT, interruptible, netlab_cli
 
@@ -102,7 +103,7 @@ def test_the_namespaces_and_their_veth_peers_are_read_not_assigned(netlab_up: La
     namespaces (the id one namespace gives another is only read, never assigned)."""
     lab = netlab_up("veth-two-ns")
     ns1, ns2 = f"{lab.name}.ns1", f"{lab.name}.ns2"
-    m = Host().map()
+    m = maps.of(Host())
     assert m.peer[(ns1, "veth1")] == (ns2, "veth2") and m.peer[(ns2, "veth2")] == (ns1, "veth1")
     assert "host" in m.netns_inodes.values()
 

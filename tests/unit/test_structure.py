@@ -1,6 +1,7 @@
 """The package's shape, checked from its source: the import graph is the architecture.
 
-No import cycles; the tracers never reach up into traffic or the findings built on top of them;
+No import cycles, between modules or between packages; the tracers never reach up into the lab,
+the host, traffic or the findings built on top of them, and their backends stand side by side;
 imports inside functions are few and each says why it pays; the process-wide speed tricks
 (no collector, no interpreter teardown) stay at the command-line entry point.
 """
@@ -105,13 +106,61 @@ def test_the_cycle_finder_finds_one() -> None:
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
+def package(module: str) -> str:
+    """The unit of architecture a module belongs to: its package under netlab (``netlab.tracers``
+    for ``netlab.tracers.backends.tracefs``), or itself for a module directly in netlab."""
+    return ".".join(module.split(".")[:2])
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The import graph between packages; ``netlab`` itself (the lazy public names) is left out."""
+    out: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        if module == "netlab":
+            continue
+        out.setdefault(package(module), set()).update(
+            package(t) for t in targets if t != "netlab" and package(t) != package(module)
+        )
+    return out
+
+
+def test_no_package_imports_itself_round_about() -> None:
+    """A circle between packages is one even when no module is in it: tracers importing the host,
+    which imported tracers' placement, was such a circle."""
+    assert _cycle(package_graph(_graph())) is None
+
+
+def test_the_package_cycle_finder_sees_a_circle_no_module_is_in() -> None:
+    modules = {
+        "netlab.tracers.backends.tracefs": {"netlab.host"},
+        "netlab.host": {"netlab.tracers.placement.attribution"},
+        "netlab.tracers.placement.attribution": set(),
+    }
+    assert _cycle(modules) is None
+    assert _cycle(package_graph(modules)) == ["netlab.host", "netlab.tracers", "netlab.host"]
+
+
+def test_tracer_backends_do_not_import_each_other() -> None:
+    """What two backends share lives below them (placement, kernel, decode), never in one of them."""
+    prefix = "netlab.tracers.backends."
+    leaning = sorted(
+        f"{module} -> {target}"
+        for module, targets in _graph().items()
+        if module.startswith(prefix)
+        for target in targets
+        if target.startswith(prefix)
+    )
+    assert leaning == []
+
+
 @pytest.mark.parametrize(
     ("below", "above"),
     [
-        ("netlab.tracers", "netlab.traffic"),
-        ("netlab.tracers", "netlab.findings"),
-        ("netlab.tracers", "netlab.cli"),
-        ("netlab.tracers", "netlab.bringup"),
+        # the tracers see what they trace only as a netlab.scope.Scope
+        *(
+            ("netlab.tracers", f"netlab.{above}")
+            for above in ("host", "lab", "bringup", "plan", "model", "cli", "findings", "traffic", "workshop")
+        ),
         # a packet's headers live below both (netlab.headers): traffic is not above and below tracers
         ("netlab.traffic", "netlab.tracers"),
         ("netlab.traffic", "netlab.findings"),

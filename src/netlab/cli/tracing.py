@@ -97,9 +97,7 @@ def trace(
             raise click.UsageError("give a LAB or --host, not both")
         if graph or pcap is not None:
             raise click.UsageError("--graph and --pcap trace a lab, not the whole host")
-        trace_host(
-            tracer_name or DEFAULT, netns, dev, TraceOptions(stack=stack, count=count, rules=False), duration, as_json
-        )
+        trace_host(tracer_name or DEFAULT, netns, dev, TraceOptions(stack=stack, count=count), duration, as_json)
         return
     if lab is None:
         raise click.UsageError("give a LAB to trace (netlab status lists them), or --host for the whole machine")

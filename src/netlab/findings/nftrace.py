@@ -28,8 +28,8 @@ from collections.abc import Callable
 
 from netlab.findings.draft import Draft
 from netlab.findings.rules import is_netfilter_drop, place_left_over
-from netlab.lab import Lab
 from netlab.runtime import netlink
+from netlab.scope import Scope
 from netlab.tracers.kernel.nftables import FAMILIES, Ruleset, TraceEvent, parse_ruleset, parse_trace
 
 TABLE = "netlab_trace"
@@ -76,7 +76,7 @@ def trace_script(families: set[str], devices: set[str]) -> str:
 class NfTrace:
     """Rule traces of a lab's nodes for the length of a trace; :meth:`explain` at its end."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Scope) -> None:
         self.lab = lab
         #: node -> the families of netlab's tables loaded there
         self.loaded: dict[str, set[str]] = {}
@@ -97,7 +97,7 @@ class NfTrace:
             self._thread.start()
 
     def _arm(self, name: str) -> None:
-        node = self.lab.node(name)
+        node = self.lab.nodes[name]
         chains = {(FAMILIES.get(f, str(f)), t, c) for f, t, c in netlink.nft_chains(node.netns) if t != TABLE}
         if all(made_by_iptables(*chain) for chain in chains):
             return  # nothing, or only iptables-nft's: the counters name those as iptables prints them
@@ -159,7 +159,7 @@ class NfTrace:
         for name, families in list(self.loaded.items()):
             script = "".join(f"delete table {family} {TABLE}\n" for family in sorted(families))
             with contextlib.suppress(OSError):
-                self.lab.node(name).run(["nft", "-f", "-"], input=script, timeout=10)
+                self.lab.nodes[name].run(["nft", "-f", "-"], input=script, timeout=10)
         self.loaded.clear()
 
     def explain(self, result: Draft) -> None:
@@ -173,7 +173,7 @@ class NfTrace:
         name(result, dropped, self._ruleset, self.lost)
 
     def _ruleset(self, node: str) -> Ruleset:
-        return parse_ruleset(self.lab.node(node).run(["nft", "-a", "list", "ruleset"], timeout=10).stdout)
+        return parse_ruleset(self.lab.nodes[node].run(["nft", "-a", "list", "ruleset"], timeout=10).stdout)
 
     def _device(self, node: str, events: list[TraceEvent]) -> str | None:
         """The one input device these verdicts name, by name (None if several or none)."""
@@ -182,7 +182,7 @@ class NfTrace:
             return None
         with (
             contextlib.suppress(OSError),
-            contextlib.closing(netlink.open_route_socket(self.lab.node(node).netns)) as sock,
+            contextlib.closing(netlink.open_route_socket(self.lab.nodes[node].netns)) as sock,
         ):
             link = netlink.dump_links(sock).get(indexes.pop())
             return link.ifname if link else None

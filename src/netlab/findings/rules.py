@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from netlab.findings.draft import Draft
-from netlab.lab import Lab
+from netlab.scope import Scope
 from netlab.tracers.events import DropEvent
 from netlab.tracers.kernel.firewall import Rule, read
 
@@ -76,7 +76,7 @@ def moved(before: Iterable[Rule], after: Iterable[Rule]) -> list[tuple[Rule, int
 class RuleWatch:
     """Rule counters of a lab's nodes at the start of a trace; :meth:`explain` at its end."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Scope) -> None:
         self.lab = lab
         self.before = {name: read(node) for name, node in lab.nodes.items()}
 

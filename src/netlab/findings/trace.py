@@ -23,8 +23,8 @@ from netlab.findings import sent
 from netlab.findings.draft import Draft
 from netlab.findings.nftrace import NfTrace
 from netlab.findings.rules import RuleWatch
-from netlab.lab import Lab
 from netlab.runtime import softnet
+from netlab.scope import Scope
 from netlab.tracers.base import Session, TraceOptions, Tracer
 from netlab.tracers.events import DropEvent, TraceResult
 from netlab.tracers.registry import DEFAULT, get
@@ -34,11 +34,11 @@ from netlab.traffic.sent import between
 class Trace:
     """A running trace: recording once made (the tracer's ready barrier)."""
 
-    def __init__(self, tracer: Tracer, lab: Lab, options: TraceOptions | None = None) -> None:
+    def __init__(self, tracer: Tracer, lab: Scope, options: TraceOptions | None = None) -> None:
         options = options or TraceOptions()
         tracer.check(options)
         self.lab = lab
-        watching = options.rules and tracer.reports_drops
+        watching = options.rules and tracer.reports_drops and lab.reads_firewall
         self.rules = RuleWatch(lab) if watching else None
         self.nftrace = NfTrace(lab) if watching else None
         self.started = time.time()
@@ -85,7 +85,7 @@ class Tracing:
     kernel has dealt with what the block sent (:func:`netlab.runtime.softnet.wait_drained`), and
     at once when the block raised."""
 
-    def __init__(self, tracer: Tracer, lab: Lab, options: TraceOptions | None = None, *, settle: bool = True) -> None:
+    def __init__(self, tracer: Tracer, lab: Scope, options: TraceOptions | None = None, *, settle: bool = True) -> None:
         self.tracer, self.lab, self.options, self.settle = tracer, lab, options, settle
         self._trace: Trace | None = None
         self._result: TraceResult | None = None
@@ -108,12 +108,12 @@ class Tracing:
         self._result = self._trace.stop()
 
 
-def tracing(tracer: Tracer, lab: Lab, options: TraceOptions | None = None, *, settle: bool = True) -> Tracing:
+def tracing(tracer: Tracer, lab: Scope, options: TraceOptions | None = None, *, settle: bool = True) -> Tracing:
     """``with tracing(tracer, lab) as t: ...`` then ``t.result``."""
     return Tracing(tracer, lab, options, settle=settle)
 
 
-def trace(lab: Lab, tracer: str = DEFAULT, *, settle: bool = True, **options: Any) -> Tracing:
+def trace(lab: Scope, tracer: str = DEFAULT, *, settle: bool = True, **options: Any) -> Tracing:
     """The public way to trace (``netlab.trace``): ``with netlab.trace(lab, "bpftrace", count=True)
     as t: ...`` then ``t.result``. ``tracer`` is a registered tracer's name; ``options`` are
     :class:`~netlab.tracers.base.TraceOptions`' (``stack``, ``count``, ``graph``, ``rules``)."""

@@ -61,6 +61,7 @@ from netlab.plan.steps import (
     Step,
     WriteSysctl,
 )
+from netlab.scope import Layout
 
 IFINDEX_BASE = 100
 LOOPBACK_IFINDEX = 1
@@ -101,6 +102,18 @@ def _bridge_of(topo: Topology) -> dict[tuple[str, str], str]:
         for br, bridge in node.bridges.items()
         for port in bridge.ports
     }
+
+
+def layout(name: str, topo: Topology) -> Layout:
+    """The interfaces ``topo`` gives lab ``name``, as a trace places drops on them
+    (:mod:`netlab.tracers.placement.maps`)."""
+    return Layout(
+        name,
+        interfaces={n: [*topo.created(n), "lo"] for n in topo.nodes},
+        peers=[((a.node, a.ifname), (b.node, b.ifname)) for a, b in (link.endpoints for link in topo.links)],
+        bridge_of=_bridge_of(topo),
+        ifindex=assign_ifindexes(topo),
+    )
 
 
 def _firewall(node_name: str, family: int, tables: Mapping[IptablesTable, list[str]]) -> RestoreFirewall | None:

@@ -18,11 +18,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 from netlab.errors import NetlabError
-from netlab.runtime import journal, procs
-from netlab.runtime.journal import TracefsClosed, TracefsOpened
+from netlab.runtime import procs
+from netlab.runtime.journal import Entry, TracefsClosed, TracefsOpened
 
 TRACEFS = Path("/sys/kernel/tracing")
 INSTANCES = TRACEFS / "instances"
@@ -55,12 +56,12 @@ def owner(name: str) -> tuple[int, int] | None:
 class TraceBuffer:
     """A private trace buffer; ``close()`` (or leaving the ``with``) removes it."""
 
-    def __init__(self, tag: str = "", lab: str | None = None) -> None:
+    def __init__(self, tag: str = "", keep: Callable[[Entry], bool] | None = None) -> None:
+        """``keep``: where the buffer is recorded before it is made, so ``down`` removes it if
+        we die (a scope's :meth:`~netlab.scope.Scope.keep`); False or None: not recorded."""
         self.name = new_name(tag)
         self.path = INSTANCES / self.name
-        self.lab = lab
-        if lab is not None:
-            journal.append(lab, TracefsOpened(self.name, str(self.path)))
+        self._keep = keep if keep is not None and keep(TracefsOpened(self.name, str(self.path))) else None
         try:
             self.path.mkdir()
         except OSError as exc:
@@ -87,9 +88,9 @@ class TraceBuffer:
         self._forget()
 
     def _forget(self) -> None:
-        if self.lab is not None:
+        if self._keep is not None:
             with contextlib.suppress(Exception):
-                journal.append(self.lab, TracefsClosed(self.name))
+                self._keep(TracefsClosed(self.name))
 
 
 def _quiesce(path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 from netlab import programs
 from netlab.errors import KernelFeatureError, PrivilegeError, UsageError
-from netlab.lab import Lab
+from netlab.scope import Scope
 from netlab.tracers.events import DropEvent, TraceResult
 
 
@@ -125,13 +125,13 @@ class Tracer(abc.ABC):
             has = ", ".join(sorted(self.accepts)) or "none"
             raise UsageError(f"tracer {self.name} has no {' or '.join(sorted(missing))} option (its options: {has})")
 
-    def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
+    def start(self, scope: Scope, options: TraceOptions | None = None) -> Session:
         """Start tracing ``lab``; returns once the tracer is really recording."""
         options = options or TraceOptions()
         self.check(options)
-        return self._start(lab, options)
+        return self._start(scope, options)
 
-    def _start(self, lab: Lab, options: TraceOptions) -> Session:
+    def _start(self, scope: Scope, options: TraceOptions) -> Session:
         """The tracer's own start; returns once it is really recording. Not abstract so that a
         third-party tracer written against ``start`` alone still works."""
         raise NotImplementedError(f"tracer {self.name} implements neither start nor _start")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from importlib import metadata
 
 from netlab.errors import NetlabError
-from netlab.lab import Lab
+from netlab.scope import Scope
 from netlab.tracers.backends.bpftrace import BpftraceTracer
 from netlab.tracers.backends.counters import CountersTracer
 from netlab.tracers.backends.dropwatch import DropwatchTracer
@@ -64,7 +64,7 @@ def _broken(name: str, why: str) -> type[Tracer]:
         def probe(self) -> Probe:
             return Probe(False, why)
 
-        def _start(self, lab: Lab, options: TraceOptions) -> Session:
+        def _start(self, scope: Scope, options: TraceOptions) -> Session:
             raise NetlabError(f"tracer '{name}': {why}")
 
     Broken.name = name

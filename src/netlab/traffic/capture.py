@@ -20,6 +20,7 @@ from netlab import marker
 from netlab.errors import NetlabError
 from netlab.lab import Lab
 from netlab.runtime import netlink
+from netlab.scope import Scope
 from netlab.traffic.packet import Frame, PacketSocket
 from netlab.traffic.pcap import PcapWriter, write
 
@@ -139,7 +140,7 @@ class LabCapture:
     counts the rest in ``missed``.
     """
 
-    def __init__(self, lab: Lab, limit: int = 100_000) -> None:
+    def __init__(self, lab: Scope, limit: int = 100_000) -> None:
         self.seen: list[Seen] = []
         self.missed = 0
         self._limit = limit

@@ -7,7 +7,7 @@ from importlib.metadata import EntryPoint
 import pytest
 
 from netlab.errors import NetlabError
-from netlab.lab import Lab
+from netlab.scope import Scope
 from netlab.tracers import registry
 from netlab.tracers.backends.tracefs import TracefsTracer
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
@@ -22,7 +22,7 @@ class FakeTracer(Tracer):
     def probe(self) -> Probe:
         return Probe(True, "always")
 
-    def start(self, lab: Lab, options: TraceOptions | None = None) -> Session:
+    def start(self, scope: Scope, options: TraceOptions | None = None) -> Session:
         raise NotImplementedError
 
 

@@ -22,13 +22,13 @@ import time
 
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.headers import packet_of
-from netlab.lab import Lab
-from netlab.tracers.backends.tracefs import lab_map
+from netlab.scope import Scope
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal, tool_version
 from netlab.tracers.events import DropEvent, Location, TraceResult
 from netlab.tracers.kernel import reasons
 from netlab.tracers.kernel.procrun import Helper
 from netlab.tracers.kernel.symbols import kernel_symbols
+from netlab.tracers.placement import maps
 
 READY = "NETLAB-READY"
 #: bpftrace parses the kernel's BTF before it attaches: ~2 s here, over a minute in a TCG guest
@@ -180,9 +180,9 @@ class BpftraceTracer(Tracer):
             )
         return Probe(True, f"{version} with BTF")
 
-    def _start(self, lab: Lab, options: TraceOptions) -> Session:
+    def _start(self, scope: Scope, options: TraceOptions) -> Session:
         self.require()
-        return BpftraceSession(lab, "count" if options.count else self.mode)
+        return BpftraceSession(scope, "count" if options.count else self.mode)
 
 
 #: pages of each CPU's perf ring buffer that events mode prints from (bpftrace's default is 64,
@@ -194,15 +194,15 @@ PERF_RB_PAGES = 4096
 class BpftraceSession(Session):
     """One bpftrace process tracing one lab."""
 
-    def __init__(self, lab: Lab, mode: str) -> None:
-        self.lab = lab
+    def __init__(self, scope: Scope, mode: str) -> None:
+        self.scope = scope
         self.mode = mode
-        self.nodes = lab_map(lab).netns_inodes
+        self.nodes = maps.of(scope).netns_inodes
         self.started = time.monotonic()
         self._result: TraceResult | None = None
         self._seen = 0
         self.helper = Helper(
-            lab,
+            scope,
             ["bpftrace", "-e", program(sorted(self.nodes), mode, reasons.available())],
             env={"BPFTRACE_PERF_RB_PAGES": str(PERF_RB_PAGES)},
         )
@@ -268,7 +268,7 @@ class BpftraceSession(Session):
             )
         self._result = TraceResult(
             "bpftrace",
-            self.lab.name,
+            self.scope.name,
             drops=tuple(drops),
             lost=lost,
             unattributed=unattributed,

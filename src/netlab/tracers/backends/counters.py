@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from netlab.lab import Lab, Node
+from netlab.scope import Place, Scope
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
 from netlab.tracers.events import CounterDelta, DropEvent, TraceResult
 from netlab.tracers.kernel import firewall
@@ -75,7 +75,7 @@ def parse_iptables(text: str) -> Snapshot:
     }
 
 
-def snapshot(node: Node) -> Snapshot:
+def snapshot(node: Place) -> Snapshot:
     """Every counter of one node, now."""
     out: Snapshot = {}
     with node.entered():
@@ -114,17 +114,17 @@ class CountersTracer(Tracer):
     def probe(self) -> Probe:
         return Probe(True, "reads /proc/net inside each node and iptables-save -c")
 
-    def _start(self, lab: Lab, options: TraceOptions) -> Session:
-        return CountersSession(lab)
+    def _start(self, scope: Scope, options: TraceOptions) -> Session:
+        return CountersSession(scope)
 
 
 class CountersSession(Session):
     """Snapshots at start; deltas at stop."""
 
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
         self.started = time.monotonic()
-        self.before = {name: snapshot(node) for name, node in lab.nodes.items()}
+        self.before = {name: snapshot(node) for name, node in scope.nodes.items()}
         self._result: TraceResult | None = None
 
     def poll(self) -> list[DropEvent]:
@@ -132,8 +132,8 @@ class CountersSession(Session):
 
     def stop(self) -> TraceResult:
         if self._result is None:
-            nodes = self.lab.nodes.items()
+            nodes = self.scope.nodes.items()
             moved = [d for name, node in nodes for d in deltas(name, self.before[name], snapshot(node))]
             seconds = time.monotonic() - self.started
-            self._result = TraceResult("counters", self.lab.name, seconds=seconds, counters=tuple(moved))
+            self._result = TraceResult("counters", self.scope.name, seconds=seconds, counters=tuple(moved))
         return self._result

@@ -24,16 +24,17 @@ from dataclasses import dataclass, field
 
 from netlab.errors import NetlabError
 from netlab.headers import Packet
-from netlab.lab import Lab
 from netlab.runtime import netlink
-from netlab.tracers.backends.tracefs import lab_map, other_lab_maps
+from netlab.scope import Scope
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal
 from netlab.tracers.events import DropEvent, Location, TraceResult
 from netlab.tracers.kernel.procrun import Helper
 from netlab.tracers.kernel.symbols import kernel_symbols
+from netlab.tracers.placement import maps
 from netlab.tracers.placement.attribution import LabMap
 
 START_TIMEOUT = 60.0  # seconds
+QUIET = 1.0  # seconds without a new alert before dropwatch is stopped
 _LINE = re.compile(r"^(\d+) drops? at (\S+?)(?:\+([0-9a-fx]+))? \((0x[0-9a-f]+)\)")
 _LOCATION_LINE = re.compile(r"^(\d+) drops? at location (0x[0-9a-f]+)")
 _ALERT_KEY = re.compile(r"^(drop at|input port ifindex|protocol|length|drop reason|origin):\s*(.*)$")
@@ -172,24 +173,24 @@ class DropwatchTracer(Tracer):
             )
         return Probe(True, "NET_DM family present")
 
-    def _start(self, lab: Lab, options: TraceOptions) -> Session:
+    def _start(self, scope: Scope, options: TraceOptions) -> Session:
         self.require()
-        return DropwatchSession(lab)
+        return DropwatchSession(scope)
 
 
 class DropwatchSession(Session):
     """dropwatch running in the background, in packet alert mode."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, scope: Scope) -> None:
 
-        self.lab = lab
-        self.mine, self.others = lab_map(lab), other_lab_maps(lab)
+        self.scope = scope
+        self.mine, self.others = maps.of(scope), maps.others(scope)
         self.started = time.monotonic()
         # stdbuf: dropwatch's stdout is a file, which stdio would buffer until exit, and the
         # start is only known from its "monitoring activated" line. No "-l kas": in packet mode
         # the kernel names the function itself (NET_DM_ATTR_SYMBOL); only the summary fallback
         # prints addresses, which parse() resolves through netlab's own kallsyms table
-        self.helper = Helper(lab, ["stdbuf", "-oL", "dropwatch"], stdin=True)
+        self.helper = Helper(scope, ["stdbuf", "-oL", "dropwatch"], stdin=True)
         assert self.helper.proc.stdin is not None
         self.helper.proc.stdin.write("set alertmode packet\nstart\n")
         # closed now: on SIGINT dropwatch stops monitoring and reads its next command, and EOF
@@ -213,6 +214,10 @@ class DropwatchSession(Session):
 
     def stop(self) -> TraceResult:
         if self._result is None:
+            # the kernel hands packet alerts to a work item, which sends them when it runs (on
+            # a slow guest, well after the packets died): stopping before it has printed them
+            # loses them, as a 5.10 run under TCG once did
+            self.helper.drained(quiet=QUIET)
             self.helper.stop()
             out = self.helper.stdout()
             self.helper.cleanup()
@@ -228,7 +233,7 @@ class DropwatchSession(Session):
             )
             self._result = TraceResult(
                 "dropwatch",
-                self.lab.name,
+                self.scope.name,
                 drops=tuple(drops),
                 unattributed=placed.unattributed,
                 ambiguous=placed.ambiguous,

@@ -39,9 +39,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from netlab.errors import KernelFeatureError
-from netlab.lab import Lab
 from netlab.runtime import netns
 from netlab.runtime.tracebuffers import TRACEFS, TraceBuffer, mounted
+from netlab.scope import Scope
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
 from netlab.tracers.events import Call, DropEvent, TraceResult, base_function
 
@@ -232,10 +232,10 @@ def softirq_threads() -> set[int]:
     return found
 
 
-def _lab_processes(lab: Lab) -> set[int]:
+def _lab_processes(scope: Scope) -> set[int]:
     """The processes inside the lab's namespaces now."""
 
-    return {pid for pids in netns.pids_in([n.netns for n in lab.nodes.values()]).values() for pid in pids}
+    return {pid for pids in netns.pids_in([n.netns for n in scope.nodes.values()]).values() for pid in pids}
 
 
 class _Follower(threading.Thread):
@@ -244,14 +244,14 @@ class _Follower(threading.Thread):
     is traced from the scan that finds it: one that lives less than ``FOLLOW_INTERVAL`` may be
     missed, its children (``function-fork``) are not."""
 
-    def __init__(self, lab: Lab, buffer: TraceBuffer, known: set[int]) -> None:
+    def __init__(self, scope: Scope, buffer: TraceBuffer, known: set[int]) -> None:
         super().__init__(daemon=True, name="ftrace follower")
-        self.lab, self.buffer, self.known = lab, buffer, known
+        self.scope, self.buffer, self.known = scope, buffer, known
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(FOLLOW_INTERVAL):
-            new = _lab_processes(self.lab) - self.known
+            new = _lab_processes(self.scope) - self.known
             if new:
                 with contextlib.suppress(OSError), open(self.buffer.path / "set_ftrace_pid", "a") as f:
                     f.write(" ".join(map(str, sorted(new))))
@@ -286,16 +286,16 @@ class FtraceTracer(Tracer):
             + ("with function_graph" if graph else "as a flat walk (no function_graph in a trace buffer here)"),
         )
 
-    def _start(self, lab: Lab, options: TraceOptions) -> Session:
+    def _start(self, scope: Scope, options: TraceOptions) -> Session:
         self.require()
-        return FtraceSession(lab, self.kind, options)
+        return FtraceSession(scope, self.kind, options)
 
 
 class FtraceSession(Session):
     """One function-tracer instance, limited to the lab's tasks."""
 
-    def __init__(self, lab: Lab, kind: str, options: TraceOptions) -> None:
-        self.lab = lab
+    def __init__(self, scope: Scope, kind: str, options: TraceOptions) -> None:
+        self.scope = scope
         self.graph = options.graph
         self.started = time.monotonic()
         self.notes: list[str] = []
@@ -303,18 +303,18 @@ class FtraceSession(Session):
         self.functions = kernel_functions(WALK if self.graph else FUNCTIONS)
         if not self.functions:
             raise KernelFeatureError("none of the functions to trace is traceable on this kernel")
-        self.buffer = TraceBuffer("f", lab=lab.journal_name)
+        self.buffer = TraceBuffer("f", keep=scope.keep)
         try:
             self.kind = self._configure(kind)
         except BaseException:
             self.buffer.close()
             raise
-        self.follower = _Follower(lab, self.buffer, set(self.tasks))
+        self.follower = _Follower(scope, self.buffer, set(self.tasks))
         self.follower.start()
 
     def _configure(self, kind: str) -> str:
         buf = self.buffer
-        self.tasks = {int(t) for t in os.listdir("/proc/self/task")} | _lab_processes(self.lab) | softirq_threads()
+        self.tasks = {int(t) for t in os.listdir("/proc/self/task")} | _lab_processes(self.scope) | softirq_threads()
         try:
             buf.write("set_ftrace_filter", "\n".join(self.functions))
             buf.write("set_ftrace_pid", " ".join(map(str, sorted(self.tasks))))
@@ -359,7 +359,7 @@ class FtraceSession(Session):
             walked = f"{self.kind} on {len(self.functions)} functions: {' '.join(self.functions)}"
             self._result = TraceResult(
                 "ftrace",
-                self.lab.name,
+                self.scope.name,
                 calls=tuple(calls),
                 seconds=time.monotonic() - self.started,
                 notes=(*self.notes, walked),

@@ -21,16 +21,16 @@ import time
 from pathlib import Path
 
 from netlab.errors import KernelFeatureError, NetlabError
-from netlab.lab import Lab
 from netlab.runtime import netns
 from netlab.runtime.tracebuffers import TRACEFS
-from netlab.tracers.backends.tracefs import lab_map, other_lab_maps
+from netlab.scope import Scope
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal, tool_version
 from netlab.tracers.decode.records import Record, parse_stream
 from netlab.tracers.events import DropEvent, TraceResult
 from netlab.tracers.kernel import tracepoints
 from netlab.tracers.kernel.procrun import Helper
 from netlab.tracers.kernel.symbols import Symbols, kernel_symbols, symbolize
+from netlab.tracers.placement import maps
 from netlab.tracers.placement.correlate import Correlator
 
 START_TIMEOUT = 180.0  # seconds for perf record to set up and start recording (TCG guests: slow)
@@ -88,16 +88,16 @@ class PerfTracer(Tracer):
             return Probe(False, f"perf does not run: {version}")
         return Probe(True, version)
 
-    def _start(self, lab: Lab, options: TraceOptions) -> Session:
+    def _start(self, scope: Scope, options: TraceOptions) -> Session:
         self.require()
-        return PerfSession(lab, options)
+        return PerfSession(scope, options)
 
 
 class PerfSession(Session):
     """One perf record of one lab."""
 
-    def __init__(self, lab: Lab, options: TraceOptions) -> None:
-        self.lab = lab
+    def __init__(self, scope: Scope, options: TraceOptions) -> None:
+        self.scope = scope
         self.started = time.monotonic()
         self._result: TraceResult | None = None
         events = ["-e", "skb:kfree_skb/call-graph=fp/" if options.stack else "skb:kfree_skb"]
@@ -131,7 +131,7 @@ class PerfSession(Session):
         modules = f"/lib/modules/{os.uname().release}"
         try:
             self.helper = Helper(
-                lab, argv, pass_fds=(ctl_r, ack_w), preexec=functools.partial(netns.hide_for_exec, modules)
+                scope, argv, pass_fds=(ctl_r, ack_w), preexec=functools.partial(netns.hide_for_exec, modules)
             )
         finally:
             os.close(ctl_r)
@@ -212,7 +212,7 @@ class PerfSession(Session):
         me = os.getpid()
         for rec in records:
             rec.context = (netns_of.get(rec.pid), rec.pid == me)
-        correlator = Correlator(lab_map(self.lab), other_lab_maps(self.lab), "perf")
+        correlator = Correlator(maps.of(self.scope), maps.others(self.scope), "perf")
         correlator.feed(records)
         lost = re.findall(r"(\d+) (?:lost|chunks LOST)", diagnostics)
         self._result = correlator.result(time.monotonic() - self.started, lost=sum(int(n) for n in lost))

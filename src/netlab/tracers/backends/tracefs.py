@@ -25,11 +25,8 @@ import time
 from pathlib import Path
 
 from netlab.errors import KernelFeatureError, NetlabError
-from netlab.host import Host
-from netlab.lab import Lab
-from netlab.model.topology import Topology
-from netlab.runtime import journal, netlink
 from netlab.runtime.tracebuffers import TRACEFS, TraceBuffer, mounted
+from netlab.scope import Scope
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer
 from netlab.tracers.decode import native
 from netlab.tracers.decode.native import follow
@@ -40,6 +37,7 @@ from netlab.tracers.events import DropEvent, TraceResult
 from netlab.tracers.kernel import tracepoints
 from netlab.tracers.kernel.reasons import FORMAT, parse_format
 from netlab.tracers.kernel.symbols import kernel_symbols, symbolize
+from netlab.tracers.placement import maps
 from netlab.tracers.placement.attribution import ContextCache, LabMap
 from netlab.tracers.placement.correlate import Correlator
 
@@ -108,43 +106,6 @@ class _RecordReader:
         return records
 
 
-def lab_map(lab: Lab) -> LabMap:
-    """The lab's devices and namespaces, for attribution: the planned ones, and whatever each
-    node has now besides (one link dump per node); for the whole host, every namespace's."""
-    if isinstance(lab, Host):
-        return lab.map()
-    inodes = {}
-    live: dict[str, list[str]] = {}
-    for node in lab.nodes.values():
-        with contextlib.suppress(OSError):
-            inodes[os.stat(f"/run/netns/{node.netns}").st_ino] = node.name
-        with (
-            contextlib.suppress(OSError, NetlabError),
-            contextlib.closing(netlink.open_route_socket(node.netns)) as sock,
-        ):
-            live[node.name] = [link.ifname for link in netlink.dump_links(sock).values()]
-    m = LabMap.of(lab.name, lab.topology, inodes)
-    for node_name, names in live.items():
-        m.add_live(node_name, names)
-    return m
-
-
-def other_lab_maps(lab: Lab) -> list[LabMap]:
-    """Maps of every other lab that is up: the ones whose device names could be confused with ours."""
-    maps: list[LabMap] = []
-    if isinstance(lab, Host):  # every namespace is the host's: no other lab to confuse
-        return maps
-    for name in journal.all_labs():
-        if name == lab.name:
-            continue
-        record = journal.read(name)
-        if record is None or "topology" not in record.header:
-            continue
-        with contextlib.suppress(Exception):
-            maps.append(LabMap.of(name, Topology.model_validate(record.header["topology"], strict=False)))
-    return maps
-
-
 class TracefsTracer(Tracer):
     """Tracepoints via tracefs."""
 
@@ -174,9 +135,9 @@ class TracefsTracer(Tracer):
             )
         return Probe(True, f"{len(EVENTS)} tracepoints, {count} drop reasons from the running kernel; {decoding}")
 
-    def _start(self, lab: Lab, options: TraceOptions) -> Session:
+    def _start(self, scope: Scope, options: TraceOptions) -> Session:
         self.require()
-        return TracefsSession(lab, options)
+        return TracefsSession(scope, options)
 
 
 def _write(path: Path, value: str) -> None:
@@ -201,11 +162,11 @@ def name_filter(mine: LabMap, others: list[LabMap]) -> str | None:
 class TracefsSession(Session):
     """One lab traced through one private instance."""
 
-    def __init__(self, lab: Lab, options: TraceOptions) -> None:
-        self.lab = lab
+    def __init__(self, scope: Scope, options: TraceOptions) -> None:
+        self.scope = scope
         self.options = options
         self.started = time.monotonic()
-        mine, others = lab_map(lab), other_lab_maps(lab)
+        mine, others = maps.of(scope), maps.others(scope)
         #: (cpu, batch) as the readers decoded them: Records, or packed records of the native walker
         self._pending: list[list[Record]] = []
         #: what the native decoders read, each CPU's records in one growing buffer
@@ -216,7 +177,7 @@ class TracefsSession(Session):
         self._threads: list[threading.Thread] = []
         self._stopped: TraceResult | None = None
         self._reader_errors: list[str] = []
-        self.buffer = TraceBuffer(lab=lab.journal_name)
+        self.buffer = TraceBuffer(keep=scope.keep)
         self.name, self.path = self.buffer.name, self.buffer.path
         try:
             self._configure(mine, others)

@@ -16,8 +16,8 @@ import subprocess
 from collections import Counter
 from dataclasses import dataclass
 
-from netlab.lab import Node
 from netlab.runtime import netlink
+from netlab.scope import Place
 
 _RULE = re.compile(r"^\[(\d+):(\d+)\] -A (\S+) (.*)$")
 _POLICY = re.compile(r"^:(\S+) (\S+) \[(\d+):(\d+)\]")
@@ -83,7 +83,7 @@ def _nft_backend() -> bool:
     return found is not None and "legacy" not in os.path.realpath(found)
 
 
-def _families(node: Node) -> set[int] | None:
+def _families(node: Place) -> set[int] | None:
     """The nftables table families of a node's namespace (None: cannot tell, read them all)."""
     if not _nft_backend():
         return None
@@ -93,7 +93,7 @@ def _families(node: Node) -> set[int] | None:
         return None
 
 
-def read(node: Node) -> list[Rule]:
+def read(node: Place) -> list[Rule]:
     """The node's iptables and ip6tables rules, now (a family whose tool fails is left out).
 
     A family without a table in the node has no rules to read, and most scenarios' nodes have

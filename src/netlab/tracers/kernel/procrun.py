@@ -1,6 +1,7 @@
-"""A tracer's helper process (perf, bpftrace, dropwatch): started with a ready barrier,
-journaled in the lab so ``down``/``clean`` end it if we die, stopped by PID with SIGINT so it
-flushes what it holds."""
+"""A tracer's helper process (perf, bpftrace, dropwatch): started with a ready barrier, sent
+SIGINT by the kernel if we die (and journaled where the scope keeps a journal, so ``down`` and
+``clean`` end one that outlived us all the same), stopped by PID with SIGINT so it flushes what
+it holds."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from netlab.lab import Lab
-from netlab.runtime import journal, procs
+from netlab.runtime import procs
 from netlab.runtime.journal import HelperEnded, HelperStarted
+from netlab.scope import Scope
 
 PR_SET_PDEATHSIG = 1
 
@@ -37,7 +38,7 @@ class Helper:
 
     def __init__(
         self,
-        lab: Lab,
+        scope: Scope,
         argv: list[str],
         *,
         stdin: bool = False,
@@ -45,9 +46,8 @@ class Helper:
         env: dict[str, str] | None = None,
         preexec: Callable[[], None] | None = None,
     ) -> None:
-        self.lab = lab
-        if lab.journal_name is None:  # nothing journals it for clean: it dies with us instead
-            preexec = _dying_with_parent(preexec)
+        self.scope = scope
+        preexec = _dying_with_parent(preexec)
         self.workdir = Path(tempfile.mkdtemp(prefix="netlab-trace-"))
         self.stderr_path = self.workdir / "stderr"
         self.stdout_path = self.workdir / "stdout"
@@ -66,8 +66,7 @@ class Helper:
         )
         started = procs.start_time(self.proc.pid)
         self.key = f"pid{self.proc.pid}"
-        if lab.journal_name is not None:
-            journal.append(lab.journal_name, HelperStarted(self.key, self.proc.pid, started))
+        self.kept = scope.keep(HelperStarted(self.key, self.proc.pid, started))
 
     def stdout(self) -> str:
         """What the helper printed so far (it writes to the file directly, we only read)."""
@@ -106,9 +105,9 @@ class Helper:
                 self.proc.wait(timeout=5)
         self._stdout.close()
         self._stderr.close()
-        with contextlib.suppress(Exception):
-            if self.lab.journal_name is not None:
-                journal.append(self.lab.journal_name, HelperEnded(self.key))
+        if self.kept:
+            with contextlib.suppress(Exception):
+                self.scope.keep(HelperEnded(self.key))
         return self.proc.returncode
 
     def cleanup(self) -> None:

@@ -19,11 +19,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from netlab.model.topology import Topology
-from netlab.plan.planner import assign_ifindexes
 from netlab.runtime import procs
+from netlab.scope import Iface, Layout
 
-Iface = tuple[str, str]  # (node, ifname)
 XMIT_EVENTS = frozenset({"net_dev_start_xmit", "net_dev_queue", "net_dev_xmit"})
 RX_EVENTS = frozenset({"netif_rx", "netif_receive_skb", "napi_gro_receive_entry", "netif_receive_skb_entry"})
 
@@ -43,20 +41,17 @@ class LabMap:
     memo: dict[tuple[tuple[str, str], ...], list[list[Iface]]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def of(cls, lab: str, topo: Topology, inodes: dict[int, str] | None = None) -> LabMap:
-        """Build the map of ``topo`` brought up as ``lab``."""
+    def of(cls, plan: Layout, inodes: dict[int, str] | None = None) -> LabMap:
+        """The map of a lab's planned interfaces (:meth:`netlab.scope.Scope.layout`)."""
 
-        m = cls(lab, netns_inodes=dict(inodes or {}))
-        m.by_ifindex = {i: end for end, i in assign_ifindexes(topo).items() if end[1] != "lo"}
-        for link in topo.links:
-            a, b = ((e.node, e.ifname) for e in link.endpoints)
+        m = cls(plan.name, netns_inodes=dict(inodes or {}))
+        m.by_ifindex = {i: end for end, i in plan.ifindex.items() if end[1] != "lo"}
+        for a, b in plan.peers:
             m.peer[a], m.peer[b] = b, a
-        for node_name, node in topo.nodes.items():
-            for ifname in [*topo.created(node_name), "lo"]:
+        for node_name, names in plan.interfaces.items():
+            for ifname in names:
                 m.by_name.setdefault(ifname, []).append((node_name, ifname))
-            for br, bridge in node.bridges.items():
-                for port in bridge.ports:
-                    m.bridge_of[(node_name, port)] = br
+        m.bridge_of.update(plan.bridge_of)
         return m
 
     def add_live(self, node: str, names: Sequence[str]) -> None:

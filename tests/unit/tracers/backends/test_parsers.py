@@ -8,6 +8,7 @@ import pytest
 
 from netlab import headers
 from netlab.model.loader import load
+from netlab.plan.planner import layout
 from netlab.tracers.backends import bpftrace, dropwatch, ftrace, perf
 from netlab.tracers.backends.counters import parse_dev, parse_iptables, parse_snmp
 from netlab.tracers.decode.records import Record
@@ -54,7 +55,7 @@ def test_dropwatch_packet_alerts_are_placed_by_the_labs_ifindex() -> None:
     }
     topo, _ = load("bridge3")
     other, _ = load("veth-two-ns")
-    mine = LabMap.of("bridge3", topo)
+    mine = LabMap.of(layout("bridge3", topo))
     calmveth2 = next(i for i, end in mine.by_ifindex.items() if end == ("ns-calm2", "calmveth2"))
     ours = [dropwatch.Alert("__udp4_lib_rcv+0x9a2/0xc30", calmveth2, 0x800, 54, None)]
     placed = dropwatch.place([*ours, dropwatch.Alert("x+0x1/0x2", 0, None, None, None)], mine, [])
@@ -62,9 +63,9 @@ def test_dropwatch_packet_alerts_are_placed_by_the_labs_ifindex() -> None:
         ("ns-calm2", "calmveth2", "__udp4_lib_rcv", None)
     ]
     assert placed.unattributed == 1
-    twin = dropwatch.place(ours, mine, [LabMap.of("bridge3-b", topo)])
+    twin = dropwatch.place(ours, mine, [LabMap.of(layout("bridge3-b", topo))])
     assert twin.drops == [] and twin.ambiguous == 1
-    assert dropwatch.place(ours, mine, [LabMap.of("veth-two-ns", other)]).drops  # its ifindexes differ
+    assert dropwatch.place(ours, mine, [LabMap.of(layout("veth-two-ns", other))]).drops  # its ifindexes differ
 
 
 def test_function_and_graph_output() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from netlab.model.loader import load as load_topology
+from netlab.plan.planner import layout
 from netlab.tracers.decode import native
 from netlab.tracers.decode.native import follow
 from netlab.tracers.decode.records import Record, parse_stream
@@ -156,10 +157,10 @@ def test_native_and_python_find_the_same_drops_and_paths(lib: ctypes.CDLL) -> No
     decoded = [r for page in raw for r in decoder.feed(page)] + decoder.flush()
     for r in decoded:
         r.context = (None, True)
-    python = Correlator(LabMap.of("bridge3", topo), [LabMap.of("bridge3-b", topo)], "tracefs")
+    python = Correlator(LabMap.of(layout("bridge3", topo)), [LabMap.of(layout("bridge3-b", topo))], "tracefs")
     python.feed(decoded)
 
-    native_run = walker(lib, LabMap.of("bridge3", topo), [LabMap.of("bridge3-b", topo)], addresses)
+    native_run = walker(lib, LabMap.of(layout("bridge3", topo)), [LabMap.of(layout("bridge3-b", topo))], addresses)
     native_run.follow([packed(lib, 0, raw)], Contexts())
     native_run.close()
 
@@ -195,9 +196,9 @@ def test_a_recycled_address_starts_a_new_packet_in_both(lib: ctypes.CDLL) -> Non
     ]
     addresses: dict[str, int] = {}
     raw = list(pages(records, addresses))
-    native_run = walker(lib, LabMap.of("bridge3", topo), [LabMap.of("veth-two-ns", other)], addresses)
+    native_run = walker(lib, LabMap.of(layout("bridge3", topo)), [LabMap.of(layout("veth-two-ns", other))], addresses)
     native_run.follow([packed(lib, 0, raw)], Contexts())
-    python = Correlator(LabMap.of("bridge3", topo), [LabMap.of("veth-two-ns", other)], "tracefs")
+    python = Correlator(LabMap.of(layout("bridge3", topo)), [LabMap.of(layout("veth-two-ns", other))], "tracefs")
     python.feed(records)
     assert native_run.drops == python.drops == []
     assert native_run.unattributed == python.unattributed == 3
@@ -218,7 +219,7 @@ def test_records_of_two_cpus_are_followed_in_time_order(lib: ctypes.CDLL) -> Non
     ]
     addresses: dict[str, int] = {}
     runs = [packed(lib, cpu, list(pages(recs, addresses))) for cpu, recs in ((1, cpu1), (0, cpu0))]
-    (drop,) = walker(lib, LabMap.of("veth-two-ns", topo), [], addresses).follow(runs, Contexts())
+    (drop,) = walker(lib, LabMap.of(layout("veth-two-ns", topo)), [], addresses).follow(runs, Contexts())
     assert (drop.node, drop.device, drop.reason, drop.base) == ("ns2", "veth2", "OTHERHOST", "ip_rcv_core")
     assert [(h.device, h.node, h.time) for h in drop.path] == [("veth1", "ns1", 1.0), ("veth2", "ns2", 1.5)]
     assert drop.packet.protocol == 2048

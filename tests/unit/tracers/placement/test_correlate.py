@@ -7,6 +7,7 @@ from pathlib import Path
 
 from netlab.model.loader import load
 from netlab.model.topology import Topology
+from netlab.plan.planner import layout
 from netlab.tracers.backends import tracefs
 from netlab.tracers.decode.records import Record, parse_stream
 from netlab.tracers.events import devices
@@ -29,7 +30,7 @@ def test_path_decoding_resolves_repeated_names() -> None:
         ("s-r2", "eth0"),
     ):
         text = text.replace(f'"{old}"', f'"{new}"').replace(f':{old}"', f':{new}"')
-    m = LabMap.of("routed3", Topology.model_validate(json.loads(text), strict=False))
+    m = LabMap.of(layout("routed3", Topology.model_validate(json.loads(text), strict=False)))
     hops = [
         ("net_dev_start_xmit", "eth0"),
         ("netif_rx", "eth0"),
@@ -47,7 +48,7 @@ def test_path_decoding_resolves_repeated_names() -> None:
 def test_correlator_infers_the_bridge_and_attributes_drops() -> None:
     topo, _ = load("bridge3")
     records = sorted(parse_stream((RECORDED / "tracefs-bridge3.txt").read_text().splitlines()), key=lambda r: r.time)
-    c = Correlator(LabMap.of("bridge3", topo), [], "tracefs")
+    c = Correlator(LabMap.of(layout("bridge3", topo)), [], "tracefs")
     c.feed(records)
     assert any(devices(p) == ["calmveth1", "calmveth1_peer", "calmbr", "calmveth2_peer", "calmveth2"] for p in c.paths)
     udp = [d for d in c.drops if d.base == "__udp4_lib_rcv"]
@@ -60,14 +61,14 @@ def test_a_path_another_lab_explains_needs_our_process_context() -> None:
     records = sorted(parse_stream((RECORDED / "tracefs-bridge3.txt").read_text().splitlines()), key=lambda r: r.time)
     for r in records:
         r.context = (None, False)  # not our process, not in our namespaces
-    c = Correlator(LabMap.of("bridge3", topo), [LabMap.of("bridge3-other", topo)], "tracefs")
+    c = Correlator(LabMap.of(layout("bridge3", topo)), [LabMap.of(layout("bridge3-other", topo))], "tracefs")
     c.feed(records)
     assert c.drops == [] and c.ambiguous > 0
     # kept placed as this lab would place them, for what netlab sent to settle
     assert c.contested and {d.node for d in c.contested if d.base == "__udp4_lib_rcv"} == {"ns-calm2"}
     for r in records:
         r.context = (None, True)  # the tracing process drove the traffic
-    c2 = Correlator(LabMap.of("bridge3", topo), [LabMap.of("bridge3-other", topo)], "tracefs")
+    c2 = Correlator(LabMap.of(layout("bridge3", topo)), [LabMap.of(layout("bridge3-other", topo))], "tracefs")
     c2.feed(records)
     assert c2.drops and c2.ambiguous == 0
 
@@ -91,16 +92,16 @@ def test_another_labs_packet_on_a_recycled_address_is_not_ours() -> None:
         rec(2.1, "netif_receive_skb", name="veth2"),
         rec(2.2, "kfree_skb", location="tcp_v4_rcv+0x1", reason="NO_SOCKET", protocol="2048"),
     ]
-    c = Correlator(LabMap.of("bridge3", topo), [LabMap.of("veth-two-ns", other)], "tracefs")
+    c = Correlator(LabMap.of(layout("bridge3", topo)), [LabMap.of(layout("veth-two-ns", other))], "tracefs")
     c.feed(records)
     assert c.drops == [] and c.unattributed == 1
-    theirs = Correlator(LabMap.of("veth-two-ns", other), [LabMap.of("bridge3", topo)], "tracefs")
+    theirs = Correlator(LabMap.of(layout("veth-two-ns", other)), [LabMap.of(layout("bridge3", topo))], "tracefs")
     theirs.feed(records)
     assert [(d.node, d.device) for d in theirs.drops] == [("ns2", "veth2")]
     # which needs the kernel to pass the other lab's path events to our trace
-    flt = tracefs.name_filter(LabMap.of("bridge3", topo), [LabMap.of("veth-two-ns", other)])
+    flt = tracefs.name_filter(LabMap.of(layout("bridge3", topo)), [LabMap.of(layout("veth-two-ns", other))])
     assert flt is not None and 'name == "veth1"' in flt and 'name == "calmveth1"' in flt
-    without = Correlator(LabMap.of("bridge3", topo), [LabMap.of("veth-two-ns", other)], "tracefs")
+    without = Correlator(LabMap.of(layout("bridge3", topo)), [LabMap.of(layout("veth-two-ns", other))], "tracefs")
     without.feed(r for r in records if r.fields.get("name") not in ("veth1", "veth2"))
     assert [d.node for d in without.drops] == ["ns-calm1"]  # what a filter of our names alone gave
 
@@ -109,7 +110,7 @@ def test_a_device_the_plan_did_not_make_is_placed_once_seen_live() -> None:
     """A tunnel a scenario adds with ``ip link add`` is unknown to the topology: the path ends
     on it only once the live link dump has named it, and then on the node that has it."""
     topo, _ = load("overlay")
-    m = LabMap.of("overlay", topo)
+    m = LabMap.of(layout("overlay", topo))
     hops = [("net_dev_queue", "vx9"), ("net_dev_start_xmit", "vx9")]
     assert last_hop(m, hops) is None
     m.add_live("h1", ["lo", "ul1", "vx1", "vx9"])
