@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from results import save
+
 import netlab
 from netlab.traffic.packet import PacketSocket
 
@@ -55,6 +57,15 @@ def main() -> None:
     print(f"{'netlab (one socket)':28}{args.frames:>8}{ours:>10.3f}{ours_rate:>12.0f}")
     print(f"{'scapy sendp loop':28}{scapy_frames:>8}{theirs:>10.3f}{theirs_rate:>12.0f}")
     print(f"netlab sends {ours_rate / theirs_rate:.0f}x more frames per second")
+    save(
+        "inject_burst",
+        {
+            "frames": args.frames,
+            "seconds": round(ours, 4),
+            "scapy_frames": scapy_frames,
+            "scapy_seconds": round(theirs, 3),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from results import save
+
 ROOT = Path(__file__).resolve().parents[1]
 KERNELS = ("5.10", "6.1", "6.12", "7.2", "running")
 #: scenario groups of the breakdown, by the words in their test ids (first match wins)
@@ -114,6 +116,7 @@ def main() -> None:
     print("|" + " --- |" * (len(columns) + 1))
     for r in rows:
         print(f"| {r['kernel']} ({r['release']}) | " + " | ".join(f"{r.get(c, 0):.0f} s" for c in columns) + " |")
+    save("matrix_ratio", {"kernels": kernels, "host_suite": round(host, 1), "matrix": round(whole, 1), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from results import save
+
 import netlab
 from netlab.lab import Lab
 from netlab.tracers.backends.bpftrace import BpftraceSession
@@ -126,6 +128,7 @@ def main() -> None:
             f"{r['stop']:>8.2f}{r['events']:>9}{analysed:>12.0f}"
         )
     print("stop s: from stopping the tracer to its result (what is left to read, decode and attribute)")
+    save("trace_throughput", {"frames": args.frames, "rows": rows})
     print("events: trace records analysed (drops, path events, frees); analysed/s: events / (flood s + stop s)")
 
 

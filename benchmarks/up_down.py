@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from results import save
+
 ROOT = Path(__file__).resolve().parents[1]
 NETLAB = [sys.executable, "-m", "netlab"]
 MININET = ["mn", "--topo", "linear,50", "--switch", "lxbr", "--controller", "none", "--test", "none"]
@@ -85,13 +87,24 @@ def main() -> None:
     print(f"{'up':28}{up:>9.3f}s{'':>10}")
     print(f"{'up, plan cache off':28}{up_cold:>9.3f}s{'':>10}")
     print(f"{'down':28}{down:>9.3f}s{'':>10}")
-    if mns:
-        mn = statistics.median(mns)
+    mn = statistics.median(mns) if mns else None
+    if mn is not None:
         print(f"{'up + down':28}{up + down:>9.3f}s{mn:>9.3f}s")
         print(f"netlab is {mn / (up + down):.1f}x faster than Mininet for up + down")
         print(f"({mn / (up_cold + down):.1f}x with the plan cache off)")
     else:
         print(f"{'up + down':28}{up + down:>9.3f}s{'n/a':>10}")
+    save(
+        "up_down",
+        {
+            "rounds": args.rounds,
+            "settle": args.settle,
+            "up": round(up, 3),
+            "up_uncached": round(up_cold, 3),
+            "down": round(down, 3),
+            "mininet": round(mn, 3) if mn is not None else None,
+        },
+    )
 
 
 if __name__ == "__main__":

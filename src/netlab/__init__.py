@@ -12,7 +12,7 @@ The flow is one-way: YAML -> :mod:`netlab.model` -> :mod:`netlab.plan` -> :mod:`
     >>> t.result.drops                                          # doctest: +SKIP
 
 ``netlab.up``, ``netlab.attach`` and ``netlab.Lab`` are :mod:`netlab.lab`'s and ``netlab.trace``
-:mod:`netlab.findings.trace`'s, looked up when first used: the ``netlab`` command imports this
+:mod:`netlab.tracing.trace`'s, looked up when first used: the ``netlab`` command imports this
 package too, and a plain ``netlab down`` has no use for the models and their pydantic.
 """
 
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from netlab.errors import NetlabError
 
 if TYPE_CHECKING:
-    from netlab.findings.trace import trace
     from netlab.lab import Lab, attach, up
+    from netlab.tracing.trace import trace
 
 __version__ = "0.1.0"
 __all__ = ["Lab", "NetlabError", "attach", "trace", "up"]
@@ -36,7 +36,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(lab, name)
     if name == "trace":
-        from netlab.findings import trace  # lazy: as above, and the tracers with it
+        from netlab.tracing import trace  # lazy: as above, and the tracers with it
 
         return trace.trace
     raise AttributeError(f"module 'netlab' has no attribute {name!r}")

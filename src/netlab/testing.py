@@ -17,8 +17,10 @@ is automatic through its entry point):
   ``flow(src, dst, size, **options)``, captures, for ``netlab_lab``;
 * ``netlab_tracer: Tracer``: the tracer of ``@pytest.mark.netlab_tracer("name")`` or
   ``--netlab-tracer`` (skipped, with the reason, where it cannot run);
-* ``netlab_trace(lab, *, stack=False) -> TraceHandle``: a context manager; ``.result`` is
-  the :class:`TraceResult` once the block ends, and its drops go to ``--netlab-report``.
+* ``netlab_trace(lab, *, stack=False) -> Trace``: a context manager; ``.result`` is the
+  :class:`TraceResult` once the block ends, and its drops go to ``--netlab-report``.
+
+Outside the fixtures, :func:`trace` is ``netlab.trace``: ``with trace(lab, "bpftrace") as t:``.
 
 :func:`lose_every_nth_tcp_packet` makes a node a lossy hop for TCP flows; :func:`until` polls a
 condition the kernel will make true (a neighbour entry failing, a counter moving) instead of
@@ -42,11 +44,12 @@ from netlab.pytest_plugin.assertions import (
     assert_not_dropped,
     assert_path,
 )
-from netlab.pytest_plugin.plugin import LabFactory, TraceFactory, TraceHandle
+from netlab.pytest_plugin.plugin import LabFactory, TraceFactory
 from netlab.runtime.wait import until
 from netlab.tracers.base import TraceOptions, Tracer
 from netlab.tracers.events import DropEvent, TraceResult
 from netlab.tracers.registry import get as get_tracer
+from netlab.tracing.trace import Trace, trace
 from netlab.traffic.api import Traffic
 
 __all__ = [
@@ -57,8 +60,8 @@ __all__ = [
     "LabFactory",
     "Mark",
     "NewBehaviour",
+    "Trace",
     "TraceFactory",
-    "TraceHandle",
     "TraceOptions",
     "TraceResult",
     "Tracer",
@@ -73,6 +76,7 @@ __all__ = [
     "get_tracer",
     "lose_every_nth_tcp_packet",
     "mark",
+    "trace",
     "until",
 ]
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
+from netlab.kernels.suite import RERUN_PREFIX
 from netlab.tracers.registry import get
 
 SCENARIO = '''
@@ -96,31 +98,42 @@ def test_teardown_fails(breaks_on_the_way_out):
     assert broken["failure"].startswith("assert False") and broken["seconds"] >= 0
 
 
-def test_a_test_that_passes_on_a_retry_is_flaky_with_its_first_failure(pytester: pytest.Pytester) -> None:
-    """``--netlab-retries``: the matrix retries a failed scenario once; a pass after a failure
-    is never reported as a plain pass."""
+def test_a_test_that_passes_on_its_second_run_is_flaky_with_its_first_failure(pytester: pytest.Pytester) -> None:
+    """The matrix runs a kernel's failed scenarios once more, in a second pytest run of just
+    them (:mod:`netlab.kernels.suite`); a pass then is flaky, never a plain pass, and a test
+    that fails again keeps its first failure."""
     pytester.makepyfile(
         test_retry="""
 import pathlib
 
-def test_second_time_lucky(tmp_path_factory):
-    mark = tmp_path_factory.getbasetemp() / "tried"
+def test_second_time_lucky():
+    mark = pathlib.Path("tried")
     if not mark.exists():
         mark.touch()
         assert 1 == 2, "first attempt"
 
 def test_always_broken():
     assert 3 == 4
+
+def test_fine():
+    pass
 """
     )
     report = pytester.path / "report.json"
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--netlab-retries=1", f"--netlab-report={report}")
-    result.assert_outcomes(passed=1, failed=1)
+    argv = [sys.executable, "-m", "netlab.kernels.suite", str(report), "-p", "no:cacheprovider"]
+    done = subprocess.run(argv, cwd=pytester.path, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert f"{RERUN_PREFIX}2 failed scenarios, once more" in done.stdout
+    assert "1 failed, 1 passed, 1 deselected" in done.stdout  # the second run: just the two
     scenarios = {s["scenario"].split("::")[1]: s for s in json.loads(report.read_text())["scenarios"]}
-    assert scenarios["test_second_time_lucky"]["outcome"] == "flaky"
+    assert {name: s["outcome"] for name, s in scenarios.items()} == {
+        "test_second_time_lucky": "flaky",
+        "test_always_broken": "failed",
+        "test_fine": "passed",
+    }
     assert "first attempt" in scenarios["test_second_time_lucky"]["failure"]
-    assert scenarios["test_always_broken"]["outcome"] == "failed"
     assert "assert 3 == 4" in scenarios["test_always_broken"]["failure"]
+    assert not (pytester.path / "report.retry.json").exists()
 
 
 def test_kernel_outside_every_range_is_reported_as_new(pytester: pytest.Pytester) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from netlab.errors import KernelFeatureError
-from netlab.findings.trace import tracing
 from netlab.lab import Lab
 from netlab.pytest_plugin.plugin import LabFactory
 from netlab.runtime import softnet, wait
@@ -26,6 +25,7 @@ from netlab.tracers.decode import native
 from netlab.tracers.events import TraceResult, devices
 from netlab.tracers.kernel import firewall
 from netlab.tracers.registry import get
+from netlab.tracing.trace import Trace
 from netlab.traffic.inject import inject
 from tests.integration.conftest import ROOT, interruptible, netlab_cli
 
@@ -39,7 +39,7 @@ def tracer_or_skip(name: str) -> None:
 
 
 def traced(lab: Lab, tracer: str, action: Callable[[], object], *, stack: bool = False) -> TraceResult:
-    with tracing(get(tracer), lab, TraceOptions(stack=stack)) as t:
+    with Trace(get(tracer), lab, TraceOptions(stack=stack)) as t:
         action()
     return t.result
 
@@ -142,7 +142,7 @@ def test_a_drop_rule_among_several_is_named_by_its_counter_and_shown_by_trace(ne
     named = [d for d in result.drops if d.node == "ns-calm2" and d.reason == "NETFILTER_DROP"]
     assert len(named) == 3, result.summary()
     assert {d.rule for d in named} == {"filter/INPUT rule 1: -A INPUT -p udp -m udp --dport 9999 -j DROP"}
-    with tracing(get("tracefs"), lab, TraceOptions(rules=False)) as plain:
+    with Trace(get("tracefs"), lab, TraceOptions(rules=False)) as plain:
         send()
     assert {d.rule for d in plain.result.drops} == {None}
     proc = trace_cli(lab.name)
@@ -185,7 +185,7 @@ def test_ping_path_across_bridge3(netlab_up: LabFactory) -> None:
 def test_two_labs_traced_at_once_see_only_their_own_drops(netlab_up: LabFactory) -> None:
     a = netlab_up("bridge3")
     b = netlab_up("veth-two-ns")
-    with tracing(get("tracefs"), a) as ta, tracing(get("tracefs"), b) as tb:
+    with Trace(get("tracefs"), a) as ta, Trace(get("tracefs"), b) as tb:
         inject(a, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=3)
         inject(b, "ns1", "veth1", "tcp-syn", dst="198.51.100.2", dport=7, count=2)
     ra, rb = ta.result, tb.result
@@ -201,7 +201,7 @@ def test_same_named_lab_driven_by_another_process_is_not_ours(netlab_up: LabFact
     a = netlab_up("bridge3")
     b = netlab_up("bridge3")
     done = Path(f"/tmp/netlab-test-{os.getpid()}-done")
-    with tracing(get("tracefs"), a) as t:
+    with Trace(get("tracefs"), a) as t:
         # a process that is not ours: `setsid -f` forks and its parent exits, so it is reparented
         command = (
             f"{sys.executable} -m netlab inject {b.name} ns-calm1 calmveth1 udp --dst 198.51.100.2"
@@ -220,7 +220,7 @@ def test_bpftrace_attributes_by_namespace_across_instances(netlab_up: LabFactory
     tracer_or_skip("bpftrace")
     a = netlab_up("bridge3")
     b = netlab_up("bridge3")
-    with tracing(get("bpftrace"), a) as t:
+    with Trace(get("bpftrace"), a) as t:
         inject(b, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=5)  # the other lab
         inject(a, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=2)
     result = t.result
@@ -249,7 +249,7 @@ def test_bpftrace_events_mode_accounts_for_every_drop(netlab_up: LabFactory, mon
         return int(lab.node("ns2").run(["cat", "/sys/class/net/veth2/statistics/rx_dropped"], sysfs=True).stdout)
 
     before = rx_dropped()
-    with tracing(get("bpftrace"), lab) as t:
+    with Trace(get("bpftrace"), lab) as t:
         inject(lab, "ns1", "veth1", "ethertype", ethertype=0x88B5, count=20000)
     dropped = rx_dropped() - before
     seen = sum(1 for d in t.result.drops if d.base == "__netif_receive_skb_core" and d.node == "ns2")
@@ -268,7 +268,7 @@ def test_local_output_drops_are_placed_by_their_socket(netlab_up: LabFactory) ->
     calm1 = lab.node("ns-calm1")
     calm1.run(["iptables", "-w", "-A", "OUTPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP"], check=True)
     connect = "import socket; s = socket.socket(); s.settimeout(2.5); s.connect_ex(('198.51.100.2', 8080))"
-    with tracing(get("bpftrace"), lab) as t:
+    with Trace(get("bpftrace"), lab) as t:
         calm1.run([sys.executable, "-c", connect], timeout=30)
     (rule,) = [r for r in firewall.read(calm1) if "--dport 8080" in r.text]
     hits = [d for d in t.result.drops if d.reason == "NETFILTER_DROP" and d.node == "ns-calm1"]

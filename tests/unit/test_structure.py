@@ -159,8 +159,23 @@ def test_tracer_backends_do_not_import_each_other() -> None:
         # the tracers see what they trace only as a netlab.scope.Scope
         *(
             ("netlab.tracers", f"netlab.{above}")
-            for above in ("host", "lab", "bringup", "plan", "model", "cli", "findings", "traffic", "workshop")
+            for above in (
+                "host",
+                "lab",
+                "bringup",
+                "plan",
+                "model",
+                "cli",
+                "findings",
+                "tracing",
+                "traffic",
+                "workshop",
+            )
         ),
+        # the findings are what a trace adds, not how it runs
+        ("netlab.findings", "netlab.tracing"),
+        ("netlab.tracing", "netlab.pytest_plugin"),
+        ("netlab.tracing", "netlab.cli"),
         # a packet's headers live below both (netlab.headers): traffic is not above and below tracers
         ("netlab.traffic", "netlab.tracers"),
         ("netlab.traffic", "netlab.findings"),
@@ -182,6 +197,18 @@ def test_a_lower_layer_does_not_import_a_higher_one(below: str, above: str) -> N
         if target == above or target.startswith(above + ".")
     )
     assert climbs == []
+
+
+def test_nothing_imports_pytest_internals() -> None:
+    """pytest's private modules change without notice; the plugin is fixtures and public hooks."""
+    private = sorted(
+        f"{module}:{node.lineno}"
+        for module, tree in TREES.items()
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("_pytest"))
+        or (isinstance(node, ast.Import) and any(a.name.startswith("_pytest") for a in node.names))
+    )
+    assert private == []
 
 
 def test_imports_inside_functions_are_few_and_each_says_why() -> None:

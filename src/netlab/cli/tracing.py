@@ -13,14 +13,12 @@ import click
 
 from netlab import host
 from netlab.cli import commands, render
-from netlab.findings import verdicts
-from netlab.findings.trace import Trace
 from netlab.lab import attach
-from netlab.tracers.base import TraceOptions
+from netlab.tracers.base import TraceOptions, Tracer
 from netlab.tracers.kernel.symbols import symbolize as lookup
 from netlab.tracers.registry import DEFAULT, get
 from netlab.tracers.registry import doctor as check
-from netlab.traffic.capture import LabCapture
+from netlab.tracing.trace import Trace
 
 
 @click.command()
@@ -110,36 +108,27 @@ def trace(
             raise click.UsageError("--graph and --stack do not go together: the graph is the call stack")
         tracer_name = "ftrace"
     if tracer_name is None:
-        tracer_name = "bpftrace" if pcap is not None and get("bpftrace").probe().usable else DEFAULT
-    trace_lab(lab, tracer_name, TraceOptions(stack=stack, graph=graph, count=count), duration, as_json, pcap)
+        preferred = get("bpftrace")
+        tracer = preferred if pcap is not None and preferred.found.usable else get(DEFAULT)
+    else:
+        tracer = get(tracer_name)
+    trace_lab(lab, tracer, TraceOptions(stack=stack, graph=graph, count=count), duration, as_json, pcap)
 
 
 def trace_lab(
-    lab: str, tracer_name: str, options: TraceOptions, duration: float | None, as_json: bool, pcap: Path | None
+    lab: str, tracer: Tracer, options: TraceOptions, duration: float | None, as_json: bool, pcap: Path | None
 ) -> None:
     """``netlab trace LAB``: the live table, then the result (and the pcapng, with ``pcap``)."""
-    tracer = get(tracer_name)
-    tracer.check(options)
-    tracer.require()
-    handle = attach(lab)
-    capture = LabCapture(handle) if pcap is not None else None
-    try:
-        session = Trace(tracer, handle, options)
-    except BaseException:
-        if capture is not None:
-            capture.stop()
-        raise
+    running = Trace(tracer, attach(lab), options, capture=pcap is not None).start()
     commands.err(
-        f"tracing {lab} with {tracer_name}" + (f" for {duration:g}s" if duration else "; Ctrl-C stops") + ": ready"
+        f"tracing {lab} with {tracer.name}" + (f" for {duration:g}s" if duration else "; Ctrl-C stops") + ": ready"
     )
     try:
-        _follow(session, duration, as_json)
+        _follow(running, duration, as_json)
     finally:
-        result = session.stop()
-        seen = capture.stop() if capture is not None else []
+        result = running.stop()
     if pcap is not None:
-        to_wall = verdicts.monotonic_to_wall() if tracer.monotonic_times else None
-        commands.err(verdicts.write(pcap, seen, result, to_wall))
+        commands.err(running.write_pcap(pcap))
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
@@ -168,11 +157,8 @@ def trace_host(
             f"--host traces with {', '.join(host.TRACERS)} only: they change nothing on the machine"
             f" ({tracer_name} could load a module or needs a lab)"
         )
-    tracer = get(tracer_name)
-    tracer.check(options)
-    tracer.require()
     machine = host.Host(netns)
-    session = Trace(tracer, machine, options)
+    session = Trace(get(tracer_name), machine, options).start()
     where = f"namespace {netns}" if netns else f"{len(machine.nodes)} network namespaces"
     commands.err(
         f"tracing the host ({where}{f', device {dev}' if dev else ''}) with {tracer_name}"

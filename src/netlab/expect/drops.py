@@ -33,7 +33,7 @@ class Drop:
     reason: str | None
     node: str | None = None
     #: text the firewall rule that dropped it must contain ("policy DROP", "-p udp"); see
-    #: :mod:`netlab.findings.rules`
+    #: :mod:`netlab.tracing.rules`
     rule: str | None = None
 
     def matches(self, event: DropEvent) -> bool:

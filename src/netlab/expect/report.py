@@ -101,6 +101,15 @@ def write(path: Path, scenarios: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return report
 
 
+#: the outcomes of a scenario that did not pass (its test, or its teardown)
+FAILED = ("failed", "error")
+
+
+def failed(path: Path) -> list[str]:
+    """The node ids of the report's scenarios that failed."""
+    return [s["scenario"] for s in load(path)["scenarios"] if s["outcome"] in FAILED]
+
+
 def load(path: Path) -> dict[str, Any]:
     """Read a report; a clear error when it is not one."""
     try:

@@ -36,6 +36,7 @@ from netlab.kernels import debian, local, vm
 from netlab.kernels.catalogue import CATALOGUE, RUNNING, lookup
 from netlab.kernels.matrix import KernelRun
 from netlab.kernels.matrix import write as write_matrix
+from netlab.kernels.suite import RERUN_PREFIX
 from netlab.runtime import procs
 
 DEFAULT_PYTEST_ARGS = ("scenarios/",)
@@ -53,19 +54,27 @@ class SuiteProgress:
     say: Say
     total: int = 0
     done: int = 0
+    #: "" on the first run; "again" while the failed scenarios run once more
+    round: str = ""
 
     def line(self, text: str) -> None:
+        if text.startswith(RERUN_PREFIX):
+            self.round, self.done, self.total = "again", 0, int(text.removeprefix(RERUN_PREFIX).split()[0])
+            self.say(f"[{self.kernel}] {self.total} failed; running them once more")
+            return
         m = _COLLECTED.search(text)
         if m:
-            self.total = int(m.group(1))
-            self.say(f"[{self.kernel}] booted; {self.total} scenarios")
+            if not self.round:
+                self.total = int(m.group(1))
+                self.say(f"[{self.kernel}] booted; {self.total} scenarios")
             return
         m = _RESULT.match(text)
         if m:
             self.done += 1
             outcome = m.group(2).lower()
             name = m.group(1).split("::", 1)[1]
-            self.say(f"[{self.kernel}] {self.done}/{self.total or '?'} {outcome:7} {name}")
+            again = f" {self.round}" if self.round else ""
+            self.say(f"[{self.kernel}]{again} {self.done}/{self.total or '?'} {outcome:7} {name}")
 
 
 @dataclass(frozen=True)
@@ -111,20 +120,17 @@ class Shared:
 #: per scenario, in seconds (bpftrace alone parses a TCG guest's BTF for over a minute); the
 #: thread method ends a test stuck in C code too (a signal would wait for it)
 SCENARIO_TIMEOUT = 480
-#: a failed scenario runs once more; one that then passes is reported flaky (on the page, not
-#: as a failure): a flaky scenario is a defect to find, but not the kernel's regression
-RETRIES = 1
 #: pytest's usual traceback asks inspect for every loaded module's real path, one 9p round trip
 #: each: in a TCG guest that took minutes per failure. Python's own traceback is enough there.
 TRACEBACK = "--tb=native"
 
 
 def _pytest_argv(report: Path, args: Sequence[str]) -> list[str]:
+    """The suite on one kernel: pytest, then its failures once more (:mod:`netlab.kernels.suite`:
+    one that then passes is flaky on the page, a defect to find but not the kernel's regression)."""
     return [
-        sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
-        "-o", "timeout_method=thread", "--timeout", str(SCENARIO_TIMEOUT), TRACEBACK,
-        "--netlab-retries", str(RETRIES),
-        "--netlab-report", str(report), *args,
+        sys.executable, "-m", "netlab.kernels.suite", str(report), "-v", "-p", "no:cacheprovider",
+        "-o", "timeout_method=thread", "--timeout", str(SCENARIO_TIMEOUT), TRACEBACK, *args,
     ]  # fmt: skip
 
 

@@ -19,31 +19,27 @@ Fixtures
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pytest
-from _pytest.runner import runtestprotocol
 
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.expect.kernel import assert_kernel_clean, mark, needs_refusal
-from netlab.expect.report import observed_drops
-from netlab.findings import verdicts
-from netlab.findings.trace import Tracing
+from netlab.expect.report import failed, observed_drops
 from netlab.lab import Lab, up
 from netlab.model.topology import Topology
 from netlab.pytest_plugin import assertions
-from netlab.pytest_plugin.reporting import FLAKY, PROPERTY, Collector, failure_text
+from netlab.pytest_plugin.reporting import PROPERTY, Collector
 from netlab.tracers.base import TraceOptions, Tracer
-from netlab.tracers.events import TraceResult
 from netlab.tracers.registry import DEFAULT, get
+from netlab.tracing.trace import Trace
 from netlab.traffic.api import Traffic
-from netlab.traffic.capture import LabCapture, Seen
 
 LabFactory = Callable[..., Lab]
 COLLECTOR = pytest.StashKey[Collector]()
@@ -76,11 +72,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         " wants are delivered to it instead of dropped, as under tcpdump)",
     )
     group.addoption(
-        "--netlab-retries",
-        type=int,
-        default=0,
-        metavar="N",
-        help="run a failed test again, up to N times; one that then passes is reported 'flaky', never plain passed",
+        "--netlab-only-failed",
+        default=None,
+        metavar="REPORT",
+        help="run only the tests the --netlab-report REPORT says failed (netlab matrix runs its failures again so)",
     )
 
 
@@ -135,32 +130,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
-    """``--netlab-retries N``: a failed test runs again (its function fixtures anew), and only
-    the last attempt is reported; one that passed after failing carries the first failure, so
-    the report (and the matrix page) marks it flaky instead of passed."""
-    retries: int = item.config.getoption("--netlab-retries")
-    if retries <= 0:
-        return None
-
-    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-    first_failure = ""
-    for attempt in range(retries + 1):
-        if attempt:
-            item._initrequest()  # type: ignore[attr-defined]  # fresh function fixtures, as pytest-rerunfailures does
-        reports = runtestprotocol(item, nextitem=nextitem, log=False)
-        failed = [r for r in reports if r.failed]
-        if not failed:
-            break
-        first_failure = first_failure or failure_text(failed[0])
-    if first_failure and not failed:
-        for r in reports:
-            r.user_properties.append((FLAKY, first_failure))
-    for r in reports:
-        item.ihook.pytest_runtest_logreport(report=r)
-    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
-    return True
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--netlab-only-failed REPORT``: only the scenarios that report says failed (the matrix's
+    second run of its failures, :mod:`netlab.kernels.suite`)."""
+    path = config.getoption("--netlab-only-failed")
+    if not path:
+        return
+    wanted = set(failed(Path(path)))
+    keep = [item for item in items if item.nodeid in wanted]
+    config.hook.pytest_deselected(items=[item for item in items if item.nodeid not in wanted])
+    items[:] = keep
 
 
 def _require_root() -> None:
@@ -229,7 +208,7 @@ def netlab_tracer(request: pytest.FixtureRequest) -> Tracer:
 
     name, _options = chosen_tracer(request)
     tracer = get(name)
-    found = tracer.probe()
+    found = tracer.found
     if not found.usable:
         pytest.skip(f"tracer {name} cannot run here: {found.detail}")
     return tracer
@@ -254,66 +233,20 @@ def run_tracer_options(config: pytest.Config) -> tuple[str, dict[str, bool]]:
     return name, dict.fromkeys(options.asked(), True)
 
 
-class TraceHandle(Tracing):
-    """A trace around a block (:class:`~netlab.findings.trace.Tracing`) whose result also goes
-    to the run's report; with ``capture``, every frame of the lab is captured meanwhile (for
-    ``--netlab-pcap``)."""
-
-    def __init__(
-        self,
-        tracer: Tracer,
-        lab: Lab,
-        options: TraceOptions,
-        observe: Callable[[TraceResult], None],
-        capture: Callable[[TraceHandle, list[Seen]], None] | None = None,
-    ) -> None:
-        super().__init__(tracer, lab, options)
-        self._observe = observe
-        self._keep = capture
-        self._capture: LabCapture | None = None
-
-    def __enter__(self) -> TraceHandle:
-        if self._keep is not None:
-            self._capture = LabCapture(self.lab)
-        try:
-            super().__enter__()
-        except BaseException:
-            if self._capture is not None:
-                self._capture.stop()
-            raise
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        try:
-            super().__exit__(kind, exc, tb)
-        finally:
-            seen = self._capture.stop() if self._capture is not None else []
-        if self._keep is not None:
-            self._keep(self, seen)
-        self._observe(self.result)
-
-
-#: the ``netlab_trace`` fixture: ``netlab_trace(lab, stack=False)`` -> a context manager
-TraceFactory = Callable[..., TraceHandle]
+#: the ``netlab_trace`` fixture: ``netlab_trace(lab, stack=False)`` -> a :class:`Trace`
+TraceFactory = Callable[..., Trace]
 
 
 @pytest.fixture
 def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Iterator[TraceFactory]:
-    """Factory: ``with netlab_trace(lab, stack=True) as t: ...``; observations go to the report."""
-
-    seen: list[dict[str, Any]] = []
-
-    def observe(result: TraceResult) -> None:
-        seen.extend(observed_drops(result))
+    """Factory: ``with netlab_trace(lab, stack=True) as t: ...``; what each trace found goes to
+    the report, and with ``--netlab-pcap`` a failed test's captures to pcapng files."""
 
     _name, chosen = chosen_tracer(request)
     pcaps = request.config.getoption("--netlab-pcap")
-    captured: list[tuple[TraceHandle, list[Seen]]] = []
+    traces: list[Trace] = []
 
-    def keep(handle: TraceHandle, seen: list[Seen]) -> None:
-        captured.append((handle, seen))
-
-    def factory(lab: Lab, **options: bool) -> TraceHandle:
+    def factory(lab: Lab, **options: bool) -> Trace:
         """``stack=True``, ``count=True`` (over the marker's and the run's); a test that asks
         for an option its tracer does not have is skipped with the tracer's reason."""
         wanted = TraceOptions(**{**chosen, **options})
@@ -321,33 +254,40 @@ def netlab_trace(request: pytest.FixtureRequest, netlab_tracer: Tracer) -> Itera
             netlab_tracer.check(wanted)
         except NetlabError as exc:
             pytest.skip(str(exc))
-        return TraceHandle(netlab_tracer, lab, wanted, observe, keep if pcaps else None)
+        traces.append(Trace(netlab_tracer, lab, wanted, capture=bool(pcaps)))
+        return traces[-1]
 
     with assertions.recording() as confirmed:
         yield factory
+    for t in traces:
+        if t.started and not t.finished:  # left running by the test: nothing of it outlives it
+            with contextlib.suppress(Exception):
+                t.stop()
+    finished = [t for t in traces if t.finished]
     call = request.node.stash.get(REPORTS, {}).get("call")
     if pcaps and call is not None and call.failed:
-        _write_pcaps(Path(pcaps), request.node, netlab_tracer, captured)
+        _write_pcaps(Path(pcaps), request.node, finished)
     asserted = [{"location": d.function, "reason": d.reason, "node": d.node} for d in confirmed]
     request.node.user_properties.append(
         (
             PROPERTY,
-            {"summary": _summary(request.node), "tracer": netlab_tracer.name, "drops": seen, "asserted": asserted},
+            {
+                "summary": _summary(request.node),
+                "tracer": netlab_tracer.name,
+                "drops": [seen for t in finished for seen in observed_drops(t.result)],
+                "asserted": asserted,
+            },
         )
     )
 
 
-def _write_pcaps(
-    directory: Path, item: pytest.Item, tracer: Tracer, captured: list[tuple[TraceHandle, list[Seen]]]
-) -> None:
+def _write_pcaps(directory: Path, item: pytest.Item, traces: list[Trace]) -> None:
     """``--netlab-pcap``: one pcapng per trace of a failed test, named after the test."""
     directory.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^\w.-]+", "_", item.nodeid).strip("_")
-    to_wall = verdicts.monotonic_to_wall() if tracer.monotonic_times else None
-    for n, (handle, seen) in enumerate(captured):
-        path = directory / (f"{stem}.pcapng" if len(captured) == 1 else f"{stem}-{n + 1}.pcapng")
-        said = verdicts.write(path, seen, handle.result, to_wall)
-        reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+    reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+    for n, trace in enumerate(traces):
+        said = trace.write_pcap(directory / (f"{stem}.pcapng" if len(traces) == 1 else f"{stem}-{n + 1}.pcapng"))
         if reporter is not None:  # none in an xdist worker: the file is there all the same
             reporter.write_line(f"netlab pcap: {said}")
 

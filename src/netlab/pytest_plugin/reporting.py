@@ -19,8 +19,6 @@ from netlab.pytest_plugin import assertions
 
 #: the user property a test's observations travel in (from the netlab_trace fixture)
 PROPERTY = "netlab"
-#: user property: the failure of an attempt before the one that passed (``--netlab-retries``)
-FLAKY = "netlab_flaky"
 FAILURE_LINES = 6
 
 
@@ -73,8 +71,6 @@ class Collector:
         failure = self._failures.pop(report.nodeid, None)
         if failure:
             entry["failure"] = failure
-        if FLAKY in properties and outcome == "passed":
-            entry["outcome"], entry["failure"] = "flaky", properties[FLAKY]
         self.entries.append(entry)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

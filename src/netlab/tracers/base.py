@@ -40,7 +40,7 @@ class TraceOptions:
     #: the function tracer's walk with function_graph (``netlab trace --graph``)
     graph: bool = False
     #: name the firewall rule of each netfilter drop from the nodes' rule counters
-    #: (:mod:`netlab.findings.rules`; ``iptables-save -c`` per node with tables, at start and stop)
+    #: (:mod:`netlab.tracing.rules`; ``iptables-save -c`` per node with tables, at start and stop)
     rules: bool = True
     #: count drops in the kernel instead of reporting each (bpftrace: exact under any load,
     #: but without per-packet detail)
@@ -136,9 +136,15 @@ class Tracer(abc.ABC):
         third-party tracer written against ``start`` alone still works."""
         raise NotImplementedError(f"tracer {self.name} implements neither start nor _start")
 
+    @functools.cached_property
+    def found(self) -> Probe:
+        """:meth:`probe`, once per tracer object: a probe can compile C or start the tool, and
+        whoever asks (the pytest fixture that skips, the trace that starts it) shares one answer."""
+        return self.probe()
+
     def require(self) -> None:
         """Raise the right error, with the probe's reason, when the tracer cannot run."""
-        found = self.probe()
+        found = self.found
         if not found.usable:
             if os.geteuid() != 0:
                 raise PrivilegeError(f"tracer '{self.name}' cannot run: {found.detail}", hint="run as root")

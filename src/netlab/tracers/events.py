@@ -86,7 +86,7 @@ class DropEvent:
     pid: int | None = None
     tracer: str = ""
     #: the firewall rule or chain policy that dropped it, where the node's counters can tell
-    #: (:mod:`netlab.findings.rules`): "filter/FORWARD policy DROP", "filter/INPUT rule 2: -A ..."
+    #: (:mod:`netlab.tracing.rules`): "filter/FORWARD policy DROP", "filter/INPUT rule 2: -A ..."
     rule: str | None = None
     #: the process the drop ran in (a sender, or whatever the softirq interrupted), where known
     comm: str | None = None

@@ -19,13 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from netlab.errors import Issue, NetlabError, TopologyError
 from netlab.expect.drops import Drop
-from netlab.findings.trace import trace
 from netlab.lab import Lab, attach
 from netlab.model.loader import issue_from
 from netlab.model.names import lab_name
 from netlab.model.yamlsrc import parse_file
 from netlab.tracers.events import TraceResult, devices
 from netlab.tracers.registry import DEFAULT, get
+from netlab.tracing.trace import Trace, trace
 from netlab.traffic.flow import tcp_flow
 from netlab.traffic.inject import inject
 from netlab.workshop.answers import Answer, read_answers
@@ -188,9 +188,10 @@ def _died(result: TraceResult | None, ok: bool, addresses: frozenset[str] = froz
 def _traced_if_possible(lab: Lab, action: Callable[[], _T]) -> tuple[_T, TraceResult | None]:
     """``action`` under the default tracer, so that a failed check can say where its packets
     died; where that tracer cannot run here, untraced: the verdict does not depend on it."""
-    if not get(DEFAULT).probe().usable:
+    tracer = get(DEFAULT)
+    if not tracer.found.usable:
         return action(), None
-    with trace(lab) as t:
+    with Trace(tracer, lab) as t:
         done = action()
     return done, t.result
 

@@ -181,7 +181,6 @@ class BpftraceTracer(Tracer):
         return Probe(True, f"{version} with BTF")
 
     def _start(self, scope: Scope, options: TraceOptions) -> Session:
-        self.require()
         return BpftraceSession(scope, "count" if options.count else self.mode)
 
 

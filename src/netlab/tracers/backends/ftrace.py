@@ -287,7 +287,6 @@ class FtraceTracer(Tracer):
         )
 
     def _start(self, scope: Scope, options: TraceOptions) -> Session:
-        self.require()
         return FtraceSession(scope, self.kind, options)
 
 

@@ -1,5 +1,5 @@
 """A node's firewall rules with their packet counters, read now: what the counters tracer reports
-and what names the rule of a netfilter drop (:mod:`netlab.findings.rules`).
+and what names the rule of a netfilter drop (:mod:`netlab.tracing.rules`).
 
 ``iptables-save -c`` inside the node, for the families that have tables there (one nftables
 dump says which: most scenarios' nodes have none).

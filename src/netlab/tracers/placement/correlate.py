@@ -224,7 +224,7 @@ class Correlator:
 
     def _unplaced(self, failure: str, drop: DropEvent) -> None:
         """Count a drop the lab cannot claim; keep the first :data:`UNPLACED_KEEP` unattributed
-        ones (a rule counter may still place them: :mod:`netlab.findings.rules`)."""
+        ones (a rule counter may still place them: :mod:`netlab.tracing.rules`)."""
         if failure in (AMBIGUOUS, CONTESTED):
             self.ambiguous += 1
             if failure == CONTESTED and drop.node is not None and len(self.contested) < UNPLACED_KEEP:

@@ -12,7 +12,7 @@ Each netfilter drop of a node is then paired with the node's traced DROP verdict
 the rule's family, table, chain and handle, and its text as ``nft -a list ruleset`` prints it.
 A drop that no device path placed (a bridge's flooded copies die in the sender's context) goes
 to the node that traced exactly the drops left over, on the device the trace names. Tables
-iptables-nft made are left to the counters (:mod:`netlab.findings.rules`), which name the
+iptables-nft made are left to the counters (:mod:`netlab.tracing.rules`), which name the
 iptables rule as ``iptables-save`` prints it; where the pairing cannot be made (a lost trace
 message), the counters name what they can, and the notes say which way each node's rules were
 named.
@@ -27,10 +27,11 @@ import threading
 from collections.abc import Callable
 
 from netlab.findings.draft import Draft
-from netlab.findings.rules import is_netfilter_drop, place_left_over
 from netlab.runtime import netlink
 from netlab.scope import Scope
 from netlab.tracers.kernel.nftables import FAMILIES, Ruleset, TraceEvent, parse_ruleset, parse_trace
+from netlab.tracing.collector import Collector
+from netlab.tracing.rules import is_netfilter_drop, place_left_over
 
 TABLE = "netlab_trace"
 #: before every chain a ruleset can have (the lowest priority nft accepts but one)
@@ -73,11 +74,13 @@ def trace_script(families: set[str], devices: set[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-class NfTrace:
-    """Rule traces of a lab's nodes for the length of a trace; :meth:`explain` at its end."""
+class NfTrace(Collector):
+    """Rule traces of a scope's nodes for the length of a trace."""
 
-    def __init__(self, lab: Scope) -> None:
-        self.lab = lab
+    name = "nftables rule trace"
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
         #: node -> the families of netlab's tables loaded there
         self.loaded: dict[str, set[str]] = {}
         self.events: dict[str, list[TraceEvent]] = {}
@@ -86,18 +89,17 @@ class NfTrace:
         self._socks: dict[socket.socket, str] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        try:
-            for name in lab.nodes:
-                self._arm(name)
-        except BaseException:
-            self.stop()
-            raise
+
+    def start(self) -> None:
+        """Load netlab's tracing table where a node has nftables rules, and read its verdicts."""
+        for name in self.scope.nodes:
+            self._arm(name)
         if self._socks:
             self._thread = threading.Thread(target=self._read, name="nftrace", daemon=True)
             self._thread.start()
 
     def _arm(self, name: str) -> None:
-        node = self.lab.nodes[name]
+        node = self.scope.nodes[name]
         chains = {(FAMILIES.get(f, str(f)), t, c) for f, t, c in netlink.nft_chains(node.netns) if t != TABLE}
         if all(made_by_iptables(*chain) for chain in chains):
             return  # nothing, or only iptables-nft's: the counters name those as iptables prints them
@@ -159,21 +161,20 @@ class NfTrace:
         for name, families in list(self.loaded.items()):
             script = "".join(f"delete table {family} {TABLE}\n" for family in sorted(families))
             with contextlib.suppress(OSError):
-                self.lab.nodes[name].run(["nft", "-f", "-"], input=script, timeout=10)
+                self.scope.nodes[name].run(["nft", "-f", "-"], input=script, timeout=10)
         self.loaded.clear()
 
-    def explain(self, result: Draft) -> None:
-        """Place and name the draft's netfilter drops from the traced verdicts (stops first)."""
-        self.stop()
-        result.notes.extend(self.problems)
+    def add(self, draft: Draft) -> None:
+        """Place and name the draft's netfilter drops from the traced verdicts."""
+        draft.notes.extend(self.problems)
         dropped = {node: [e for e in events if e.drops] for node, events in self.events.items()}
         if not any(dropped.values()):
             return
-        place(result, dropped, self._device)
-        name(result, dropped, self._ruleset, self.lost)
+        place(draft, dropped, self._device)
+        name(draft, dropped, self._ruleset, self.lost)
 
     def _ruleset(self, node: str) -> Ruleset:
-        return parse_ruleset(self.lab.nodes[node].run(["nft", "-a", "list", "ruleset"], timeout=10).stdout)
+        return parse_ruleset(self.scope.nodes[node].run(["nft", "-a", "list", "ruleset"], timeout=10).stdout)
 
     def _device(self, node: str, events: list[TraceEvent]) -> str | None:
         """The one input device these verdicts name, by name (None if several or none)."""
@@ -182,7 +183,7 @@ class NfTrace:
             return None
         with (
             contextlib.suppress(OSError),
-            contextlib.closing(netlink.open_route_socket(self.lab.nodes[node].netns)) as sock,
+            contextlib.closing(netlink.open_route_socket(self.scope.nodes[node].netns)) as sock,
         ):
             link = netlink.dump_links(sock).get(indexes.pop())
             return link.ifname if link else None
@@ -225,7 +226,7 @@ def place(
 ) -> None:
     """Give the netfilter drops no device path placed to the node whose traced DROP verdicts
     account for exactly them, on the device the trace names (the counters' rule,
-    :func:`netlab.findings.rules.place_left_over`, with verdicts, which every rule has)."""
+    :func:`netlab.tracing.rules.place_left_over`, with verdicts, which every rule has)."""
     place_left_over(
         result,
         {node: len(v) for node, v in dropped.items()},

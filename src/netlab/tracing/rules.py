@@ -20,7 +20,7 @@ timer's drop has no process at all. Such netfilter drops go to the one node whos
 counted exactly as many more drops as are left over (:func:`place_left_over`).
 
 The counters are the fallback: a node with nftables tables (iptables-nft's included) has each
-drop paired with the kernel's own rule trace first (:mod:`netlab.findings.nftrace`), which
+drop paired with the kernel's own rule trace first (:mod:`netlab.tracing.nftrace`), which
 names nftables rules exactly, counter or not; what it leaves unnamed (iptables-nft's tables,
 whose rules iptables-save prints as users wrote them, or a trace that lost messages) comes here.
 Drops of a kernel without reasons (before 5.17) count as netfilter drops when they happened in
@@ -35,6 +35,7 @@ from netlab.findings.draft import Draft
 from netlab.scope import Scope
 from netlab.tracers.events import DropEvent
 from netlab.tracers.kernel.firewall import Rule, read
+from netlab.tracing.collector import Collector
 
 #: the function in a drop's stack that says which hook it died in, by the chain it runs
 HOOK_CALLERS: dict[str, str] = {
@@ -73,27 +74,36 @@ def moved(before: Iterable[Rule], after: Iterable[Rule]) -> list[tuple[Rule, int
     return [(r, r.packets - was.get(r.key, 0)) for r in after if r.drops and r.packets > was.get(r.key, 0)]
 
 
-class RuleWatch:
-    """Rule counters of a lab's nodes at the start of a trace; :meth:`explain` at its end."""
+class RuleWatch(Collector):
+    """Rule counters of a scope's nodes at the start of a trace; :meth:`add` reads them again,
+    only when there are netfilter drops to name."""
 
-    def __init__(self, lab: Scope) -> None:
-        self.lab = lab
-        self.before = {name: read(node) for name, node in lab.nodes.items()}
+    name = "rule counters"
 
-    def explain(self, result: Draft) -> None:
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.before: dict[str, list[Rule]] = {}
+
+    def start(self) -> None:
+        self.before = {name: read(node) for name, node in self.scope.nodes.items()}
+
+    def stop(self) -> None:
+        """Nothing runs between start and add: the counters are the kernel's."""
+
+    def add(self, draft: Draft) -> None:
         """Place and name the netfilter drops of the draft where the counters can tell."""
-        loose = [d for d in result.unplaced if is_netfilter_drop(d)]
-        if not loose and not any(self._ours(d) for d in result.drops):
+        loose = [d for d in draft.unplaced if is_netfilter_drop(d)]
+        if not loose and not any(self._ours(d) for d in draft.drops):
             return
-        after = {name: read(node) for name, node in self.lab.nodes.items()}
+        after = {name: read(node) for name, node in self.scope.nodes.items()}
         candidates = {name: moved(self.before[name], after.get(name, [])) for name in self.before}
-        self._place(result, loose, candidates)
+        self._place(draft, loose, candidates)
         by_node: dict[str, list[int]] = {}
-        for i, drop in enumerate(result.drops):
+        for i, drop in enumerate(draft.drops):
             if self._ours(drop):
                 by_node.setdefault(str(drop.node), []).append(i)
         for node, indexes in by_node.items():
-            self._name(result, node, indexes, candidates[node])
+            self._name(draft, node, indexes, candidates[node])
 
     def _ours(self, drop: DropEvent) -> bool:
         return drop.node in self.before and drop.rule is None and is_netfilter_drop(drop)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from netlab.findings.draft import Draft
-from netlab.findings.nftrace import TABLE, is_iptables, name, place, trace_script
 from netlab.tracers.events import DropEvent, Location
 from netlab.tracers.kernel.nftables import Ruleset, TraceEvent
+from netlab.tracing.nftrace import TABLE, is_iptables, name, place, trace_script
 
 RULESET = Ruleset(
     rules={
