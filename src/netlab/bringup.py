@@ -80,7 +80,7 @@ class Built:
 def plan(topology: str | Path | Topology, instance: str | None = None) -> Planned:
     """Load (a name, a path, or a model as is), check the instance name and plan: ``up`` and
     ``up --dry-run`` accept and refuse exactly the same."""
-    from netlab.model.loader import load  # lazy: pydantic and the planner, ~115 ms a cached up skips
+    from netlab.model.loader import load  # lazy: pydantic and the planner, which a cached up skips
     from netlab.plan.planner import plan as make_plan
 
     source = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from netlab.expect.catalogue import LAST_RUN
 from netlab.runtime import journal, netns
 from tests.integration.conftest import ROOT, netlab_cli
 
@@ -203,3 +206,22 @@ def test_an_interface_kind_the_kernel_lacks_is_one_message_and_nothing_is_left(t
         assert "this kernel has no dummy interfaces (module dummy" in result.stderr
     assert netns.listed() == before
     assert journal.all_labs() == labs_before
+
+
+def test_reasons_without_a_matrix_shows_the_last_shipped_run_beside_this_kernel(tmp_path: Path) -> None:
+    """A fresh checkout has no matrix/: `netlab reasons` shows the catalogue netlab ships from
+    its last full run, this machine's kernel as one more column, and says how to make one's own;
+    a --matrix that holds none is still an error."""
+    argv = [sys.executable, "-m", "netlab", "reasons", "--json"]
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "netlab's last full matrix run" in done.stderr and "netlab matrix -o matrix" in done.stderr
+    kernels = [k["name"] for k in json.loads(done.stdout)["kernels"]]
+    assert {"5.10", "6.1", "6.12", "7.2"} <= set(kernels)
+    shipped = {k["release"] for k in json.loads(LAST_RUN.read_text())["kernels"]}
+    if os.geteuid() == 0 and platform.release() not in shipped:  # its table is read from tracefs
+        assert kernels[-1] == "this machine"
+    missing = subprocess.run(
+        [*argv, "--matrix", str(tmp_path / "none")], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert missing.returncode != 0 and "no matrix in" in missing.stderr and "Traceback" not in missing.stderr

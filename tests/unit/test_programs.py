@@ -58,6 +58,7 @@ NOT_COMMANDS = {
     "time": "a field",
     "tput": "a lab instance's name in a benchmark",
     "gc": "the garbage collector module, named in the structure test",
+    "date": "a field of a benchmark's record",
     "dir": "a word of `ip xfrm policy ... dir in` (the policy's direction)",
     "timeout": "a key naming an expectation (fragment reassembly timing out)",
     "true": "tests' and the KVM probe's no-op (coreutils, Essential)",

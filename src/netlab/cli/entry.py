@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
                 commands.guarded(lambda: bring_up(names[0]))
             else:
-                from netlab.cli.tear_down import tear_down  # lazy: down without the planner's ~40 ms
+                from netlab.cli.tear_down import tear_down  # lazy: down without importing the planner
 
                 commands.guarded(lambda: tear_down(names))
         except SystemExit as done:
@@ -58,6 +58,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                 gc.enable()
                 raise
             _exit_now(done.code)
-    from netlab.cli.main import main as full  # lazy: click and the command tree, ~60 ms a plain up or down skips
+    from netlab.cli.main import main as full  # lazy: click and the command tree, which a plain up or down skips
 
     full(args)

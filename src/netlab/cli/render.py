@@ -23,7 +23,7 @@ def _tty(stream: Any) -> bool:
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str | None = None) -> None:
     """Print rows under headers: a rich table on a terminal, aligned columns otherwise."""
     if _tty(sys.stdout):
-        from rich.console import Console  # lazy: rich, ~40 ms, only for a terminal
+        from rich.console import Console  # lazy: rich is slow to import, and only a terminal needs it
         from rich.table import Table
 
         grid = Table(box=None, pad_edge=False, title=title, title_justify="left")
@@ -46,7 +46,7 @@ def progress(title: str, *, enabled: bool = True) -> Iterator[Callable[[str], No
     if not enabled or not _tty(sys.stderr):
         yield lambda _msg: None
         return
-    from rich.console import Console  # lazy: rich, ~40 ms, only for a terminal
+    from rich.console import Console  # lazy: rich is slow to import, and only a terminal needs it
 
     with Console(stderr=True).status(title) as status:
         yield lambda msg: status.update(f"{title}: {msg}")
@@ -123,7 +123,7 @@ def live_drops(*, enabled: bool = True) -> Iterator[Callable[[Sequence[Any]], No
 
         yield plain
         return
-    from rich.live import Live  # lazy: rich, ~40 ms, only for a terminal
+    from rich.live import Live  # lazy: rich is slow to import, and only a terminal needs it
     from rich.table import Table
 
     last: dict[tuple[str, str, str, str], str] = {}

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import click
 
-from netlab.cli import render
+from netlab.cli import commands, render
 from netlab.errors import NetlabError
 from netlab.expect.report import diff, load
-from netlab.kernels.matrix import reason_catalogue
+from netlab.kernels.matrix import reason_catalogue, shipped_catalogue
 from netlab.kernels.render import reasons_markdown
 from netlab.runtime.netns import require_root
 from netlab.workshop.checks import load as load_checks
@@ -97,21 +97,29 @@ def check(lab_dir: str, instance: str | None, answers: Path | None) -> None:
     "--matrix",
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("matrix"),
-    show_default=True,
-    help="The output directory of a netlab matrix run.",
+    default=None,
+    help="The output directory of a netlab matrix run [default: matrix/ if it holds one, else the"
+    " catalogue of netlab's last full run, shipped with it, beside this machine's kernel].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the whole catalogue as JSON.")
 @click.option("--markdown", "as_markdown", is_flag=True, help="Print it as the README's markdown table.")
-def reasons(directory: Path, as_json: bool, as_markdown: bool) -> None:
+def reasons(directory: Path | None, as_json: bool, as_markdown: bool) -> None:
     """The drop reasons of a matrix run's kernels, and what reproduces them.
 
     For every reason any kernel of the run defines: the kernels that define it, the scenarios
     that reproduce it and on which kernels they passed, and whether netlab explain explains it.
     """
-    if not (directory / "matrix.json").is_file():
-        raise NetlabError(f"no matrix in {directory}/ (run: netlab matrix -o {directory})")
-    catalogue = reason_catalogue(directory)
+    if directory is None and not (Path("matrix") / "matrix.json").is_file():
+        catalogue, date = shipped_catalogue()
+        commands.err(
+            f"netlab's last full matrix run ({date}; {', '.join(k.name for k in catalogue.kernels)});"
+            " a fresh one of your own: netlab matrix -o matrix"
+        )
+    else:
+        directory = directory or Path("matrix")
+        if not (directory / "matrix.json").is_file():
+            raise NetlabError(f"no matrix in {directory}/ (run: netlab matrix -o {directory})")
+        catalogue = reason_catalogue(directory)
     if as_json:
         click.echo(json.dumps(catalogue.as_dict(), indent=2))
         return

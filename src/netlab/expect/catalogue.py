@@ -21,6 +21,8 @@ import yaml
 #: names in the kernels' tables that are not reasons a packet is dropped for
 NOT_REASONS = frozenset({"MAX", "NOT_SPECIFIED"})
 UNREACHABLE = Path(__file__).with_name("unreachable.yaml")
+#: the catalogue of netlab's last full matrix run, for ``netlab reasons`` without a matrix of one's own
+LAST_RUN = Path(__file__).with_name("last_run.json")
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,15 @@ def build(
     why_not: Mapping[str, str],
 ) -> Catalogue:
     """The catalogue of ``kernels`` from ``matrix`` (``matrix.json``'s data)."""
-    names = {k.release: k.name for k in kernels}
-    seen = _reproduced(matrix, names)
+    return _catalogue(kernels, _reproduced(matrix, {k.release: k.name for k in kernels}), explained, why_not)
+
+
+def _catalogue(
+    kernels: list[Kernel],
+    seen: Mapping[str, Mapping[str, list[str]]],
+    explained: set[str] | frozenset[str],
+    why_not: Mapping[str, str],
+) -> Catalogue:
     every = sorted(set().union(*(k.reasons for k in kernels), seen) - {"MAX"})
     rows = tuple(
         Row(
@@ -146,6 +155,32 @@ def build(
         for reason in every
     )
     return Catalogue(tuple(kernels), rows)
+
+
+def snapshot(catalogue: Catalogue, date: str) -> dict[str, Any]:
+    """What a later ``netlab reasons`` needs of a run, without the run: each kernel's table and
+    what reproduced each reason where (``last_run.json``, shipped with netlab)."""
+    return {
+        "date": date,
+        "kernels": [{"name": k.name, "release": k.release, "reasons": sorted(k.reasons)} for k in catalogue.kernels],
+        "reproduced": {
+            r.reason: {s: list(on) for s, on in r.reproduced.items()} for r in catalogue.rows if r.reproduced
+        },
+    }
+
+
+def from_snapshot(
+    data: Mapping[str, Any],
+    explained: set[str] | frozenset[str],
+    why_not: Mapping[str, str],
+    also: Kernel | None = None,
+) -> Catalogue:
+    """The catalogue of a :func:`snapshot`, with ``also`` (this machine's kernel) as a column of
+    reasons defined, reproduced by nothing yet."""
+    kernels = [Kernel(k["name"], k["release"], frozenset(k["reasons"])) for k in data["kernels"]]
+    if also is not None and also.release not in {k.release for k in kernels}:
+        kernels.append(also)
+    return _catalogue(kernels, data.get("reproduced", {}), explained, why_not)
 
 
 def kernels_of(directory: Path, fallback: Mapping[str, frozenset[str]]) -> tuple[list[Kernel], dict[str, Any]]:

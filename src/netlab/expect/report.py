@@ -105,9 +105,20 @@ def write(path: Path, scenarios: Iterable[dict[str, Any]]) -> dict[str, Any]:
 FAILED = ("failed", "error")
 
 
+#: more failures than this are the kernel's or the run's, not flakes: the matrix does not run
+#: them again (:mod:`netlab.kernels.suite`)
+MOST_RERUN = 10
+
+
 def failed(path: Path) -> list[str]:
     """The node ids of the report's scenarios that failed."""
     return [s["scenario"] for s in load(path)["scenarios"] if s["outcome"] in FAILED]
+
+
+def to_run_again(path: Path) -> list[str]:
+    """The report's failures, to run once more; none when there are too many to be flakes."""
+    again = failed(path)
+    return again if len(again) <= MOST_RERUN else []
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -152,7 +152,7 @@ def modules_image(kernel: CachedKernel) -> Path | None:
     """The kernel's modules as a read-only ext4 image the guest mounts over its ``/lib/modules``
     (built once per kernel in the cache, a few seconds; None where it cannot be built).
 
-    Why: the guest reads the host's files over 9p without a page cache, ~1 ms a ``stat``.
+    Why: the guest reads the host's files over 9p without a page cache, a round trip per ``stat``.
     ``perf record`` walks the whole modules tree on every start (4,900 files): 13-18 s a
     trace on 6.1, 60-80 s on 5.10, against 1.6 s with the tree on a block device, whose pages
     the guest caches. ``modprobe`` reads the modules from there too.

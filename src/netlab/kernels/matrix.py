@@ -10,6 +10,7 @@ reports and the kernels' run results, build again. Pure: no VM, no kernel.
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ from typing import Any
 from netlab.errors import NetlabError
 from netlab.expect import catalogue
 from netlab.expect.report import load as load_report
+from netlab.expect.report import running_reasons
 from netlab.kernels.render import html, markdown, reasons_html
 from netlab.workshop.explain import explanations, kernel_tables
 
@@ -182,6 +184,16 @@ def reason_catalogue(directory: Path) -> catalogue.Catalogue:
     """The drop-reason catalogue of the matrix in ``directory`` (:mod:`netlab.expect.catalogue`)."""
     kernels, matrix = catalogue.kernels_of(directory, kernel_tables())
     return catalogue.build(kernels, matrix, frozenset(explanations()), catalogue.unreachable())
+
+
+def shipped_catalogue() -> tuple[catalogue.Catalogue, str]:
+    """The catalogue of netlab's last full matrix run (shipped with it) and the running kernel's
+    own table beside it, and the run's date."""
+    data = json.loads(catalogue.LAST_RUN.read_text())
+    names = running_reasons()
+    here = catalogue.Kernel("this machine", platform.release(), frozenset(names)) if names is not None else None
+    found = catalogue.from_snapshot(data, frozenset(explanations()), catalogue.unreachable(), here)
+    return found, str(data["date"])
 
 
 def load_runs(directory: Path) -> tuple[list[KernelRun], dict[str, dict[str, Any]]]:

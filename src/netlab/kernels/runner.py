@@ -32,15 +32,15 @@ import netlab
 from netlab.errors import NetlabError
 from netlab.expect.kernel import first_trace, log_since, mark
 from netlab.expect.report import load as load_report
-from netlab.kernels import debian, local, vm
+from netlab.kernels import debian, local, suite, vm
 from netlab.kernels.catalogue import CATALOGUE, RUNNING, lookup
 from netlab.kernels.matrix import KernelRun
 from netlab.kernels.matrix import write as write_matrix
-from netlab.kernels.suite import RERUN_PREFIX
 from netlab.runtime import procs
 
 DEFAULT_PYTEST_ARGS = ("scenarios/",)
 _COLLECTED = re.compile(r"collected (\d+) items?")
+_SELECTED = re.compile(r"/ (\d+) selected")
 _RESULT = re.compile(r"^(\S+::\S+)\s+(PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b")
 
 Say = Callable[[str], None]
@@ -58,13 +58,16 @@ class SuiteProgress:
     round: str = ""
 
     def line(self, text: str) -> None:
-        if text.startswith(RERUN_PREFIX):
-            self.round, self.done, self.total = "again", 0, int(text.removeprefix(RERUN_PREFIX).split()[0])
-            self.say(f"[{self.kernel}] {self.total} failed; running them once more")
+        if text.startswith(suite.RERUN_PREFIX):
+            self.round, self.done, self.total = "again", 0, 0
+            self.say(f"[{self.kernel}] running the failed scenarios once more")
             return
         m = _COLLECTED.search(text)
         if m:
-            if not self.round:
+            if self.round:
+                chosen = _SELECTED.search(text)
+                self.total = int(chosen.group(1)) if chosen else 0
+            else:
                 self.total = int(m.group(1))
                 self.say(f"[{self.kernel}] booted; {self.total} scenarios")
             return
@@ -128,10 +131,8 @@ TRACEBACK = "--tb=native"
 def _pytest_argv(report: Path, args: Sequence[str]) -> list[str]:
     """The suite on one kernel: pytest, then its failures once more (:mod:`netlab.kernels.suite`:
     one that then passes is flaky on the page, a defect to find but not the kernel's regression)."""
-    return [
-        sys.executable, "-m", "netlab.kernels.suite", str(report), "-v", "-p", "no:cacheprovider",
-        "-o", "timeout_method=thread", "--timeout", str(SCENARIO_TIMEOUT), TRACEBACK, *args,
-    ]  # fmt: skip
+    options = ["-v", "-p", "no:cacheprovider", "-o", "timeout_method=thread", "--timeout", str(SCENARIO_TIMEOUT)]
+    return suite.command(report, [*options, TRACEBACK], args)
 
 
 def resolve_names(names: list[str] | tuple[str, ...]) -> list[str]:
@@ -173,7 +174,7 @@ def _run_running(opts: MatrixOptions, shared: Shared) -> KernelRun:
         lines.append(line)
     (opts.output / f"{release}.log").write_text("".join(lines))
     tail = [line.rstrip("\n") for line in lines[-40:]]
-    run.exit_code = proc.wait()
+    run.exit_code = suite.settle(report, proc.wait())
     run.suite_seconds = round(time.monotonic() - start, 1)
     run.kernel_log = first_trace(log_since(log))
     _finish(run, report, "\n".join(tail))
@@ -225,8 +226,8 @@ def _label(name: str) -> str:
 def _run_vm(name: str, opts: MatrixOptions, shared: Shared) -> KernelRun:
     say = shared.line
     label = _label(name)
-    suite = "" if local.is_path(name) else lookup(name).suite
-    run = KernelRun(name=label, release=f"{label} (not fetched)", suite=suite)
+    archive = "" if local.is_path(name) else lookup(name).suite
+    run = KernelRun(name=label, release=f"{label} (not fetched)", suite=archive)
     kernel = _obtain(name, run, say)
     accel = _accel(kernel, opts, shared, name)
     run.accel, run.accel_why = accel.kind, accel.why
@@ -252,7 +253,8 @@ def _run_vm(name: str, opts: MatrixOptions, shared: Shared) -> KernelRun:
                 stop=shared.stop,
             ),
         )
-        run.exit_code, run.boot_seconds = result.rc, round(result.boot_seconds, 1)
+        run.exit_code = suite.settle(work / "report.json", result.rc)
+        run.boot_seconds = round(result.boot_seconds, 1)
         run.kernel_log = first_trace(result.kernel_log)
         run.suite_seconds = round(result.seconds - result.boot_seconds, 1)
         report = opts.output / f"{kernel.release}.json"

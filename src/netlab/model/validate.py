@@ -331,21 +331,23 @@ def sysctls(topo: Topology) -> Iterator[Finding]:
                     ),
                 )
                 continue
-            probe = key
+            probe, shown = key, key.replace(".", "/")
             per_interface = sysctl_interface(key)
             if per_interface is not None:
                 prefix, ifname, leaf = per_interface
                 if ifname not in known:
                     yield path, f"sysctl '{key}' names interface '{ifname}', which node '{node_name}' does not have"
                     probe = ""
-                else:
-                    probe = f"{prefix}all.{leaf}" if ifname != "default" else key
+                elif ifname not in ("all", "default"):
+                    # the lab's interface does not exist yet; every namespace's lo has the same
+                    # per-interface keys (conf has all/ too, but the neighbour tables have no all/)
+                    probe, shown = f"{prefix}lo.{leaf}", f"{prefix.replace('.', '/')}IF/{leaf}"
             if probe.startswith("net.bridge.") and not key_path("net.bridge").exists():
                 # br_netfilter makes these; `up` loads it first (netlab.apply.modules)
                 if probe.removeprefix("net.bridge.") not in BR_NETFILTER_SYSCTLS:
                     yield path, f"unknown sysctl '{key}': br_netfilter has {', '.join(sorted(BR_NETFILTER_SYSCTLS))}"
             elif probe and not key_path(probe).exists():
-                yield path, f"unknown sysctl '{key}': this kernel has no /proc/sys/{probe.replace('.', '/')}"
+                yield path, f"unknown sysctl '{key}': this kernel has no /proc/sys/{shown}"
 
 
 def iptables(topo: Topology) -> Iterator[Finding]:

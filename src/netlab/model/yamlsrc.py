@@ -25,7 +25,7 @@ MAX_BYTES = 4 << 20
 MAX_DEPTH = 64
 MAX_VALUES = 200_000
 
-try:  # the C composer is ~10x faster; fall back when libyaml is absent
+try:  # the C composer is much faster; fall back when libyaml is absent
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
 except AttributeError:  # pragma: no cover - depends on the PyYAML build
     _Loader = yaml.SafeLoader

@@ -2,8 +2,8 @@
 validation and planning.
 
 Validating a topology needs pydantic; importing it and building the models is the largest part
-of what ``netlab up`` spends in Python (~0.2 s on the development VM, against ~0.2 s of kernel
-work for linear50). A plan depends only on the file's bytes, the instance name, the running
+of what ``netlab up`` spends in Python, as much as the kernel's own work for a large lab
+(``benchmarks/up_down.py``). A plan depends only on the file's bytes, the instance name, the running
 kernel (validation asks /proc/sys which sysctls exist) and netlab's own model and planner code;
 the key hashes all four, so an edit to any of them is a miss. An entry is written only after a
 lab built from it came up, and only the 256 most recent are kept; the directory is root's alone
@@ -57,8 +57,8 @@ def _directory() -> Path | None:
 @functools.cache
 def _code_stamp() -> bytes:
     """The model's and planner's source files, by size and mtime: once per process, since the
-    code a process plans with is the code it loaded (24 stats at every ``up`` cost 0.5 s a lab in
-    a 5.10 TCG guest, whose 9p answers a ``stat`` in ~8 ms)."""
+    code a process plans with is the code it loaded (a stat of every source file at every ``up``
+    is slow where each ``stat`` is a 9p round trip, as in the matrix's guests)."""
     stamp = hashlib.sha256(_FORMAT)
     for directory in _CODE:
         for path in sorted(directory.glob("*.py")):

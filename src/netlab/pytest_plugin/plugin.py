@@ -1,7 +1,7 @@
 """The ``pytest11`` plugin: options, markers, fixtures and report hooks only.
 
 The logic lives in ordinary modules (:mod:`.expect`, :mod:`.assertions`, :mod:`.report`,
-:mod:`netlab.lab`, :mod:`netlab.tracers`); override any fixture in your conftest.
+:mod:`netlab.lab`, :mod:`netlab.tracing`); override any fixture in your conftest.
 
 Fixtures
   ``netlab_up``      factory: ``netlab_up("bridge3")`` -> live Lab, unique name per test and xdist
@@ -31,7 +31,7 @@ import pytest
 
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.expect.kernel import assert_kernel_clean, mark, needs_refusal
-from netlab.expect.report import failed, observed_drops
+from netlab.expect.report import observed_drops, to_run_again
 from netlab.lab import Lab, up
 from netlab.model.topology import Topology
 from netlab.pytest_plugin import assertions
@@ -132,11 +132,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``--netlab-only-failed REPORT``: only the scenarios that report says failed (the matrix's
-    second run of its failures, :mod:`netlab.kernels.suite`)."""
+    second run of a kernel's failures, :mod:`netlab.kernels.suite`); none where so many failed
+    that they are not flakes."""
     path = config.getoption("--netlab-only-failed")
     if not path:
         return
-    wanted = set(failed(Path(path)))
+    wanted = set(to_run_again(Path(path)))
     keep = [item for item in items if item.nodeid in wanted]
     config.hook.pytest_deselected(items=[item for item in items if item.nodeid not in wanted])
     items[:] = keep

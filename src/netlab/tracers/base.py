@@ -126,9 +126,11 @@ class Tracer(abc.ABC):
             raise UsageError(f"tracer {self.name} has no {' or '.join(sorted(missing))} option (its options: {has})")
 
     def start(self, scope: Scope, options: TraceOptions | None = None) -> Session:
-        """Start tracing ``lab``; returns once the tracer is really recording."""
+        """Start tracing ``scope``; returns once the tracer is really recording. Refuses an
+        option the tracer has not, and a machine it cannot run on (:meth:`require`)."""
         options = options or TraceOptions()
         self.check(options)
+        self.require()
         return self._start(scope, options)
 
     def _start(self, scope: Scope, options: TraceOptions) -> Session:

@@ -3,7 +3,7 @@
 ``skb:kfree_skb`` says NETFILTER_DROP in ``nf_hook_slow`` for every rule and every policy of
 every table; the rule itself is nowhere in the event. What does know is the rule's own packet
 counter. So a session notes each node's iptables and ip6tables counters (``iptables-save -c``
-inside the node, for the families that have tables there: 3-6 ms a node) when it starts, and
+inside the node, for the families that have tables there) when it starts, and
 when it stops it gives each netfilter drop of a node the rule or chain policy whose counter
 moved, where the counters can tell:
 

@@ -37,7 +37,8 @@ from netlab.traffic.sent import between
 
 
 class TracerRun(Collector):
-    """The tracer's own session, as a collector: it can run where its probe says so."""
+    """The tracer's own session, as a collector. A trace without its tracer is no trace: where
+    the tracer cannot run, :meth:`Trace.start` raises its probe's reason instead."""
 
     name = "tracer"
 
@@ -45,10 +46,6 @@ class TracerRun(Collector):
         self.tracer, self.scope, self.options = tracer, scope, options
         self.session: Session | None = None
         self.seen: TraceResult | None = None
-
-    def refusal(self) -> str | None:
-        found = self.tracer.found
-        return None if found.usable else found.detail
 
     def start(self) -> None:
         self.session = self.tracer.start(self.scope, self.options)

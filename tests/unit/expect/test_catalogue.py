@@ -67,3 +67,25 @@ def test_the_unreachable_file_names_real_reasons() -> None:
     tables = json.loads((Path(catalogue.__file__).parents[1] / "workshop" / "kernel_reasons.json").read_text())
     known = set().union(*tables["kernels"].values())
     assert set(catalogue.unreachable()) <= known
+
+
+def test_a_snapshot_gives_the_same_catalogue_and_takes_this_machines_kernel_beside_it() -> None:
+    """What netlab ships of its last full run (last_run.json) is the run's catalogue again, with
+    the running kernel as one more column, reproduced by nothing yet."""
+    found = catalogue.build(KERNELS, MATRIX, {"NO_SOCKET"}, {"QDISC_DROP": "why not"})
+    data = json.loads(json.dumps(catalogue.snapshot(found, "2026-12-07")))
+    assert catalogue.from_snapshot(data, {"NO_SOCKET"}, {"QDISC_DROP": "why not"}) == found
+    here = Kernel("this machine", "6.18.0", frozenset({"NO_SOCKET", "SKB_CSUM"}))
+    widened = catalogue.from_snapshot(data, {"NO_SOCKET"}, {}, here)
+    rows = {r.reason: r for r in widened.rows}
+    assert [rows["NO_SOCKET"].cell(k) for k in widened.kernels] == ["not defined", "reproduced", "defined", "defined"]
+    assert rows["SKB_CSUM"].defined == ("this machine",)
+    same = catalogue.from_snapshot(data, set(), {}, Kernel("again", KERNELS[1].release, frozenset()))
+    assert [k.name for k in same.kernels] == ["5.10", "6.1", "7.2"]  # a kernel of the run is not added twice
+
+
+def test_netlab_ships_a_catalogue_of_a_full_run() -> None:
+    data = json.loads(catalogue.LAST_RUN.read_text())
+    assert {k["name"] for k in data["kernels"]} >= {"5.10", "6.1", "6.12", "7.2"}
+    found = catalogue.from_snapshot(data, set(), {})
+    assert len(found.reproduced()) >= 60

@@ -96,3 +96,21 @@ def test_model_roundtrips_through_json() -> None:
     topo, _ = load("routed3")
     again = Topology.model_validate(json.loads(json.dumps(topo.model_dump(mode="json"))), strict=False)
     assert again == topo
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_per_interface_sysctls_of_interfaces_the_lab_makes_are_accepted(family: str) -> None:
+    """conf and neigh keys of a veth end and of a bridge, which exist only once the lab is up
+    (the neighbour tables have default/ and one directory per interface, but no all/)."""
+    keys = [
+        f"net.{family}.conf.eth0.forwarding",
+        f"net.{family}.neigh.eth0.retrans_time_ms",
+        f"net.{family}.neigh.br0.mcast_solicit",
+        f"net.{family}.neigh.default.ucast_solicit",
+    ]
+    sysctls = "".join(f"      {k}: 1\n" for k in keys)
+    topo, _ = load_text(
+        f"name: t\nnodes:\n  a:\n    bridges: {{br0: {{}}}}\n    sysctls:\n{sysctls}  b: {{}}\n"
+        "links: [{endpoints: [a:eth0, b:eth0]}]\n"
+    )
+    assert sorted(topo.nodes["a"].sysctls) == sorted(keys)

@@ -31,7 +31,7 @@ from netlab.tracers.kernel.symbols import kernel_symbols
 from netlab.tracers.placement import maps
 
 READY = "NETLAB-READY"
-#: bpftrace parses the kernel's BTF before it attaches: ~2 s here, over a minute in a TCG guest
+#: bpftrace parses the kernel's whole BTF before it attaches, which a TCG guest does slowly
 ATTACH_TIMEOUT = 240.0
 SNAP = 96
 BTF = "/sys/kernel/btf/vmlinux"

@@ -190,9 +190,8 @@ def _try_tracer(kind: str) -> str | None:
     """None if the kernel lets a trace buffer use tracer ``kind``, else its refusal; once per process.
 
     The scratch instance traces one function: switching a tracer on with no filter patches every
-    traceable call site (~50,000) and back, 4-9 s each way in a TCG guest, and the probe ran twice
-    per scenario. The refusals it looks for (lockdown's EPERM, a buffer's EINVAL for
-    function_graph before 6.11) do not depend on the filter."""
+    traceable call site and back, slow in a TCG guest. The refusals it looks for (lockdown's
+    EPERM, a buffer's EINVAL for function_graph before 6.11) do not depend on the filter."""
     try:
         scratch = TraceBuffer("p")
     except Exception as exc:  # noqa: BLE001 -- the refusal is the answer

@@ -124,8 +124,8 @@ class PerfSession(Session):
             *events,
         ]
         # perf record walks the running kernel's whole modules tree at start (to map module
-        # addresses to .ko files; 4,900 files on 6.1) although samples are symbolized from
-        # kallsyms: 10-18 s in a 6.1 TCG guest, 45-90 s on 5.10, whose 9p lookups are slower.
+        # addresses to .ko files) although samples are symbolized from kallsyms: thousands of
+        # lookups, each a 9p round trip in a matrix guest.
         # It runs with that directory hidden behind an empty tmpfs of its own mount namespace.
         modules = f"/lib/modules/{os.uname().release}"
         try:

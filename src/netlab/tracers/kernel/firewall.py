@@ -98,7 +98,7 @@ def read(node: Place) -> list[Rule]:
 
     A family without a table in the node has no rules to read, and most scenarios' nodes have
     none: one netlink dump says which families have tables, and only those run their
-    ``*-save``, which under a TCG guest cost 0.1-1.3 s each, four per node and trace before."""
+    ``*-save``, each a process start, which is slow in a TCG guest."""
     out: list[Rule] = []
     tables = _families(node)
     for family, tool, af in SAVERS:
