@@ -14,7 +14,7 @@ import click
 from netlab.cli import commands, render
 from netlab.errors import NetlabError
 from netlab.expect.report import diff, load
-from netlab.kernels.matrix import reason_catalogue, shipped_catalogue
+from netlab.kernels.matrix import HERE, reason_catalogue, shipped_catalogue
 from netlab.kernels.render import reasons_markdown
 from netlab.runtime.netns import require_root
 from netlab.workshop.checks import load as load_checks
@@ -111,10 +111,9 @@ def reasons(directory: Path | None, as_json: bool, as_markdown: bool) -> None:
     """
     if directory is None and not (Path("matrix") / "matrix.json").is_file():
         catalogue, date = shipped_catalogue()
-        commands.err(
-            f"netlab's last full matrix run ({date}; {', '.join(k.name for k in catalogue.kernels)});"
-            " a fresh one of your own: netlab matrix -o matrix"
-        )
+        run = ", ".join(k.name for k in catalogue.kernels if k.name != HERE)
+        beside = f", beside {HERE}'s kernel" if any(k.name == HERE for k in catalogue.kernels) else ""
+        commands.err(f"netlab's last full matrix run ({date}: {run}){beside}; your own: netlab matrix -o matrix")
     else:
         directory = directory or Path("matrix")
         if not (directory / "matrix.json").is_file():

@@ -186,12 +186,16 @@ def reason_catalogue(directory: Path) -> catalogue.Catalogue:
     return catalogue.build(kernels, matrix, frozenset(explanations()), catalogue.unreachable())
 
 
+#: the column of the running kernel beside a shipped catalogue
+HERE = "this machine"
+
+
 def shipped_catalogue() -> tuple[catalogue.Catalogue, str]:
     """The catalogue of netlab's last full matrix run (shipped with it) and the running kernel's
     own table beside it, and the run's date."""
     data = json.loads(catalogue.LAST_RUN.read_text())
     names = running_reasons()
-    here = catalogue.Kernel("this machine", platform.release(), frozenset(names)) if names is not None else None
+    here = catalogue.Kernel(HERE, platform.release(), frozenset(names)) if names is not None else None
     found = catalogue.from_snapshot(data, frozenset(explanations()), catalogue.unreachable(), here)
     return found, str(data["date"])
 
