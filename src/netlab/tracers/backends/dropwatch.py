@@ -84,19 +84,30 @@ class Alert:
     hardware: bool = False
 
 
+def _hex(text: str) -> int | None:
+    """``0x0800`` -> 2048; None for what is not a number (dropwatch has printed a bare ``0x``):
+    the drop still counts, without its protocol."""
+    try:
+        return int(text, 16)
+    except ValueError:
+        return None
+
+
 def parse_alerts(text: str) -> list[Alert]:
-    """Packet-mode output: blocks of ``key: value`` lines, one block per dropped packet."""
+    """Packet-mode output: blocks of ``key: value`` lines, one block per dropped packet. A field
+    that does not parse leaves that field unknown, never the drop uncounted."""
     alerts: list[Alert] = []
     block: dict[str, str] = {}
 
     def close() -> None:
         if "drop at" in block:
             where = block["drop at"].split(" (", 1)[0]
+            ifindex = block.get("input port ifindex", "0")
             alerts.append(
                 Alert(
                     where,
-                    int(block.get("input port ifindex", "0")),
-                    int(block["protocol"], 16) if "protocol" in block else None,
+                    int(ifindex) if ifindex.isdigit() else 0,
+                    _hex(block.get("protocol", "")),
                     int(block["length"]) if block.get("length", "").isdigit() else None,
                     block.get("drop reason"),
                     block.get("origin") == "hardware",

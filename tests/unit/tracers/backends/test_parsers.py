@@ -197,3 +197,14 @@ def test_counters_parsers() -> None:
     ipt = parse_iptables("*filter\n:FORWARD DROP [7:420]\n[3:180] -A FORWARD -i calmbr -j ACCEPT\nCOMMIT\n")
     assert ipt[("iptables:filter/FORWARD", "policy DROP")] == 7
     assert ipt[("iptables:filter/FORWARD", "-i calmbr -j ACCEPT")] == 3
+
+
+def test_a_dropwatch_alert_with_a_field_that_does_not_parse_still_counts() -> None:
+    """A 6.1 guest once printed ``protocol: 0x`` with no digits (the matrix's only dropwatch
+    failure then: ValueError); the drop counts, its protocol unknown."""
+    recorded = (RECORDED / "dropwatch-packet-6.1.txt").read_text()
+    broken = recorded.replace("protocol: 0x800", "protocol: 0x", 1)
+    assert broken != recorded
+    alerts = dropwatch.parse_alerts(broken)
+    assert len(alerts) == 3
+    assert [a.protocol for a in alerts] == [None, 0x800, 0x800]
