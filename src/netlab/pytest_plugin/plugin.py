@@ -137,7 +137,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     path = config.getoption("--netlab-only-failed")
     if not path:
         return
-    wanted = set(to_run_again(Path(path)))
+    try:
+        wanted = set(to_run_again(Path(path)))
+    except NetlabError as exc:
+        raise pytest.UsageError(f"--netlab-only-failed: {exc.message}") from None
     keep = [item for item in items if item.nodeid in wanted]
     config.hook.pytest_deselected(items=[item for item in items if item.nodeid not in wanted])
     items[:] = keep
