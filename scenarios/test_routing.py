@@ -16,8 +16,7 @@ EXPECT = {
     "rpfilter": by_kernel(located("ip_rcv_finish_core", "IP_RPFILTER", "r1")),
     "no_route": by_kernel(located("ip_error", "IP_INNOROUTES", "r1")),
     "not_forwarding": by_kernel(located("ip_error", "IP_INADDRERRORS", "r1")),
-    # bpftrace only; where it cannot run (5.10: bpftrace 0.17 refuses the kernel's BTF) the
-    # scenario is skipped with that reason
+    # bpftrace only: no device has seen the packet, so only a tracer that reads the skb places it
     "neigh_failed": by_kernel(
         {NO_REASONS: Drop("neigh_invalidate", None, "client"), ">=5.17": Drop(None, "NEIGH_FAILED", "client")}
     ),
@@ -27,8 +26,8 @@ TOO_BIG = {
     4: by_kernel(located("ip_forward", "PKT_TOO_BIG", "r1")),
     6: by_kernel(located("ip6_forward", "PKT_TOO_BIG", "r1")),
 }
-# bpftrace only (5.10: skipped, see neigh_failed)
-QUEUE_FULL = by_kernel({">=5.17": Drop("__neigh_event_send", "NEIGH_QUEUEFULL", "client")})
+# bpftrace only (see neigh_failed)
+QUEUE_FULL = by_kernel(located("__neigh_event_send", "NEIGH_QUEUEFULL", "client"))
 
 
 def test_strict_reverse_path_filter(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:

@@ -6,7 +6,7 @@ What each can see differs by design, and the assertions say so: the skb:kfree_sk
 reason; dropwatch (NET_DROP_MONITOR) counts drops machine-wide by location, and in its packet
 mode names the input interface, which places a drop in the lab where that interface is the
 lab's. A tracer the kernel cannot run is skipped with the kernel's reason (bpftrace where the
-kernel's BTF is too old for it, dropwatch without NET_DM).
+kernel has no BTF to find struct sk_buff's members in, dropwatch without NET_DM).
 """
 
 from __future__ import annotations

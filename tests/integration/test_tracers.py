@@ -238,6 +238,59 @@ def test_lost_events_are_counted_not_hidden(netlab_up: LabFactory) -> None:
     assert any("lost" in note for note in result.notes)
 
 
+def test_bpftrace_member_offsets_are_where_bpftrace_itself_finds_the_members(netlab_up: LabFactory) -> None:
+    """The offsets netlab reads from the BTF, against bpftrace's own ``$skb->dev->name`` (clang
+    on the same BTF), for a real drop: each member read both ways gives one value."""
+    tracer_or_skip("bpftrace")
+    info = subprocess.run(["bpftrace", "--info"], capture_output=True, text=True, check=False)
+    if not re.search(r"^\s*btf: yes", info.stdout + info.stderr, re.MULTILINE):
+        pytest.skip("this bpftrace does not read the kernel's BTF itself, so there is nothing to compare with")
+    lab = netlab_up("bridge3")
+    at = bpftrace.kernel_offsets()
+    inum = os.stat(f"/run/netns/{lab.node('ns-calm2').netns}").st_ino
+    pairs = {
+        "skbaddr": ("args->skbaddr", "$a"),
+        "dev": ("(uint64)$s->dev", f"*(uint64 *)($a + {at['DEV']})"),
+        "ifindex": ("$s->dev->ifindex", f"*(int32 *)($d + {at['IFINDEX']})"),
+        "namespace": ("$s->dev->nd_net.net->ns.inum", f"*(uint32 *)(*(uint64 *)($d + {at['DEV_NET']}) + {at['INUM']})"),
+        "buffer": ("(uint64)$s->head", f"*(uint64 *)($a + {at['HEAD']})"),
+        "mac": ("$s->mac_header", f"*(uint16 *)($a + {at['MAC']})"),
+        "network": ("$s->network_header", f"*(uint16 *)($a + {at['NETWORK']})"),
+        "len": ("$s->len", f"*(uint32 *)($a + {at['LEN']})"),
+        "location": ("args->location", f"*(uint64 *)($r + {at['LOCATION']})"),
+        "protocol": ("args->protocol", f"*(uint16 *)($r + {at['PROTOCOL']})"),
+    }
+    if "REASON" in at:
+        pairs["reason"] = ("args->reason", f"*(uint32 *)($r + {at['REASON']})")
+    prints = "".join(f'    printf("{k} %llu %llu\\n", (uint64){a}, (uint64){b});\n' for k, (a, b) in pairs.items())
+    text = (
+        'BEGIN { printf("ready\\n"); }\n'
+        "tracepoint:skb:kfree_skb\n"
+        f"/((struct sk_buff *)args->skbaddr)->dev->nd_net.net->ns.inum == {inum}/\n{{\n"
+        "    $s = (struct sk_buff *)args->skbaddr;\n    $r = (uint64)args;\n"
+        f"    $a = *(uint64 *)($r + {at['SKBADDR']});\n"
+        f"    $d = *(uint64 *)($a + {at['DEV']});\n{prints}"
+        '    printf("name %s %s\\n", $s->dev->name, str($d + ' + str(at["NAME"]) + "));\n    exit();\n}\n"
+    )
+    proc = subprocess.Popen(["bpftrace", "-e", text], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        while "ready" not in proc.stdout.readline():
+            assert proc.poll() is None, "bpftrace did not start"
+        inject(lab, "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", count=1)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    rows = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    assert set(rows) == {*pairs, "name"}, out
+    for name, values in rows.items():
+        struct_read, offset_read = values.split()
+        assert struct_read == offset_read, (name, values)
+    assert rows["namespace"].split()[0] == str(inum)
+
+
 def test_bpftrace_events_mode_accounts_for_every_drop(netlab_up: LabFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """With a one-page perf buffer bpftrace's events mode cannot keep up with 20,000 drops, but
     what it reports and what it says it lost add up to what the device counted."""

@@ -120,8 +120,8 @@ class Shared:
             self.say(text)
 
 
-#: per scenario, in seconds (bpftrace alone parses a TCG guest's BTF for over a minute); the
-#: thread method ends a test stuck in C code too (a signal would wait for it)
+#: per scenario, in seconds: room for a TCG guest several times slower than usual; the thread
+#: method ends a test stuck in C code too (a signal would wait for it)
 SCENARIO_TIMEOUT = 480
 #: pytest's usual traceback asks inspect for every loaded module's real path, one 9p round trip
 #: each: in a TCG guest that took minutes per failure. Python's own traceback is enough there.

@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -65,6 +66,60 @@ for d in /sys/block/vd*; do
   fi
 done
 """
+#: the mount tag of a second share of the host's root, which the guest mounts with a page cache
+HOST_TAG = "netlabhost"
+#: where the guest mounts it; the directories of :func:`cached_dirs` are bound from there
+HOST_VIEW = "/run/netlab-host"
+
+
+def mount_cached(dirs: Sequence[Path]) -> str:
+    """Guest shell that reads ``dirs`` through the cached share.
+
+    Why: virtme-ng mounts the host's root over 9p without a cache (``cache=none``), so every
+    ``stat``, ``open`` and page of every Python module and program is a round trip to QEMU, which
+    a guest spends most of pytest's start-up and much of each scenario on (Debian's 5.10 the
+    most). The share is read-only and the host does not change these directories while a VM
+    runs, so the guest may keep what it read (``cache=loose``). Any step that fails leaves the
+    uncached view in place: slower, the same files.
+    """
+    binds = " ".join(shlex.quote(str(d)) for d in dirs)
+    return f"""\
+mkdir -p {HOST_VIEW}
+if mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=524288,cache=loose {HOST_TAG} {HOST_VIEW} 2>/dev/null; then
+  for d in {binds}; do
+    [ -d "{HOST_VIEW}$d" ] && mount --bind "{HOST_VIEW}$d" "$d" 2>/dev/null ||
+      echo "netlab: $d comes over uncached 9p" >&2
+  done
+else
+  echo "netlab: the cached share did not mount; everything comes over uncached 9p" >&2
+fi
+"""
+
+
+def cached_dirs(cwd: Path, writable: Sequence[Path]) -> list[Path]:
+    """What the guest reads through the cached share: programs and libraries (/usr's, not
+    /usr/lib/modules, where virtme-ng mounts its own), this Python's stdlib and venv, and the
+    working directory, or where a writable directory lies inside it, its other directories
+    (a bind over a writable directory's parent would hide it)."""
+    python = Path(sys.base_prefix)  # a Python of its own (pyenv, /opt): the whole installation
+    found = [Path("/usr/bin"), Path("/usr/sbin"), Path(sys.prefix)]
+    found.append(Path(sysconfig.get_path("stdlib")) if python == Path("/usr") else python)
+    multiarch = sysconfig.get_config_var("MULTIARCH")
+    if multiarch:
+        found.append(Path("/usr/lib") / multiarch)
+    inside = [w for w in writable if w.is_relative_to(cwd)]
+    if not inside:
+        found.append(cwd)
+    else:
+        found += [
+            d
+            for d in sorted(cwd.iterdir())
+            if d.is_dir() and not d.name.startswith(".") and not any(w.is_relative_to(d) for w in inside)
+        ]
+    kept = [d for d in found if not any(w.is_relative_to(d) for w in writable)]
+    return [d for d in dict.fromkeys(kept) if not any(d != o and d.is_relative_to(o) for o in kept)]
+
+
 #: directories virtme-ng mounts an empty tmpfs over in the guest
 GUEST_TMPFS = tuple(Path(p) for p in ("/var/cache", "/var/tmp", "/var/log", "/var/lib/apt", "/var/lib/private"))  # noqa: S108
 PROBE_TIMEOUT = 45.0  # a KVM boot takes seconds; TCG boots in 10-20 s
@@ -137,7 +192,15 @@ def _require_qemu() -> None:
     programs.require("busybox")  # virtme-ng builds the guest's initramfs around a static busybox
 
 
-def guest_script(work: Path, argv: Sequence[str], cwd: Path, env: dict[str, str], *, modules_disk: bool = False) -> str:
+def guest_script(
+    work: Path,
+    argv: Sequence[str],
+    cwd: Path,
+    env: dict[str, str],
+    *,
+    modules_disk: bool = False,
+    cached: Sequence[Path] = (),
+) -> str:
     """The shell script the guest runs; everything it says goes to files in ``work``."""
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
     w = shlex.quote(str(work))
@@ -145,6 +208,7 @@ def guest_script(work: Path, argv: Sequence[str], cwd: Path, env: dict[str, str]
         "#!/bin/sh\n"
         f"cat /proc/uptime > {w}/uptime.tmp && mv {w}/uptime.tmp {w}/uptime\n"
         + (MOUNT_MODULES if modules_disk else "")
+        + (mount_cached(cached) if cached else "")
         + f"{exports}"
         f"cd {shlex.quote(str(cwd))} || exit 1\n"
         f"echo {SUITE_MARK} > /dev/kmsg\n"
@@ -193,6 +257,9 @@ def vng_command(
         argv += ["--rwdir", str(directory.resolve())]
     if work is not None:
         argv += ["--verbose", "--rwdir", str(work), "--exec", f"sh {work / 'guest.sh'}"]
+    # a second share of the root, which the guest mounts with a cache (see mount_cached)
+    fsdev = "local,id=netlabhost,path=/,security_model=none,readonly=on,multidevs=remap"
+    argv += [f"--qemu-opts=-fsdev {fsdev} -device virtio-9p-pci,fsdev=netlabhost,mount_tag={HOST_TAG}"]
     if modules is not None:
         drive = f"if=none,id=netlabmods,file={modules},format=raw,readonly=on"
         # "=": argparse would take a separate "-drive ..." for an option of its own
@@ -324,7 +391,8 @@ def _run_in(  # noqa: PLR0917 -- the private half of run(), which takes keywords
     stop: threading.Event | None,
 ) -> VmRun:
     image = modules_image(kernel)
-    (work / "guest.sh").write_text(guest_script(work, argv, cwd, env, modules_disk=image is not None))
+    cached = cached_dirs(cwd.resolve(), [work, *(Path(w).resolve() for w in writable)])
+    (work / "guest.sh").write_text(guest_script(work, argv, cwd, env, modules_disk=image is not None, cached=cached))
     console = work / "console.log"
     follower = _Follower(work / "stdout", on_line)
     rc_file = work / "rc"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,10 +93,31 @@ def test_the_kernel_log_is_read_from_the_commands_start_and_its_first_trace_kept
 def test_the_modules_image_is_attached_read_only_and_mounted_where_the_symlink_was(tmp_path: Path) -> None:
     image = tmp_path / "modules.ext4"
     argv = vng_command(kernel(tmp_path), Accel("tcg", "test"), tmp_path, memory="2G", cpus=1, modules=image)
-    (opts,) = [a for a in argv if a.startswith("--qemu-opts=")]
+    share, opts = [a for a in argv if a.startswith("--qemu-opts=")]
     assert f"file={image},format=raw,readonly=on" in opts and f"serial={vm.MODULES_SERIAL}" in opts
-    assert argv[-1] == opts  # vng takes QEMU's options last
+    assert f"mount_tag={vm.HOST_TAG}" in share and "path=/," in share and "readonly=on" in share
+    assert argv[-2:] == [share, opts]  # vng takes QEMU's options last
     script = guest_script(tmp_path, ["true"], tmp_path, {}, modules_disk=True)
     assert 'mount -t ext4 -o ro,noload "/dev/${d##*/}" "$m"' in script
     assert script.index("/proc/uptime") < script.index("mount -t ext4")  # boot time is the kernel's own
     assert "mount -t ext4" not in guest_script(tmp_path, ["true"], tmp_path, {})
+
+
+def test_the_guest_reads_programs_python_and_the_project_through_the_cached_share(tmp_path: Path) -> None:
+    """Everything the guest only reads comes through the cached view, but no bind may cover a
+    directory the guest writes to: the working directory's other directories are bound instead."""
+    project = tmp_path / "project"
+    for d in ("src", "scenarios", "matrix/.work-6.1", ".git"):
+        (project / d).mkdir(parents=True)
+    work = project / "matrix" / ".work-6.1"
+    inside = vm.cached_dirs(project, [work])
+    assert {project / "src", project / "scenarios"} <= set(inside)
+    assert not any(work.is_relative_to(d) for d in inside)
+    assert project / ".git" not in inside  # nothing a guest reads
+    assert {Path("/usr/bin"), Path(sys.prefix)} <= set(inside)
+    assert not any(Path("/usr/lib/modules").is_relative_to(d) for d in inside)  # virtme-ng's own mount
+    elsewhere = vm.cached_dirs(project, [tmp_path / "out"])
+    assert project in elsewhere and project / "src" not in elsewhere  # no bind inside another
+    script = guest_script(work, ["true"], project, {}, cached=inside)
+    assert f"cache=loose {vm.HOST_TAG} {vm.HOST_VIEW}" in script
+    assert f"{project / 'src'}" in script and script.index("cache=loose") < script.index("true >")

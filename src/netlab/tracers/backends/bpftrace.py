@@ -1,8 +1,9 @@
 """bpftrace on ``tracepoint:skb:kfree_skb``: exact lab and packet attribution, in-kernel counts.
 
 The program reads the dropped skb's device, its network namespace (``dev->nd_net.net->ns.inum``)
-and its first 96 bytes from the MAC header, and keeps only drops whose namespace is one of the
-lab's: attribution by namespace, not by name, so two instances of one topology never mix.
+and its first 96 bytes from the MAC header (at member offsets netlab reads from the kernel's
+BTF itself), and keeps only drops whose namespace is one of the lab's: attribution by
+namespace, not by name, so two instances of one topology never mix.
 Python then parses the headers (addresses, ports, the netlab marker).
 
 ``mode="count"`` aggregates in a kernel map instead of printing each drop, which keeps counts
@@ -13,28 +14,27 @@ every probe is attached: that line is the ready barrier.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import re
 import shutil
-import subprocess
 import time
 
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.headers import packet_of
 from netlab.scope import Scope
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal, tool_version
+from netlab.tracers.decode.ringbuf import EventFormat
 from netlab.tracers.events import DropEvent, Location, TraceResult
-from netlab.tracers.kernel import reasons
+from netlab.tracers.kernel import btf, reasons
 from netlab.tracers.kernel.procrun import Helper
 from netlab.tracers.kernel.symbols import kernel_symbols
 from netlab.tracers.placement import maps
 
 READY = "NETLAB-READY"
-#: bpftrace parses the kernel's whole BTF before it attaches, which a TCG guest does slowly
+#: bpftrace compiles with LLVM before it attaches, which a TCG guest does slowly
 ATTACH_TIMEOUT = 240.0
+#: bytes of each dropped packet printed (bpftrace's ``buf()`` is cut to BPFTRACE_STRLEN, 64 unless set)
 SNAP = 96
-BTF = "/sys/kernel/btf/vmlinux"
 _EVENT = re.compile(r"^D (\d+) (\d+) (\d+) (\S*) (\d+) ([0-9a-f]+) (\d+) (\d+) (\S+) ([01]) (\d+) (.*)$")
 _COUNT = re.compile(r"^@drops\[(\d+), (\d+), ([^\]]+)\]: (\d+)$")
 _LOST = re.compile(r"[Ll]ost (\d+) events?")
@@ -42,36 +42,91 @@ _PRINTED = re.compile(r"^@printed: (\d+)$", re.MULTILINE)
 _UNPLACED = re.compile(r"^@unplaced: (\d+)$", re.MULTILINE)
 
 
-def program(inodes: list[int], mode: str, with_reason: bool = True) -> str:
-    """The bpftrace program for a lab whose namespaces have ``inodes``.
+#: the struct members the program reads, by the names it gives them (``btf.Btf.offset`` paths)
+MEMBERS = {
+    "DEV": "sk_buff.dev",
+    "SK": "sk_buff.sk",
+    "HEAD": "sk_buff.head",
+    "LEN": "sk_buff.len",
+    "MAC": "sk_buff.mac_header",
+    "NETWORK": "sk_buff.network_header",
+    "IFINDEX": "net_device.ifindex",
+    "NAME": "net_device.name",
+    "DEV_NET": "net_device.nd_net.net",
+    "SK_NET": "sock.__sk_common.skc_net.net",
+    "INUM": "net.ns.inum",
+}
+#: the tracepoint's fields the program reads, by the names it gives them (REASON: 5.17 on)
+FIELDS = {"SKBADDR": "skbaddr", "LOCATION": "location", "PROTOCOL": "protocol", "REASON": "reason"}
 
-    ``with_reason`` False (kernels before 5.17, whose ``skb:kfree_skb`` has no ``reason``) puts
-    a 0 where the reason goes, so the output has one shape on every kernel.
+
+def offsets(source: btf.Btf, event: EventFormat) -> dict[str, int]:
+    """Where the program reads: the struct members in the kernel whose BTF is ``source``, and
+    the fields of its ``skb:kfree_skb`` record (``event``: its format file)."""
+    found = {name: source.offset(path) for name, path in MEMBERS.items()}
+    for name, field in FIELDS.items():
+        if event.has(field):
+            found[name] = event.fields[field].offset
+        elif name != "REASON":
+            raise KernelFeatureError(f"this kernel's skb:kfree_skb has no field {field}")
+    return found
+
+
+def kernel_offsets() -> dict[str, int]:
+    """:func:`offsets` on the running kernel."""
+    try:
+        event = EventFormat.parse(reasons.FORMAT.read_text())
+    except OSError:
+        raise KernelFeatureError(f"cannot read {reasons.FORMAT}: is tracefs mounted?") from None
+    return offsets(btf.kernel_btf(), event)
+
+
+def program(inodes: list[int], mode: str, at: dict[str, int]) -> str:
+    """The bpftrace program for a lab whose namespaces have ``inodes``; ``at``: :func:`offsets`.
+
+    Everything is read at offsets, not as ``args->skbaddr`` or ``$skb->dev->name``: bpftrace 0.17
+    re-reads the list of every tracepoint about twenty times for each ``args->`` in a program,
+    resolves a struct by converting the kernel's BTF to C for clang, and refuses some kernels'
+    BTF outright (Debian's 5.10); under TCG each of those is seconds of start-up.
+    Without a ``REASON`` (kernels before 5.17, whose ``skb:kfree_skb`` has none) a 0 stands
+    where the reason goes, so the output has one shape on every kernel.
     """
     keep = " || ".join(f"$ns == {i}" for i in inodes) or "0"
-    why = "args->reason" if with_reason else "0"
+    why = f"*(uint32 *)($args + {at['REASON']})" if "REASON" in at else "0"
+    location = f"*(uint64 *)($args + {at['LOCATION']})"
     if mode == "count":
-        action = f"    @drops[$ns, {why}, ksym(args->location)] = count();"
+        action = f"        @drops[$ns, {why}, ksym({location})] = count();"
     else:
         action = (
-            "    $head = $skb->head;\n"
-            "    $link = $skb->mac_header != 65535 && $skb->mac_header < $skb->network_header ? 1 : 0;\n"
-            "    $off = $link ? $skb->mac_header : $skb->network_header;\n"
-            '    printf("D %llu %u %d %s %d %llx %d %d %s %d %u %rx\\n", nsecs, $ns, $skb->dev->ifindex,\n'
-            f"           $skb->dev->name, {why}, (uint64)args->location, args->protocol, pid, comm, $link,\n"
-            f"           $skb->len, buf($head + $off, {SNAP}));\n"
-            "    @printed = count();"
+            f"        $head = *(uint64 *)($skb + {at['HEAD']});\n"
+            f"        $mac = *(uint16 *)($skb + {at['MAC']});\n"
+            f"        $network = *(uint16 *)($skb + {at['NETWORK']});\n"
+            "        $link = $mac != 65535 && $mac < $network ? 1 : 0;\n"
+            "        $off = $link ? $mac : $network;\n"
+            '        printf("D %llu %u %d %s %d %llx %d %d %s %d %u %rx\\n", nsecs, $ns,\n'
+            f"               *(int32 *)($dev + {at['IFINDEX']}), str($dev + {at['NAME']}), {why},\n"
+            f"               {location}, *(uint16 *)($args + {at['PROTOCOL']}), pid, comm, $link,\n"
+            f"               *(uint32 *)($skb + {at['LEN']}), buf($head + $off, {SNAP}));\n"
+            "        @printed = count();"
         )
     return (
         f'BEGIN {{ printf("{READY}\\n"); }}\n'
         "tracepoint:skb:kfree_skb\n{\n"
-        "    $skb = (struct sk_buff *)args->skbaddr;\n"
-        "    $ns = $skb->dev->nd_net.net->ns.inum;\n"
-        "    if ($skb->dev == 0) {\n"
+        "    $args = (uint64)args;\n"
+        f"    $skb = *(uint64 *)($args + {at['SKBADDR']});\n"
+        f"    $dev = *(uint64 *)($skb + {at['DEV']});\n"
+        "    $ns = (uint64)0;\n"
+        "    if ($dev != 0) {\n"
+        f"        $ns = (uint64)*(uint32 *)(*(uint64 *)($dev + {at['DEV_NET']}) + {at['INUM']});\n"
+        "    } else {\n"
         "        // no device yet (local output before routing, a timer's retransmission): the\n"
         "        // socket's namespace; neither: counted, since it cannot be placed\n"
-        "        if ($skb->sk != 0) { $ns = $skb->sk->__sk_common.skc_net.net->ns.inum; }\n"
-        "        else { @unplaced = count(); }\n"
+        f"        $sk = *(uint64 *)($skb + {at['SK']});\n"
+        "        if ($sk != 0) {\n"
+        f"            $ns = (uint64)*(uint32 *)(*(uint64 *)($sk + {at['SK_NET']}) + {at['INUM']});\n"
+        "        } else {\n"
+        "            @unplaced = count();\n"
+        "        }\n"
         "    }\n"
         f"    if ({keep}) {{\n{action}\n    }}\n}}\n"
     )
@@ -146,13 +201,6 @@ def parse_counts(text: str, nodes: dict[int, str]) -> list[tuple[str | None, str
     return out
 
 
-@functools.cache
-def _accepts_btf(binary: str) -> bool:
-    """bpftrace's own verdict on the kernel's BTF: the file can exist and still be refused."""
-    info = subprocess.run([binary, "--info"], capture_output=True, text=True, check=False)
-    return re.search(r"^\s*btf: yes", info.stdout + info.stderr, re.MULTILINE) is not None
-
-
 class BpftraceTracer(Tracer):
     """bpftrace program on skb:kfree_skb."""
 
@@ -169,16 +217,12 @@ class BpftraceTracer(Tracer):
         if refusal is not None:
             return refusal
         binary = shutil.which("bpftrace") or "bpftrace"
-        if not os.path.exists(BTF):
-            return Probe(False, f"the kernel has no BTF ({BTF}); bpftrace cannot read struct sk_buff")
         _code, version = tool_version(binary)
-        if not _accepts_btf(binary):
-            return Probe(
-                False,
-                f"{version} does not use this kernel's BTF (bpftrace --info: 'btf: no'),"
-                " so it cannot read struct sk_buff (seen on Debian's 5.10 with bpftrace 0.17)",
-            )
-        return Probe(True, f"{version} with BTF")
+        try:
+            kernel_offsets()
+        except KernelFeatureError as e:
+            return Probe(False, f"{e}: the program could not read the dropped packets")
+        return Probe(True, f"{version}, member offsets from the kernel's BTF")
 
     def _start(self, scope: Scope, options: TraceOptions) -> Session:
         return BpftraceSession(scope, "count" if options.count else self.mode)
@@ -200,11 +244,23 @@ class BpftraceSession(Session):
         self.started = time.monotonic()
         self._result: TraceResult | None = None
         self._seen = 0
-        self.helper = Helper(
-            scope,
-            ["bpftrace", "-e", program(sorted(self.nodes), mode, reasons.available())],
-            env={"BPFTRACE_PERF_RB_PAGES": str(PERF_RB_PAGES)},
-        )
+        # the kernel's BTF stands in for a blob of one type: the program reads at offsets
+        # (see program()), and bpftrace given the kernel's searches it for seconds under TCG
+        blob = os.memfd_create("netlab-bpftrace-btf")
+        try:
+            os.write(blob, btf.minimal())
+            self.helper = Helper(
+                scope,
+                ["bpftrace", "-e", program(sorted(self.nodes), mode, kernel_offsets())],
+                env={
+                    "BPFTRACE_PERF_RB_PAGES": str(PERF_RB_PAGES),
+                    "BPFTRACE_STRLEN": str(SNAP),
+                    "BPFTRACE_BTF": f"/proc/self/fd/{blob}",
+                },
+                pass_fds=(blob,),
+            )
+        finally:
+            os.close(blob)
         try:
             self._wait_ready()
         except BaseException:

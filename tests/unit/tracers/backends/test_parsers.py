@@ -182,9 +182,14 @@ def test_bpftrace_event_lines_and_headers() -> None:
     assert (icmp.l4, icmp.icmp_type, icmp.icmp_code, icmp.ttl) == ("icmp", 11, 0, 1)
     network_only = headers.packet_of(frame[14:], 0x0800, link=False)
     assert (network_only.src, network_only.dport) == ("198.51.100.1", 9999)
-    prog = bpftrace.program([11, 22], "events")
+    at = {name: 1000 + i for i, name in enumerate([*bpftrace.MEMBERS, *bpftrace.FIELDS])}
+    prog = bpftrace.program([11, 22], "events", at)
     assert "$ns == 11 || $ns == 22" in prog and bpftrace.READY in prog
-    assert "count()" in bpftrace.program([11], "count")
+    assert f"str($dev + {at['NAME']})" in prog and f"($sk + {at['SK_NET']})" in prog
+    assert f"*(uint32 *)($args + {at['REASON']})" in prog and "args->" not in prog
+    assert "count()" in bpftrace.program([11], "count", at)
+    del at["REASON"]  # before 5.17: a 0 where the reason goes, the same columns
+    assert ", 0,\n" in bpftrace.program([11], "events", at) and "0, ksym(" in bpftrace.program([11], "count", at)
     (row,) = bpftrace.parse_counts("@drops[11, 74, __netif_receive_skb_core.constprop.0]: 5\n", {11: "ns2"})
     assert (row[0], row[2].base, row[3]) == ("ns2", "__netif_receive_skb_core", 5)
 
