@@ -7,7 +7,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.runtime import journal, netlink, netns
+from netlab.runtime import journal, netlink, netns, queries
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def live_interfaces(netns_name: str) -> list[LiveInterface]:
     """The interfaces of a namespace as the kernel has them now (one link and one address dump)."""
     with contextlib.closing(netlink.open_route_socket(netns_name)) as sock:
         links = netlink.dump_links(sock)
-        addrs = netlink.dump_addresses(sock)
+        addrs = queries.dump_addresses(sock)
     out = []
     for index, link in sorted(links.items()):
         mine = tuple(LiveAddress(link.ifname, a, p) for i, a, p in addrs if i == index)

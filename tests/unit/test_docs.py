@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
@@ -35,3 +36,20 @@ def test_each_benchmark_has_a_section_and_saves_its_figures() -> None:
 
 def test_the_readme_is_a_five_minute_read() -> None:
     assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+
+
+def test_each_python_dependency_says_what_it_is_for() -> None:
+    """Every package pyproject.toml depends on (every group) has a row in the set-up page's
+    dependency table, and the table names nothing the project does not depend on."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *(d for group in project["optional-dependencies"].values() for d in group)]
+    names = {re.split(r"[<>=\[ ;]", d, maxsplit=1)[0].lower() for d in wanted}
+    page = (ROOT / "docs" / "setup.md").read_text()
+    table = page[page.index("## What each dependency is for") :]
+    rows = {
+        m.lower()
+        for line in table.splitlines()
+        if line.startswith("| `")
+        for m in re.findall(r"`([^`]+)`", line.split("|")[1])
+    }
+    assert names == rows

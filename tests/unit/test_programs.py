@@ -41,6 +41,7 @@ NOT_COMMANDS = {
     "id": "a field",
     "kmod": "a package name in a test",
     "kvm": "an accelerator's name",
+    "tr": "an HTML table row, in the page tests",
     "link": "`ip link`'s object",
     "llc": "802.2 LLC",
     "ls": "tests list files inside nodes (coreutils, Essential)",
@@ -121,7 +122,7 @@ def test_the_list_parses_and_each_program_is_listed_once() -> None:
     rows = programs.parse(programs.LIST.read_text())
     names = [r.name for r in rows if r.name != "-"]
     assert len(names) == len(set(names))
-    assert {r.group for r in rows} == {"core", "bench", "workshop", "pip"}
+    assert {r.group for r in rows} == {"core", "pages", "bench", "workshop", "pip"}
     assert all(r.why for r in rows), "each row says who runs it"
 
 
@@ -180,7 +181,7 @@ def _bootstrap_packages(extras: str = "") -> list[str]:
 def test_bootstrap_installs_every_package_of_the_list() -> None:
     rows = programs.parse(programs.LIST.read_text())
     assert set(_bootstrap_packages()) == {r.package for r in rows if r.group == "core"}
-    everything = set(_bootstrap_packages("bench,workshop"))
+    everything = set(_bootstrap_packages("pages,bench,workshop"))
     assert everything == {r.package for r in rows if r.group != "pip"}
 
 

@@ -49,7 +49,7 @@ def _not_ready(plan: Plan, sockets: dict[str, socket.socket], pending: set[str])
 def wait_usable(plan: Plan, sockets: dict[str, socket.socket], timeout: float) -> None:
     """Return once the lab is usable; raise :class:`ReadyTimeoutError` naming what is not."""
     pending = {r.node for r in plan.readiness if r.carrier or r.carrier_only}
-    missing = wait.poll(lambda: _not_ready(plan, sockets, pending), lambda left: not left, timeout)
+    missing = wait.LINKS_USABLE.within(timeout).poll(lambda: _not_ready(plan, sockets, pending), lambda left: not left)
     if missing:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         raise ReadyTimeoutError(

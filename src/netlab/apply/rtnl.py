@@ -1,16 +1,13 @@
 """Link, address and route steps as rtnetlink messages, sent one batch per node and phase.
 
-Each kind of step has an encoder that packs its request (:mod:`netlab.runtime.nlmsg`: struct,
-the kernel's attribute numbers; the tests compare every encoder's bytes with pyroute2's). We
-send them ourselves because a node's whole phase fits in one datagram: the kernel processes the
-messages in order and acks each by sequence number, so 150 veths cost one ``send`` and a few
-``recv`` instead of 150 round trips. An error ack is mapped back to the step that caused it,
-with the kernel's own explanation when it gives one (extended ack).
-
-Framing, acks and sockets are the runtime's netlink layer (:mod:`netlab.runtime.netlink`);
-here are only the encoders of each kind of step and the batching. pyroute2's high-level
-``link("add", peer=...)`` could not be used anyway: it cannot set the veth peer's ifindex,
-which the planner chose in advance.
+Each kind of step has an encoder that builds its request with pyroute2's message classes
+(``ifinfmsg``, ``ifaddrmsg``, ``rtmsg``: pyroute2 keeps the attribute numbers and their types
+right across kernels). The messages of a node's whole phase go to the kernel in one datagram:
+it processes them in order and acks each by sequence number, so 150 veths cost one ``send``
+and a few ``recv`` instead of 150 round trips (:func:`netlab.runtime.netlink.exchange`). An
+error ack is mapped back to the step that caused it, with the kernel's own explanation when it
+gives one (extended ack). pyroute2's high-level ``link("add", peer=...)`` is not used: it
+cannot set the veth peer's ifindex, which the planner chose in advance.
 """
 
 from __future__ import annotations
@@ -18,9 +15,16 @@ from __future__ import annotations
 import errno as errno_mod
 import os
 import socket
-import struct
 from collections.abc import Callable
 from typing import Any
+
+from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
+from pyroute2.netlink.rtnl import RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, RTM_SETLINK
+
+__all__ = ["CHANGE", "CREATE", "RTM_NEWADDR", "RTM_NEWROUTE", "Encoder", "NetlinkStepError", "send_batch"]
+from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD, ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP, ifinfmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from netlab.plan.steps import (
     AddAddress,
@@ -38,15 +42,23 @@ from netlab.plan.steps import (
     Step,
 )
 from netlab.runtime import netlink as nl
-from netlab.runtime import nlmsg as m
 from netlab.runtime.netns import open_fd
 
-IFA_F_NODAD = 0x02
 RT_TABLE_MAIN = 254
 RTPROT_BOOT = 3
 RT_SCOPE_UNIVERSE = 0
 RT_SCOPE_LINK = 253
 ROUTE_TYPES = {"unicast": 1, "blackhole": 6, "unreachable": 7, "prohibit": 8}
+MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
+VLAN_PROTOCOLS = {"802.1Q": 0x8100, "802.1ad": 0x88A8}
+# include/uapi/linux/if_bridge.h: pyroute2 takes these as numbers
+BRIDGE_FLAGS_SELF = 2
+BRIDGE_VLAN_INFO_PVID = 0x2
+BRIDGE_VLAN_INFO_UNTAGGED = 0x4
+CREATE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+CHANGE = NLM_F_REQUEST | NLM_F_ACK
+
+Attrs = list[tuple[str, Any]]
 
 
 class NetlinkStepError(Exception):
@@ -59,189 +71,153 @@ class NetlinkStepError(Exception):
         self.detail = detail
 
 
-# the kernel's attribute numbers (include/uapi/linux/if_link.h, if_addr.h, rtnetlink.h,
-# if_bridge.h); tests/unit/apply/test_rtnl.py checks every message against pyroute2's encoding
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
-IFLA_LINKINFO, IFLA_IFALIAS, IFLA_AF_SPEC, IFLA_NET_NS_FD = 18, 20, 26, 28
-IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
-VETH_INFO_PEER = 1
-IFLA_BR = {
-    "forward_delay": (1, m.u32),
-    "stp_state": (5, m.u32),
-    "vlan_filtering": (7, m.u8),
-    "group_fwd_mask": (9, m.u16),
-    "nf_call_iptables": (36, m.u8),
-    "nf_call_ip6tables": (37, m.u8),
-    "nf_call_arptables": (38, m.u8),
-    "vlan_default_pvid": (39, m.u16),
-}
-IFLA_VLAN_ID, IFLA_VLAN_PROTOCOL = 1, 5
-IFLA_MACVLAN_MODE = 1
-IFLA_VXLAN_ID, IFLA_VXLAN_GROUP, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_TTL = 1, 2, 3, 4, 5
-IFLA_VXLAN_LEARNING, IFLA_VXLAN_PORT, IFLA_VXLAN_GROUP6, IFLA_VXLAN_LOCAL6 = 7, 15, 16, 17
-IFLA_BRIDGE_FLAGS, IFLA_BRIDGE_VLAN_INFO = 0, 2
-IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
-RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY = 1, 4, 5, 6
+def encoded(msg: Any, kind: int, flags: int) -> bytes:
+    """``msg`` (a pyroute2 message) as bytes, with its type and flags (its sequence number is
+    set by the exchange that sends it)."""
+    msg["header"]["type"] = kind
+    msg["header"]["flags"] = flags
+    msg.encode()
+    return bytes(msg.data)
 
 
-def _link_attrs(ifname: str, mac: str | None, mtu: int | None) -> list[m.Attr]:
-    attrs: list[m.Attr] = [(IFLA_IFNAME, ifname)]
+def _link_attrs(ifname: str, mac: str | None, mtu: int | None) -> Attrs:
+    attrs: Attrs = [("IFLA_IFNAME", ifname)]
     if mac:
-        attrs.append((IFLA_ADDRESS, m.mac(mac)))
+        attrs.append(("IFLA_ADDRESS", mac))
     if mtu:
-        attrs.append((IFLA_MTU, m.Int(mtu, m.u32)))
+        attrs.append(("IFLA_MTU", mtu))
     return attrs
 
 
-CREATE = nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_CREATE | nl.NLM_F_EXCL
-CHANGE = nl.NLM_F_REQUEST | nl.NLM_F_ACK
+def _link(index: int, attrs: Attrs, flags: int) -> bytes:
+    """An RTM_NEWLINK for interface ``index``, which it also sets up."""
+    msg = ifinfmsg()
+    msg["index"] = index
+    msg["flags"], msg["change"] = IFF_UP, IFF_UP
+    msg["attrs"] = attrs
+    return encoded(msg, RTM_NEWLINK, flags)
 
 
-def _link(index: int, attrs: list[m.Attr], flags: int, *, up: bool = True) -> bytes:
-    head = m.ifinfomsg(index, nl.IFF_UP, nl.IFF_UP) if up else m.ifinfomsg(index)
-    return m.message(nl.RTM_NEWLINK, flags, head, attrs)
-
-
-def _u32(value: int) -> m.Int:
-    return m.Int(value, m.u32)
-
-
-def _linkinfo(kind: str, data: list[m.Attr] | None) -> m.Attr:
-    info: list[m.Attr] = [(IFLA_INFO_KIND, kind)]
-    if data is not None:
-        info.append((IFLA_INFO_DATA, m.Nested(data)))
-    return (IFLA_LINKINFO, m.Nested(info))
+def _linkinfo(kind: str, data: Attrs) -> tuple[str, Any]:
+    info: Attrs = [("IFLA_INFO_KIND", kind)]
+    if data:
+        info.append(("IFLA_INFO_DATA", {"attrs": data}))
+    return ("IFLA_LINKINFO", {"attrs": info})
 
 
 def _loopback(step: SetLoopback, _netns: str, _fd: NetnsFd) -> bytes:
-    return _link(1, [(IFLA_IFALIAS, step.alias)], CHANGE)
+    return _link(1, [("IFLA_IFALIAS", step.alias)], CHANGE)
 
 
 def _bridge(step: CreateBridge, _netns: str, _fd: NetnsFd) -> bytes:
     options = {
-        "stp_state": int(step.stp),
-        "forward_delay": None if step.forward_delay is None else int(step.forward_delay * 100),
-        "group_fwd_mask": step.group_fwd_mask,
-        "nf_call_iptables": None if step.nf_call_iptables is None else int(step.nf_call_iptables),
-        "nf_call_ip6tables": None if step.nf_call_ip6tables is None else int(step.nf_call_ip6tables),
-        "nf_call_arptables": None if step.nf_call_arptables is None else int(step.nf_call_arptables),
-        "vlan_filtering": 1 if step.vlan_filtering else None,
-        "vlan_default_pvid": step.default_pvid,
+        "IFLA_BR_STP_STATE": int(step.stp),
+        "IFLA_BR_FORWARD_DELAY": None if step.forward_delay is None else int(step.forward_delay * 100),
+        "IFLA_BR_GROUP_FWD_MASK": step.group_fwd_mask,
+        "IFLA_BR_NF_CALL_IPTABLES": None if step.nf_call_iptables is None else int(step.nf_call_iptables),
+        "IFLA_BR_NF_CALL_IP6TABLES": None if step.nf_call_ip6tables is None else int(step.nf_call_ip6tables),
+        "IFLA_BR_NF_CALL_ARPTABLES": None if step.nf_call_arptables is None else int(step.nf_call_arptables),
+        "IFLA_BR_VLAN_FILTERING": 1 if step.vlan_filtering else None,
+        "IFLA_BR_VLAN_DEFAULT_PVID": step.default_pvid,
     }
-    data: list[m.Attr] = []
-    for option, value in options.items():
-        if value is not None:
-            kind, form = IFLA_BR[option]
-            data.append((kind, m.Int(value, form)))
-    attrs = [*_link_attrs(step.ifname, step.mac, step.mtu), _linkinfo("bridge", data)]
-    return _link(step.ifindex, attrs, CREATE)
+    data = [(k, v) for k, v in options.items() if v is not None]
+    return _link(step.ifindex, [*_link_attrs(step.ifname, step.mac, step.mtu), _linkinfo("bridge", data)], CREATE)
 
 
 def _veth(step: CreateVeth, netns: str, netns_fd: NetnsFd) -> bytes:
     peer_attrs = _link_attrs(step.peer_ifname, step.peer_mac, step.peer_mtu)
     if step.peer_netns != netns:
-        peer_attrs.append((IFLA_NET_NS_FD, _u32(netns_fd(step.peer_netns))))
+        peer_attrs.append(("IFLA_NET_NS_FD", netns_fd(step.peer_netns)))
     attrs = _link_attrs(step.ifname, step.mac, step.mtu)
     if step.master_ifindex:
-        attrs.append((IFLA_MASTER, _u32(step.master_ifindex)))
+        attrs.append(("IFLA_MASTER", step.master_ifindex))
     # the peer cannot be created up (the kernel answers ENOTCONN): SetLink does it later
-    peer = m.Nested(peer_attrs, head=m.ifinfomsg(step.peer_ifindex))
-    attrs.append(_linkinfo("veth", [(VETH_INFO_PEER, peer)]))
+    peer = {"index": step.peer_ifindex, "attrs": peer_attrs}
+    attrs.append(_linkinfo("veth", [("VETH_INFO_PEER", peer)]))
     return _link(step.ifindex, attrs, CREATE)
 
 
-MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
-VLAN_PROTOCOLS = {"802.1Q": 0x8100, "802.1ad": 0x88A8}
-
-
-def _stacked_data(step: CreateStacked) -> list[m.Attr] | None:
+def _stacked_data(step: CreateStacked) -> Attrs:
     if isinstance(step, CreateVlan):
-        return [
-            (IFLA_VLAN_ID, m.Int(step.vlan_id, m.u16)),
-            (IFLA_VLAN_PROTOCOL, m.Int(VLAN_PROTOCOLS[step.protocol], m.be16)),
-        ]
+        return [("IFLA_VLAN_ID", step.vlan_id), ("IFLA_VLAN_PROTOCOL", VLAN_PROTOCOLS[step.protocol])]
     if isinstance(step, CreateMacvlan):
-        return [(IFLA_MACVLAN_MODE, _u32(MACVLAN_MODES[step.mode]))]
+        return [("IFLA_MACVLAN_MODE", MACVLAN_MODES[step.mode])]
     if isinstance(step, CreateVxlan):
         six = any(a is not None and a.version == 6 for a in (step.remote, step.group, step.local))
+        suffix = "6" if six else ""
         peer = step.remote if step.remote is not None else step.group
-        data: list[m.Attr] = [(IFLA_VXLAN_ID, _u32(step.vni))]
-        if peer is not None:
-            data.append((IFLA_VXLAN_GROUP6 if six else IFLA_VXLAN_GROUP, peer.packed))
-        if step.local is not None:
-            data.append((IFLA_VXLAN_LOCAL6 if six else IFLA_VXLAN_LOCAL, step.local.packed))
-        if step.parent_ifindex is not None:
-            data.append((IFLA_VXLAN_LINK, _u32(step.parent_ifindex)))
-        if step.port is not None:
-            data.append((IFLA_VXLAN_PORT, m.Int(step.port, m.be16)))
-        data.append((IFLA_VXLAN_LEARNING, m.Int(int(step.learning), m.u8)))
-        if step.ttl is not None:
-            data.append((IFLA_VXLAN_TTL, m.Int(step.ttl, m.u8)))
-        return data
-    return None
+        data: dict[str, Any] = {
+            "IFLA_VXLAN_ID": step.vni,
+            f"IFLA_VXLAN_GROUP{suffix}": str(peer) if peer is not None else None,
+            f"IFLA_VXLAN_LOCAL{suffix}": str(step.local) if step.local is not None else None,
+            "IFLA_VXLAN_LINK": step.parent_ifindex,
+            "IFLA_VXLAN_PORT": step.port,
+            "IFLA_VXLAN_LEARNING": int(step.learning),
+            "IFLA_VXLAN_TTL": step.ttl,
+        }
+        return [(k, v) for k, v in data.items() if v is not None]
+    return []
 
 
 def _create_stacked(step: CreateStacked, _netns: str, _fd: NetnsFd) -> bytes:
     """A dummy, vlan, macvlan or vxlan; the kernel takes a vxlan's remote as its "group"."""
     attrs = _link_attrs(step.ifname, step.mac, step.mtu)
     if step.parent_ifindex and not isinstance(step, CreateVxlan):
-        attrs.append((IFLA_LINK, _u32(step.parent_ifindex)))
+        attrs.append(("IFLA_LINK", step.parent_ifindex))
     if step.master_ifindex:
-        attrs.append((IFLA_MASTER, _u32(step.master_ifindex)))
+        attrs.append(("IFLA_MASTER", step.master_ifindex))
     attrs.append(_linkinfo(step.kind, _stacked_data(step)))
     return _link(step.ifindex, attrs, CREATE)
 
 
-BRIDGE_FLAGS_SELF = 2
-BRIDGE_VLAN_INFO_PVID = 0x2
-BRIDGE_VLAN_INFO_UNTAGGED = 0x4
-BRIDGE_VLAN_INFO = struct.Struct("HH")  # struct bridge_vlan_info: flags, vid
-
-
 def _port_vlans(step: SetPortVlans, _netns: str, _fd: NetnsFd) -> bytes:
     """``bridge vlan add``: an AF_BRIDGE setlink carrying one VLAN_INFO per VLAN."""
-    spec: list[m.Attr] = [(IFLA_BRIDGE_FLAGS, m.Int(BRIDGE_FLAGS_SELF, m.u16))] if step.own else []
+    spec: Attrs = [("IFLA_BRIDGE_FLAGS", BRIDGE_FLAGS_SELF)] if step.own else []
     for vlan in step.vlans:
         flags = (BRIDGE_VLAN_INFO_PVID if vlan.pvid else 0) | (BRIDGE_VLAN_INFO_UNTAGGED if vlan.untagged else 0)
-        spec.append((IFLA_BRIDGE_VLAN_INFO, BRIDGE_VLAN_INFO.pack(flags, vlan.vid)))
-    head = m.ifinfomsg(step.ifindex, family=socket.AF_BRIDGE)
-    return m.message(nl.RTM_SETLINK, CHANGE, head, [(IFLA_AF_SPEC, m.Nested(spec))])
+        spec.append(("IFLA_BRIDGE_VLAN_INFO", {"flags": flags, "vid": vlan.vid}))
+    msg = ifinfmsg()
+    msg["family"] = socket.AF_BRIDGE
+    msg["index"] = step.ifindex
+    msg["attrs"] = [("IFLA_AF_SPEC", {"attrs": spec})]
+    return encoded(msg, RTM_SETLINK, CHANGE)
 
 
 def _set_link(step: SetLink, _netns: str, _fd: NetnsFd) -> bytes:
-    attrs: list[m.Attr] = [(IFLA_MASTER, _u32(step.master_ifindex))] if step.master_ifindex else []
-    return _link(step.ifindex, attrs, CHANGE)
+    return _link(step.ifindex, [("IFLA_MASTER", step.master_ifindex)] if step.master_ifindex else [], CHANGE)
 
 
 def _address(step: AddAddress, _netns: str, _fd: NetnsFd) -> bytes:
     addr = step.address
-    packed = addr.ip.packed
+    msg = ifaddrmsg()
+    msg["prefixlen"] = addr.network.prefixlen
+    msg["index"] = step.ifindex
     if addr.version == 4:
-        head = m.ifaddrmsg(socket.AF_INET, addr.network.prefixlen, step.ifindex)
-        attrs: list[m.Attr] = [(IFA_LOCAL, packed), (IFA_ADDRESS, packed)]
-    else:
-        head = m.ifaddrmsg(socket.AF_INET6, addr.network.prefixlen, step.ifindex, flags=IFA_F_NODAD)
-        attrs = [(IFA_ADDRESS, packed), (IFA_FLAGS, _u32(IFA_F_NODAD))]
-    return m.message(nl.RTM_NEWADDR, CREATE, head, attrs)
+        msg["family"] = socket.AF_INET
+        msg["attrs"] = [("IFA_LOCAL", str(addr.ip)), ("IFA_ADDRESS", str(addr.ip))]
+    else:  # no duplicate address detection: a lab's address is usable at once
+        msg["family"], msg["flags"] = socket.AF_INET6, IFA_F_NODAD
+        msg["attrs"] = [("IFA_ADDRESS", str(addr.ip)), ("IFA_FLAGS", IFA_F_NODAD)]
+    return encoded(msg, RTM_NEWADDR, CREATE)
 
 
 def _route(step: AddRoute, _netns: str, _fd: NetnsFd) -> bytes:
-    family = socket.AF_INET if step.to.version == 4 else socket.AF_INET6
+    msg = rtmsg()
+    msg["family"] = socket.AF_INET if step.to.version == 4 else socket.AF_INET6
+    msg["dst_len"] = step.to.prefixlen
+    msg["table"] = RT_TABLE_MAIN
+    msg["proto"] = RTPROT_BOOT
+    msg["type"] = ROUTE_TYPES[step.type]
     direct = step.type == "unicast" and step.via is None
-    scope = RT_SCOPE_LINK if direct else RT_SCOPE_UNIVERSE
-    head = m.rtmsg(
-        family, step.to.prefixlen, table=RT_TABLE_MAIN, protocol=RTPROT_BOOT, scope=scope, kind=ROUTE_TYPES[step.type]
-    )
-    attrs: list[m.Attr] = []
-    if step.to.prefixlen:
-        attrs.append((RTA_DST, step.to.network_address.packed))
-    if step.via is not None:
-        attrs.append((RTA_GATEWAY, step.via.packed))
-    if step.dev_ifindex is not None:
-        attrs.append((RTA_OIF, _u32(step.dev_ifindex)))
-    if step.metric is not None:
-        attrs.append((RTA_PRIORITY, _u32(step.metric)))
-    return m.message(nl.RTM_NEWROUTE, CREATE, head, attrs)
+    msg["scope"] = RT_SCOPE_LINK if direct else RT_SCOPE_UNIVERSE
+    attrs = {
+        "RTA_DST": str(step.to.network_address) if step.to.prefixlen else None,
+        "RTA_GATEWAY": str(step.via) if step.via is not None else None,
+        "RTA_OIF": step.dev_ifindex,
+        "RTA_PRIORITY": step.metric,
+    }
+    msg["attrs"] = [(k, v) for k, v in attrs.items() if v is not None]
+    return encoded(msg, RTM_NEWROUTE, CREATE)
 
 
 NetnsFd = Callable[[str], int]

@@ -12,8 +12,9 @@ import contextlib
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
+
+from netlab.runtime import wait
 
 
 def stat_fields(pid: int) -> list[bytes] | None:
@@ -75,12 +76,14 @@ def terminate(pids: Iterable[int], *, grace: float = 1.0) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     for sig_wait, sig in ((grace, signal.SIGKILL), (1.0, None)):
-        deadline = time.monotonic() + sig_wait
-        while time.monotonic() < deadline:
+
+        def gone() -> bool:
+            nonlocal targets
             targets = {pid: st for pid, st in targets.items() if _still(pid, st)}
-            if not targets:
-                return []
-            time.sleep(0.01)
+            return not targets
+
+        if wait.PROCESSES_GONE.within(sig_wait).until(gone):
+            return []
         if sig is None:
             break
         for pid in targets:

@@ -16,13 +16,12 @@ made, so ``netlab down`` removes it if the tracing process is killed mid-trace.
 from __future__ import annotations
 
 import contextlib
-import errno
 import itertools
 from collections.abc import Callable
 from pathlib import Path
 
 from netlab.errors import NetlabError
-from netlab.runtime import procs
+from netlab.runtime import procs, wait
 from netlab.runtime.journal import Entry, TracefsClosed, TracefsOpened
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -109,15 +108,7 @@ def remove(path: Path) -> None:
     """rmdir a buffer; the kernel says EBUSY while anything in it is still on, so that is
     switched off and the rmdir retried. FileNotFoundError if it is already gone."""
     _quiesce(path)
-    for _ in range(50):
-        try:
-            path.rmdir()
-            return
-        except OSError as exc:
-            if exc.errno != errno.EBUSY:
-                raise
-            _quiesce(path)
-    path.rmdir()
+    wait.TRACE_BUFFER_BUSY.retry(path.rmdir, wait.TRANSIENT_BUSY, between=lambda: _quiesce(path))
 
 
 def leftovers() -> list[Path]:

@@ -27,16 +27,16 @@ import threading
 from collections.abc import Callable
 
 from netlab.findings.draft import Draft
-from netlab.runtime import netlink
+from netlab.runtime import netlink, queries
 from netlab.scope import Scope
-from netlab.tracers.kernel.nftables import FAMILIES, Ruleset, TraceEvent, parse_ruleset, parse_trace
+from netlab.tracers.kernel.nftables import FAMILIES, TRACE_TYPE, Ruleset, TraceEvent, parse_ruleset, parse_trace
 from netlab.tracing.collector import Collector
 from netlab.tracing.rules import is_netfilter_drop, place_left_over
 
 TABLE = "netlab_trace"
 #: before every chain a ruleset can have (the lowest priority nft accepts but one)
 PRIORITY = -2147483647
-TRACE_TYPE = (netlink.NFNL_SUBSYS_NFTABLES << 8) | netlink.NFT_MSG_TRACE
+
 #: tables iptables-nft and ip6tables-nft make, whose rules iptables-save prints better than nft
 XT_TABLES = frozenset({"filter", "nat", "mangle", "raw", "security"})
 
@@ -100,7 +100,7 @@ class NfTrace(Collector):
 
     def _arm(self, name: str) -> None:
         node = self.scope.nodes[name]
-        chains = {(FAMILIES.get(f, str(f)), t, c) for f, t, c in netlink.nft_chains(node.netns) if t != TABLE}
+        chains = {(FAMILIES.get(f, str(f)), t, c) for f, t, c in queries.nft_chains(node.netns) if t != TABLE}
         if all(made_by_iptables(*chain) for chain in chains):
             return  # nothing, or only iptables-nft's: the counters name those as iptables prints them
         families = {"inet"}
@@ -112,7 +112,7 @@ class NfTrace(Collector):
             listed = node.run(["nft", "-a", "list", "ruleset"], timeout=10)
             devices = parse_ruleset(listed.stdout).netdev_devices
             families.add("netdev")
-        sock = netlink.open_nftrace(node.netns)
+        sock = queries.open_nftrace(node.netns)
         loaded = node.run(["nft", "-f", "-"], input=trace_script(families, devices), timeout=10)
         if loaded.returncode:
             sock.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import select
 import socket
 import struct
@@ -23,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from netlab.errors import NetlabError
+from netlab.runtime import wait
 from netlab.runtime.netns import entered
 from netlab.traffic.bpf import compile_filter
 
@@ -83,38 +85,30 @@ class PacketSocket:
                 raise _no_interface(netns, ifname, exc) from None
         return cls(sock, netns, ifname)
 
-    #: how long one frame may keep meeting ENOBUFS before the send gives up (a full device
-    #: queue drains in milliseconds; a qdisc or tc filter that drops every frame never does)
-    REFUSED_FOR = 1.0
-
     def send(self, frames: Iterable[bytes]) -> int:
         """Send every frame on the one socket; returns how many went out.
 
         ENOBUFS means the device's egress did not take the frame: a full queue, which is
         retried, or a qdisc or tc filter that drops it, which retrying only repeats (each try
-        is one more drop in a trace). A frame refused for :attr:`REFUSED_FOR` seconds ends the
-        send with that said."""
+        is one more drop in a trace). A frame refused for as long as
+        :data:`~netlab.runtime.wait.FRAME_REFUSED` allows ends the send with that said."""
         sent = 0
         for frame in frames:
-            deadline = None
-            while True:
+            try:
                 try:
                     self.sock.send(frame)
-                    break
                 except OSError as exc:
                     if exc.errno != errno.ENOBUFS:
-                        raise NetlabError(
-                            f"{self.netns}:{self.ifname}: sending a frame failed: {exc.strerror}"
-                        ) from None
-                    now = time.monotonic()
-                    deadline = deadline or now + self.REFUSED_FOR
-                    if now >= deadline:
-                        raise NetlabError(
-                            f"{self.netns}:{self.ifname}: the device's egress refused frame {sent + 1} for"
-                            f" {self.REFUSED_FOR:g} s (ENOBUFS): a qdisc or tc filter dropping it?"
-                            f" (tc -s qdisc show dev {self.ifname} inside the node); {sent} frames went out",
-                        ) from None
-                    time.sleep(0.0005)
+                        raise
+                    wait.FRAME_REFUSED.retry(functools.partial(self.sock.send, frame), wait.TRANSIENT_SEND)
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    raise NetlabError(
+                        f"{self.netns}:{self.ifname}: the device's egress refused frame {sent + 1} for"
+                        f" {wait.FRAME_REFUSED.timeout:g} s (ENOBUFS): a qdisc or tc filter dropping it?"
+                        f" (tc -s qdisc show dev {self.ifname} inside the node); {sent} frames went out",
+                    ) from None
+                raise NetlabError(f"{self.netns}:{self.ifname}: sending a frame failed: {exc.strerror}") from None
             sent += 1
         return sent
 

@@ -20,7 +20,7 @@ from scapy.layers.l2 import ARP, Ether
 
 from netlab.errors import NetlabError
 from netlab.lab import Lab, Node
-from netlab.runtime import netlink
+from netlab.runtime import netlink, queries
 from netlab.runtime.netns import entered
 
 SIOCGIFHWADDR = 0x8927
@@ -60,7 +60,7 @@ def route_to(node: Node, address: str) -> Route:
 
     with contextlib.closing(netlink.open_route_socket(node.netns)) as sock:
         try:
-            oif, gateway, source = netlink.route_get(sock, address)
+            oif, gateway, source = queries.route_get(sock, address)
         except OSError as exc:
             raise NetlabError(f"node '{node.name}' has no route to {address}: {exc.strerror}") from None
     with entered(node.netns):

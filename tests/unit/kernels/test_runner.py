@@ -14,8 +14,9 @@ from netlab.kernels.matrix import KernelRun
 from netlab.kernels.runner import MatrixOptions, Shared, run_matrix, schedule
 
 
-def test_the_oldest_kernel_starts_first_and_the_running_one_last() -> None:
-    assert schedule(["running", "6.12", "5.10", "7.2", "6.1"]) == ["5.10", "6.1", "6.12", "7.2", "running"]
+def test_the_oldest_kernel_starts_first_then_the_newest_and_the_running_one_last() -> None:
+    """Longest first: 5.10, then 7.2 (the next longest), so the short ones fill the tail."""
+    assert schedule(["running", "6.12", "5.10", "7.2", "6.1"]) == ["5.10", "7.2", "6.12", "6.1", "running"]
 
 
 def test_jobs_default_to_one_kernel_per_core(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 import time
+from pathlib import Path
+
+import pytest
 
 from netlab.runtime import wait
 
@@ -30,3 +36,48 @@ def test_until_says_whether_the_condition_came_true() -> None:
     deadline = time.monotonic() + 0.05
     assert wait.until(lambda: time.monotonic() >= deadline, 2)
     assert not wait.until(lambda: False, 0.05)
+
+
+def test_a_transient_errno_is_retried_and_the_last_one_raised_when_time_runs_out() -> None:
+    tries: list[int] = []
+    between: list[int] = []
+
+    def busy_twice() -> str:
+        tries.append(1)
+        if len(tries) <= 2:
+            raise OSError(errno.EBUSY, "busy")
+        return "done"
+
+    assert wait.Patience("x", 1.0).retry(busy_twice, wait.TRANSIENT_BUSY, between=lambda: between.append(1)) == "done"
+    assert (len(tries), len(between)) == (3, 2)
+
+    def always(code: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    with pytest.raises(OSError) as busy:
+        wait.Patience("x", 0.05, first=0.01, most=0.01).retry(lambda: always(errno.EBUSY), wait.TRANSIENT_BUSY)
+    assert busy.value.errno == errno.EBUSY
+    started = time.monotonic()
+    with pytest.raises(OSError) as other:  # not transient: raised at once
+        wait.Patience("x", 5.0).retry(lambda: always(errno.EPERM), wait.TRANSIENT_BUSY)
+    assert other.value.errno == errno.EPERM and time.monotonic() - started < 1
+
+
+def test_a_wait_that_runs_out_says_what_it_waited_for() -> None:
+    patience = wait.Patience("the bridge to forward", 0.05)
+    with pytest.raises(wait.WaitTimeout, match=r"waited 0.05 s for the bridge to forward, in vain: still learning"):
+        patience.expect(lambda: False, lambda: "still learning")
+    patience.expect(lambda: True)
+
+
+def test_every_wait_of_netlab_is_named_with_its_bound_in_one_place() -> None:
+    """The policies are module-level Patience values with a what and a finite bound; the code
+    outside wait.py neither sleeps in a retry loop of its own nor keeps a timeout constant."""
+    named = {k: v for k, v in vars(wait).items() if isinstance(v, wait.Patience)}
+    assert len(named) >= 8
+    for name, patience in named.items():
+        assert patience.what and 0 < patience.timeout < 3600 and patience.first <= patience.most, name
+    src = Path(wait.__file__).parents[1]
+    for path in src.rglob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"^(ATTACH|START)_TIMEOUT\s*=", text, re.MULTILINE), path

@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 
 from netlab.errors import NetlabError
+from netlab.runtime import wait
 from netlab.traffic.packet import PacketSocket
 
 
@@ -38,7 +39,7 @@ def test_a_full_queue_is_waited_out() -> None:
 
 
 def test_an_egress_that_drops_everything_ends_the_send(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(PacketSocket, "REFUSED_FOR", 0.05)
+    monkeypatch.setattr(wait, "FRAME_REFUSED", wait.FRAME_REFUSED.within(0.05))
     fake = Refusing(-1)
     with pytest.raises(NetlabError, match=r"egress refused frame 1 for 0.05 s .*tc -s qdisc show dev veth1.*0 frames"):
         packet_socket(fake).send([b"a"])

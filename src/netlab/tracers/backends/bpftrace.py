@@ -21,6 +21,7 @@ import time
 
 from netlab.errors import KernelFeatureError, NetlabError
 from netlab.headers import packet_of
+from netlab.runtime import wait
 from netlab.scope import Scope
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal, tool_version
 from netlab.tracers.decode.ringbuf import EventFormat
@@ -31,8 +32,6 @@ from netlab.tracers.kernel.symbols import kernel_symbols
 from netlab.tracers.placement import maps
 
 READY = "NETLAB-READY"
-#: bpftrace compiles with LLVM before it attaches, which a TCG guest does slowly
-ATTACH_TIMEOUT = 240.0
 #: bytes of each dropped packet printed (bpftrace's ``buf()`` is cut to BPFTRACE_STRLEN, 64 unless set)
 SNAP = 96
 _EVENT = re.compile(r"^D (\d+) (\d+) (\d+) (\S*) (\d+) ([0-9a-f]+) (\d+) (\d+) (\S+) ([01]) (\d+) (.*)$")
@@ -268,15 +267,14 @@ class BpftraceSession(Session):
             self.helper.cleanup()
             raise
 
-    def _wait_ready(self, timeout: float = ATTACH_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while READY not in self.helper.stdout():
-            if not self.helper.alive():
-                errors = [ln for ln in self.helper.stderr().splitlines() if "RLIMIT_MEMLOCK" not in ln]
-                raise KernelFeatureError(f"bpftrace failed to start: {' '.join(errors)[-600:]}")
-            if time.monotonic() > deadline:
-                raise KernelFeatureError(f"bpftrace did not attach within {timeout:.0f}s")
-            time.sleep(0.02)
+    def _wait_ready(self) -> None:
+        wait.BPFTRACE_ATTACHED.poll(lambda: READY in self.helper.stdout() or not self.helper.alive(), bool)
+        if READY in self.helper.stdout():
+            return
+        if not self.helper.alive():
+            errors = [ln for ln in self.helper.stderr().splitlines() if "RLIMIT_MEMLOCK" not in ln]
+            raise KernelFeatureError(f"bpftrace failed to start: {' '.join(errors)[-600:]}")
+        raise KernelFeatureError(f"bpftrace did not attach within {wait.BPFTRACE_ATTACHED.timeout:.0f}s")
 
     def poll(self) -> list[DropEvent]:
         if self.mode != "events":

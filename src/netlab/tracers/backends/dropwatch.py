@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from netlab.errors import NetlabError
 from netlab.headers import Packet
-from netlab.runtime import netlink
+from netlab.runtime import queries, wait
 from netlab.scope import Scope
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal
 from netlab.tracers.events import DropEvent, Location, TraceResult
@@ -33,7 +33,6 @@ from netlab.tracers.kernel.symbols import kernel_symbols
 from netlab.tracers.placement import maps
 from netlab.tracers.placement.attribution import LabMap
 
-START_TIMEOUT = 60.0  # seconds
 QUIET = 1.0  # seconds without a new alert before dropwatch is stopped
 _LINE = re.compile(r"^(\d+) drops? at (\S+?)(?:\+([0-9a-fx]+))? \((0x[0-9a-f]+)\)")
 _LOCATION_LINE = re.compile(r"^(\d+) drops? at location (0x[0-9a-f]+)")
@@ -173,7 +172,7 @@ class DropwatchTracer(Tracer):
             return refusal
 
         try:
-            present = netlink.genl_family_exists("NET_DM")
+            present = queries.genl_family_exists("NET_DM")
         except OSError as exc:
             return Probe(False, f"cannot ask generic netlink for NET_DM: {exc.strerror}")
         if not present:
@@ -206,17 +205,17 @@ class DropwatchSession(Session):
         # closed now: on SIGINT dropwatch stops monitoring and reads its next command, and EOF
         # is "exit"; with stdin open it waited there for the helper's 20 s timeout at every stop
         self.helper.proc.stdin.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while "monitoring activated" not in self.helper.stdout():
-            if not self.helper.alive() or time.monotonic() > deadline:
-                said = (self.helper.stderr() + self.helper.stdout()).strip().splitlines()
-                self.helper.stop()
-                self.helper.cleanup()
-                raise NetlabError(
-                    f"dropwatch did not start within {START_TIMEOUT:.0f}s: "
-                    + (said[-1] if said else "it printed nothing")
-                )
-            time.sleep(0.02)
+        wait.DROPWATCH_MONITORING.poll(
+            lambda: "monitoring activated" in self.helper.stdout() or not self.helper.alive(), bool
+        )
+        if "monitoring activated" not in self.helper.stdout():
+            said = (self.helper.stderr() + self.helper.stdout()).strip().splitlines()
+            self.helper.stop()
+            self.helper.cleanup()
+            raise NetlabError(
+                f"dropwatch did not start within {wait.DROPWATCH_MONITORING.timeout:.0f}s: "
+                + (said[-1] if said else "it printed nothing")
+            )
         self._result: TraceResult | None = None
 
     def poll(self) -> list[DropEvent]:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from netlab.errors import KernelFeatureError, NetlabError
-from netlab.runtime import netns
+from netlab.runtime import netns, wait
 from netlab.runtime.tracebuffers import TRACEFS
 from netlab.scope import Scope
 from netlab.tracers.base import Probe, Session, TraceOptions, Tracer, tool_refusal, tool_version
@@ -33,7 +33,6 @@ from netlab.tracers.kernel.symbols import Symbols, kernel_symbols, symbolize
 from netlab.tracers.placement import maps
 from netlab.tracers.placement.correlate import Correlator
 
-START_TIMEOUT = 180.0  # seconds for perf record to set up and start recording (TCG guests: slow)
 PERF_EVENTS = tuple(tracepoints.perf_name(p) for p in (*tracepoints.PATH, tracepoints.FREE))
 _NS_EVENT = re.compile(r"PERF_RECORD_NAMESPACES\s+(\d+)/(\d+).*?net: \S+/(0x[0-9a-f]+)")
 
@@ -148,7 +147,7 @@ class PerfSession(Session):
         """Ask perf to start recording, and wait until it says it does (setting up takes a
         while: it reads every process's maps, minutes in a slow guest, hence the bound)."""
         os.write(self._ctl, b"enable\n")
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + wait.PERF_RECORDING.timeout
         got = b""
         while time.monotonic() < deadline:
             ready, _, _ = select.select([self._ack], [], [], 0.1)
@@ -163,7 +162,7 @@ class PerfSession(Session):
                 break
         if not self.helper.alive():
             raise KernelFeatureError(f"perf record exited: {self.helper.stderr().strip()[-500:]}")
-        raise KernelFeatureError(f"perf record did not acknowledge 'enable' within {START_TIMEOUT:.0f}s")
+        raise KernelFeatureError(f"perf record did not acknowledge 'enable' within {wait.PERF_RECORDING.timeout:.0f}s")
 
     def _close_control(self) -> None:
         for fd in (self._ctl, self._ack):

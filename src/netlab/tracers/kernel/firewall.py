@@ -16,7 +16,7 @@ import subprocess
 from collections import Counter
 from dataclasses import dataclass
 
-from netlab.runtime import netlink
+from netlab.runtime import queries
 from netlab.scope import Place
 
 _RULE = re.compile(r"^\[(\d+):(\d+)\] -A (\S+) (.*)$")
@@ -88,7 +88,7 @@ def _families(node: Place) -> set[int] | None:
     if not _nft_backend():
         return None
     try:
-        return netlink.nft_table_families(node.netns)
+        return queries.nft_table_families(node.netns)
     except OSError:
         return None
 

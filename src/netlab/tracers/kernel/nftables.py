@@ -10,22 +10,56 @@ whose every rule line ends in ``# handle N``.
 from __future__ import annotations
 
 import re
-import struct
 from dataclasses import dataclass
+from typing import Any
 
-from netlab.runtime import nlmsg
+from pyroute2.netlink import nla
+from pyroute2.netlink.nfnetlink import NFNL_SUBSYS_NFTABLES, nfgen_msg
+from pyroute2.netlink.nfnetlink.nftsocket import NFT_MSG_TRACE
 
 #: nfgenmsg's family of a table (NFPROTO_*), as nft names it
 FAMILIES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
-# enum nft_trace_attributes, nft_trace_types, nft_verdict_attributes
-TRACE_TABLE, TRACE_CHAIN, TRACE_RULE_HANDLE, TRACE_TYPE, TRACE_VERDICT, TRACE_ID = 1, 2, 3, 4, 5, 6
-TRACE_NETWORK_HEADER, TRACE_TRANSPORT_HEADER, TRACE_IIF, TRACE_OIF, TRACE_POLICY = 8, 9, 10, 12, 16
+#: the netlink message type of a rule trace
+TRACE_TYPE = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_TRACE
 TYPES = {1: "policy", 2: "return", 3: "rule"}
-VERDICT_CODE = 1
 NF_VERDICT_MASK = 0xFF
 NF_DROP = 0
-HEADER_SIZE = nlmsg.HEADER.size
-NFGENMSG_SIZE = nlmsg.NFGENMSG.size
+
+
+def _signed(value: int | None) -> int | None:
+    """A verdict as the kernel means it: a be32 that is negative for NFT_CONTINUE, NFT_JUMP..."""
+    return None if value is None else value - (1 << 32) if value >= 1 << 31 else value
+
+
+class nft_trace_msg(nfgen_msg):  # type: ignore[misc]  # noqa: N801 -- named as pyroute2 names its messages
+    """NFT_MSG_TRACE, which pyroute2 names but has no message class for: its attributes (enum
+    nft_trace_attributes, include/uapi/linux/netfilter/nf_tables.h) on pyroute2's base."""
+
+    prefix = "NFTA_TRACE_"
+    nla_map = (
+        ("NFTA_TRACE_UNSPEC", "none"),
+        ("NFTA_TRACE_TABLE", "asciiz"),
+        ("NFTA_TRACE_CHAIN", "asciiz"),
+        ("NFTA_TRACE_RULE_HANDLE", "be64"),
+        ("NFTA_TRACE_TYPE", "be32"),
+        ("NFTA_TRACE_VERDICT", "verdict"),
+        ("NFTA_TRACE_ID", "be32"),
+        ("NFTA_TRACE_LL_HEADER", "cdata"),
+        ("NFTA_TRACE_NETWORK_HEADER", "cdata"),
+        ("NFTA_TRACE_TRANSPORT_HEADER", "cdata"),
+        ("NFTA_TRACE_IIF", "be32"),
+        ("NFTA_TRACE_IIFTYPE", "be16"),
+        ("NFTA_TRACE_OIF", "be32"),
+        ("NFTA_TRACE_OIFTYPE", "be16"),
+        ("NFTA_TRACE_MARK", "be32"),
+        ("NFTA_TRACE_NFPROTO", "be32"),
+        ("NFTA_TRACE_POLICY", "be32"),
+        ("NFTA_TRACE_PAD", "hex"),
+    )
+
+    class verdict(nla):  # type: ignore[misc]  # noqa: N801
+        prefix = "NFTA_VERDICT_"
+        nla_map = (("NFTA_VERDICT_UNSPEC", "none"), ("NFTA_VERDICT_CODE", "be32"), ("NFTA_VERDICT_CHAIN", "asciiz"))
 
 
 @dataclass(frozen=True)
@@ -54,41 +88,34 @@ class TraceEvent:
         return self.family, self.table, self.chain
 
 
-def _be32(value: bytes | None) -> int | None:
-    return struct.unpack(">i", value[:4])[0] if value and len(value) >= 4 else None
-
-
-def _be32u(value: bytes | None) -> int | None:
-    return struct.unpack(">I", value[:4])[0] if value and len(value) >= 4 else None
-
-
 def parse_trace(raw: bytes) -> TraceEvent | None:
     """One NFT_MSG_TRACE message (header included); None when it is not a rule or policy step."""
-    if len(raw) < HEADER_SIZE + NFGENMSG_SIZE:
+    msg: Any = nft_trace_msg(raw)
+    try:
+        msg.decode()
+    except Exception:  # noqa: BLE001 -- pyroute2 raises what it raises on a short message
         return None
-    family = FAMILIES.get(raw[HEADER_SIZE], str(raw[HEADER_SIZE]))
-    attrs = nlmsg.parse_attributes(raw, HEADER_SIZE + NFGENMSG_SIZE)
-    kind = TYPES.get(_be32u(attrs.get(TRACE_TYPE)) or 0)
+    kind = TYPES.get(msg.get_attr("NFTA_TRACE_TYPE") or 0)
     if kind is None:
         return None
     if kind == "policy":
-        verdict = _be32(attrs.get(TRACE_POLICY))
+        verdict = _signed(msg.get_attr("NFTA_TRACE_POLICY"))
     else:
-        nested = attrs.get(TRACE_VERDICT, b"")
-        verdict = _be32(nlmsg.parse_nested(nested).get(VERDICT_CODE)) if nested else None
-    handle = attrs.get(TRACE_RULE_HANDLE)
+        nested = msg.get_attr("NFTA_TRACE_VERDICT")
+        verdict = _signed(nested.get_attr("NFTA_VERDICT_CODE")) if nested is not None else None
+    family = msg["nfgen_family"]
     return TraceEvent(
-        id=_be32u(attrs.get(TRACE_ID)) or 0,
-        family=family,
-        table=nlmsg.text(attrs.get(TRACE_TABLE)),
-        chain=nlmsg.text(attrs.get(TRACE_CHAIN)),
+        id=msg.get_attr("NFTA_TRACE_ID") or 0,
+        family=FAMILIES.get(family, str(family)),
+        table=msg.get_attr("NFTA_TRACE_TABLE") or "",
+        chain=msg.get_attr("NFTA_TRACE_CHAIN") or "",
         kind=kind,
-        handle=struct.unpack(">Q", handle[:8])[0] if handle and len(handle) >= 8 else None,
+        handle=msg.get_attr("NFTA_TRACE_RULE_HANDLE"),
         verdict=verdict,
-        iif=_be32u(attrs.get(TRACE_IIF)),
-        oif=_be32u(attrs.get(TRACE_OIF)),
-        network=attrs.get(TRACE_NETWORK_HEADER, b""),
-        transport=attrs.get(TRACE_TRANSPORT_HEADER, b""),
+        iif=msg.get_attr("NFTA_TRACE_IIF"),
+        oif=msg.get_attr("NFTA_TRACE_OIF"),
+        network=msg.get_attr("NFTA_TRACE_NETWORK_HEADER") or b"",
+        transport=msg.get_attr("NFTA_TRACE_TRANSPORT_HEADER") or b"",
     )
 
 

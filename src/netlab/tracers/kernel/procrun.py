@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from netlab.runtime import procs
+from netlab.runtime import procs, wait
 from netlab.runtime.journal import HelperEnded, HelperStarted
 from netlab.scope import Scope
 
@@ -80,18 +80,22 @@ class Helper:
         """Still running."""
         return self.proc.poll() is None
 
-    def drained(self, quiet: float = 0.3, limit: float = 60.0) -> None:
-        """Wait until the helper has printed nothing new for ``quiet`` seconds (at most ``limit``):
-        a helper stopped while its buffers still hold events exits without printing them."""
-        deadline = time.monotonic() + limit
-        size, since = -1, time.monotonic()
-        while self.alive() and time.monotonic() < deadline:
-            now = self.stdout_path.stat().st_size
-            if now != size:
-                size, since = now, time.monotonic()
-            elif time.monotonic() - since >= quiet:
-                return
-            time.sleep(0.05)
+    def drained(self, quiet: float = 0.3) -> None:
+        """Wait until the helper has printed nothing new for ``quiet`` seconds (bounded by
+        :data:`~netlab.runtime.wait.HELPER_DRAINED`): a helper stopped while its buffers still
+        hold events exits without printing them."""
+        seen = {"size": -1, "since": time.monotonic()}
+
+        def quiet_now() -> bool:
+            if not self.alive():
+                return True
+            size = self.stdout_path.stat().st_size
+            if size != seen["size"]:
+                seen.update(size=size, since=time.monotonic())
+                return False
+            return time.monotonic() - seen["since"] >= quiet
+
+        wait.HELPER_DRAINED.until(quiet_now)
 
     def stop(self, timeout: float = 20.0) -> int:
         """SIGINT (helpers flush and exit on it), SIGKILL if it hangs; returns the exit code."""

@@ -14,12 +14,12 @@ import contextlib
 import os
 
 from netlab.errors import NetlabError
-from netlab.runtime import netlink, netns
+from netlab.runtime import netlink, netns, queries
 from netlab.scope import Scope
 from netlab.tracers.placement.attribution import LabMap
 
 
-def dumps(scope: Scope) -> dict[str, list[netlink.Interface]]:
+def dumps(scope: Scope) -> dict[str, list[queries.Interface]]:
     """Every node's interfaces now (a namespace that has gone meanwhile is left out)."""
     out = {}
     for name, node in scope.nodes.items():
@@ -27,7 +27,7 @@ def dumps(scope: Scope) -> dict[str, list[netlink.Interface]]:
             contextlib.suppress(OSError, NetlabError),
             contextlib.closing(netlink.open_route_socket(node.netns)) as sock,
         ):
-            out[name] = netlink.dump_interfaces(sock)
+            out[name] = queries.dump_interfaces(sock)
     return out
 
 
@@ -49,7 +49,7 @@ def others(scope: Scope) -> list[LabMap]:
     return [LabMap.of(plan) for plan in scope.neighbours()]
 
 
-def _live_peers(scope: Scope, live: dict[str, list[netlink.Interface]], m: LabMap) -> None:
+def _live_peers(scope: Scope, live: dict[str, list[queries.Interface]], m: LabMap) -> None:
     names = {node: {i.index: i.ifname for i in found} for node, found in live.items()}
     for node, found in live.items():
         ids = _peer_namespaces(scope, node)
@@ -80,7 +80,7 @@ def _peer_namespaces(scope: Scope, node: str) -> dict[int, str]:
             except OSError:
                 continue
             try:
-                nsid = netlink.nsid_of(sock, fd)
+                nsid = queries.nsid_of(sock, fd)
             finally:
                 os.close(fd)
             if nsid is not None:
