@@ -13,6 +13,7 @@ the cache exists to skip.
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from netlab.errors import Issue, NetlabError, TopologyError
 from netlab.model.files import resolve
 from netlab.model.names import lab_name, label_problem
 from netlab.plan import cache
+from netlab.plan.requests import Request
 from netlab.plan.steps import Plan
 from netlab.runtime import journal, netns, procs
 
@@ -135,7 +137,7 @@ def build(
     log = journal.Journal.create(entry.name, header)
     try:
         with procs.sigterm_raises(_SigtermError):
-            _apply(entry.plan, log, timeout, progress)
+            compiled = _apply(entry.plan, log, timeout, progress, entry.requests)
     except BaseException as exc:
         teardown.remove(journal.read(entry.name) or journal.Written(entry.name, header))
         journal.journal_path(entry.name).unlink(missing_ok=True)
@@ -146,8 +148,8 @@ def build(
         raise
     finally:
         log.close()
-    if file is not None and fresh is not None:  # planned afresh: keep it for next time
-        cache.put(file, instance, entry)
+    if file is not None and (fresh is not None or entry.requests != compiled):  # keep it for next time
+        cache.put(file, instance, dataclasses.replace(entry, requests=compiled))
     return Built(entry, loaded, fresh.topology if fresh else None)
 
 
@@ -159,10 +161,18 @@ def _entry(fresh: Planned) -> cache.Entry:
     return cache.Entry(fresh.name, topology.description, data, fresh.plan, topology.addressed(), source_map)
 
 
-def _apply(the_plan: Plan, log: journal.Journal, timeout: float, progress: Progress | None) -> None:
-    """Run the plan's steps, wait until the lab is usable, journal it ready."""
+def _apply(
+    the_plan: Plan,
+    log: journal.Journal,
+    timeout: float,
+    progress: Progress | None,
+    requests: tuple[Request | None, ...] | None,
+) -> tuple[Request | None, ...] | None:
+    """Run the plan's steps, wait until the lab is usable, journal it ready; the plan's
+    netlink requests as sent (for the plan cache)."""
     started = time.monotonic()
-    runner = Runner(the_plan, log, (lambda ph, d, t: progress(f"{ph.name.lower()} {d}/{t}")) if progress else None)
+    phases = (lambda ph, d, t: progress(f"{ph.name.lower()} {d}/{t}")) if progress else None
+    runner = Runner(the_plan, log, phases, requests)
     try:
         runner.run()
         if progress:
@@ -171,6 +181,7 @@ def _apply(the_plan: Plan, log: journal.Journal, timeout: float, progress: Progr
     finally:
         runner.close()
     log.append(journal.Ready(round(time.monotonic() - started, 4)))
+    return runner.compiled
 
 
 def _located(exc: NetlabError, entry: cache.Entry) -> NetlabError:

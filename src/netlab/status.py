@@ -7,7 +7,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.runtime import journal, netlink, netns, queries
+from netlab.runtime import journal, netlink, netns
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class LiveInterface:
 
 def live_interfaces(netns_name: str) -> list[LiveInterface]:
     """The interfaces of a namespace as the kernel has them now (one link and one address dump)."""
+    from netlab.runtime import queries  # lazy: pyroute2, which a lab's up and down never need
+
     with contextlib.closing(netlink.open_route_socket(netns_name)) as sock:
         links = netlink.dump_links(sock)
         addrs = queries.dump_addresses(sock)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -147,6 +150,26 @@ def test_nftables_ruleset_filters_bridged_traffic(netlab_up: LabFactory) -> None
     hosted = lab.node("b").run(["nft", "list", "ruleset"], check=True).stdout
     assert "udp dport 7777 counter packets 3" in hosted, hosted
     assert "table" not in lab.node("a").run(["nft", "list", "ruleset"], check=True).stdout
+
+
+def test_a_cached_up_sends_the_requests_pyroute2_built_without_importing_it(tmp_path: Path) -> None:
+    """The plan cache keeps the netlink requests of a lab that came up; the next `netlab up` of
+    the file sends those (with this run's namespace fds in place) and never imports pyroute2."""
+    copy = tmp_path / "veth-two-ns.yaml"
+    copy.write_bytes((ROOT / "topologies" / "veth-two-ns.yaml").read_bytes())
+    env = {**os.environ, "NETLAB_PLAN_CACHE": str(tmp_path / "plans")}
+    script = (
+        "import sys, netlab\n"
+        f"lab = netlab.up({str(copy)!r}, instance='reqcache')\n"
+        "ok = lab.node('ns1').run(['ping', '-c1', '-W2', '198.51.100.2']).returncode == 0\n"
+        "lab.down()\n"
+        "print('pyroute2' in sys.modules, ok)\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=True)
+        for _ in range(2)
+    ]
+    assert [r.stdout.split() for r in runs] == [["True", "True"], ["False", "True"]], [r.stderr for r in runs]
 
 
 def test_a_file_built_before_comes_up_from_its_cached_plan(

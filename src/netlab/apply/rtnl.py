@@ -12,8 +12,6 @@ cannot set the veth peer's ifindex, which the planner chose in advance.
 
 from __future__ import annotations
 
-import errno as errno_mod
-import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -21,11 +19,12 @@ from typing import Any
 from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
 from pyroute2.netlink.rtnl import RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, RTM_SETLINK
 
-__all__ = ["CHANGE", "CREATE", "RTM_NEWADDR", "RTM_NEWROUTE", "Encoder", "NetlinkStepError", "send_batch"]
+__all__ = ["CHANGE", "CREATE", "RTM_NEWADDR", "RTM_NEWROUTE", "compile_plan", "compile_step"]
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD, ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP, ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
+from netlab.plan.requests import FD_PLACEHOLDER, Request, located
 from netlab.plan.steps import (
     AddAddress,
     AddRoute,
@@ -36,13 +35,12 @@ from netlab.plan.steps import (
     CreateVeth,
     CreateVlan,
     CreateVxlan,
+    Plan,
     SetLink,
     SetLoopback,
     SetPortVlans,
     Step,
 )
-from netlab.runtime import netlink as nl
-from netlab.runtime.netns import open_fd
 
 RT_TABLE_MAIN = 254
 RTPROT_BOOT = 3
@@ -59,16 +57,6 @@ CREATE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
 CHANGE = NLM_F_REQUEST | NLM_F_ACK
 
 Attrs = list[tuple[str, Any]]
-
-
-class NetlinkStepError(Exception):
-    """The kernel refused ``step``; ``detail`` is its message."""
-
-    def __init__(self, step: Step, err: int, detail: str) -> None:
-        super().__init__(detail)
-        self.step = step
-        self.errno = err
-        self.detail = detail
 
 
 def encoded(msg: Any, kind: int, flags: int) -> bytes:
@@ -236,40 +224,20 @@ ENCODERS: dict[type[Step], Callable[[Any, str, NetnsFd], bytes]] = {
 }
 
 
-class Encoder:
-    """Turns steps into rtnetlink bytes; holds the fds of peer namespaces veths are sent to."""
+def compile_step(step: Step, netns: str) -> Request:
+    """``step``'s request (run inside ``netns``) as a cacheable message."""
+    peers: list[str] = []
 
-    def __init__(self) -> None:
-        self._fds: dict[str, int] = {}
+    def placeholder(peer: str) -> int:
+        peers.append(peer)
+        return FD_PLACEHOLDER
 
-    def _netns_fd(self, netns: str) -> int:
-        if netns not in self._fds:
-            self._fds[netns] = open_fd(netns)
-        return self._fds[netns]
-
-    def close(self) -> None:
-        """Close the namespace fds."""
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
-
-    def encode(self, step: Step, netns: str) -> bytes:
-        """The message for ``step``, which runs inside ``netns``."""
-        return ENCODERS[type(step)](step, netns, self._netns_fd)
+    raw = ENCODERS[type(step)](step, netns, placeholder)
+    return located(raw, peers[0] if peers else None)
 
 
-def send_batch(sock: socket.socket, items: list[tuple[Step, bytes]]) -> None:
-    """Send ``items`` (:func:`netlab.runtime.netlink.exchange`: as few datagrams as fit, every
-    ack read); raise :class:`NetlinkStepError` for the first step the kernel refused."""
-    try:
-        answers = nl.exchange(sock, [raw for _step, raw in items])
-    except nl.NoAnswerError as exc:
-        pending = ", ".join(items[i][0].describe() for i in exc.pending)
-        raise NetlinkStepError(
-            items[exc.pending[0]][0],
-            errno_mod.ETIMEDOUT,
-            f"no answer from the kernel within {nl.TIMEOUT:.0f}s for: {pending}",
-        ) from None
-    for (step, _raw), answer in zip(items, answers, strict=True):
-        if answer.errno:
-            raise NetlinkStepError(step, answer.errno, answer.detail)
+def compile_plan(plan: Plan) -> tuple[Request | None, ...]:
+    """Every netlink step's request, in :meth:`Plan.ordered` order (None for the other steps)."""
+    return tuple(
+        compile_step(step, plan.netns[step.node]) if type(step) in ENCODERS else None for step in plan.ordered()
+    )

@@ -16,8 +16,10 @@ import subprocess
 from collections.abc import Callable
 from itertools import groupby
 
-from netlab.apply import firewall, rtnl, sysctl
+from netlab.apply import firewall, messages, sysctl
+from netlab.apply.messages import NetlinkStepError
 from netlab.errors import ApplyError, KernelFeatureError
+from netlab.plan.requests import Request
 from netlab.plan.steps import (
     CreateBridge,
     CreateNamespace,
@@ -59,7 +61,14 @@ class MissingFeatureError(StepError, KernelFeatureError):
     exit_code = 4
 
 
-def _missing_feature(exc: rtnl.NetlinkStepError) -> str | None:
+def _request(built: dict[int, Request | None], step: Step) -> Request:
+    request = built[id(step)]
+    if request is None:  # pragma: no cover - compile_plan builds every netlink step's
+        raise TypeError(f"no request for {step!r}")
+    return request
+
+
+def _missing_feature(exc: NetlinkStepError) -> str | None:
     """What the kernel lacks, when its refusal is "not supported" for a step that needs a driver
     or option; None for any other refusal."""
     if exc.errno != errno.EOPNOTSUPP:
@@ -88,22 +97,36 @@ def first_error(stderr: str, stdout: str = "") -> str:
 class Runner:
     """Applies one plan; owns the per-node netlink sockets while it runs."""
 
-    def __init__(self, plan: Plan, journal: Journal, progress: PhaseProgress | None = None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        journal: Journal,
+        progress: PhaseProgress | None = None,
+        compiled: tuple[Request | None, ...] | None = None,
+    ) -> None:
+        """``compiled``: the plan's requests from the plan cache (:func:`netlab.apply.rtnl.compile_plan`);
+        without them they are built here, with pyroute2."""
         self.plan = plan
         self.journal = journal
         self.progress = progress
         self._sockets: dict[str, socket.socket] = {}
-        self._encoder = rtnl.Encoder()
+        self._fds = messages.NetnsFds()
+        self.compiled = compiled
 
     def run(self) -> None:
         """Apply every step, in phase order; on failure the sockets are closed, on success they
         stay open for the readiness checks (:meth:`close` releases them)."""
         try:
             steps = self.plan.ordered()
+            if self.compiled is None or len(self.compiled) != len(steps):
+                from netlab.apply import rtnl  # lazy: pyroute2, only for a plan the cache had not built
+
+                self.compiled = rtnl.compile_plan(self.plan)
+            built = dict(zip(map(id, steps), self.compiled, strict=True))
             done = 0
             for phase, group in groupby(steps, key=lambda s: s.phase):
                 items = list(group)
-                self._phase(phase, items)
+                self._phase(phase, items, built)
                 done += len(items)
                 if self.progress:
                     self.progress(phase, done, len(steps))
@@ -116,7 +139,7 @@ class Runner:
         for sock in self._sockets.values():
             sock.close()
         self._sockets.clear()
-        self._encoder.close()
+        self._fds.close()
 
     def socket(self, node: str) -> socket.socket:
         """The node's rtnetlink socket, opened on first use."""
@@ -124,14 +147,13 @@ class Runner:
             self._sockets[node] = netlink.open_route_socket(self.plan.netns[node])
         return self._sockets[node]
 
-    def _phase(self, phase: Phase, steps: list[Step]) -> None:
+    def _phase(self, phase: Phase, steps: list[Step], built: dict[int, Request | None]) -> None:
         if phase in NETLINK_PHASES:
             for node, node_steps in groupby(steps, key=lambda s: s.node):
-                ns = self.plan.netns[node]
-                batch = [(s, self._encoder.encode(s, ns)) for s in node_steps]
+                batch = [(s, _request(built, s).bound(self._fds.fd)) for s in node_steps]
                 try:
-                    rtnl.send_batch(self.socket(node), batch)
-                except rtnl.NetlinkStepError as exc:
+                    messages.send_batch(self.socket(node), batch)
+                except NetlinkStepError as exc:
                     missing = _missing_feature(exc)
                     if missing:
                         raise MissingFeatureError(node, exc.step, missing) from None

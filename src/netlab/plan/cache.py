@@ -23,15 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from netlab.plan.requests import Request
 from netlab.plan.steps import Plan
 from netlab.runtime import cachedir
 
 DEFAULT_DIR = cachedir.ROOT / "plans"
 #: entries kept; the least recently written go first (every --instance name is an entry of its own)
 KEEP = 256
-#: the code a plan and a lab's summary are derived from
-_CODE = [Path(__file__).resolve().parents[1] / sub for sub in ("model", "plan")]
-_FORMAT = b"netlab-plan-2"
+#: the code a plan, its requests and a lab's summary are derived from
+_CODE = [Path(__file__).resolve().parents[1] / sub for sub in ("model", "plan", "apply")]
+_FORMAT = b"netlab-plan-3"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class Entry:
     #: the file's source map (:class:`~netlab.model.yamlsrc.Source` without its data), pickled:
     #: read only when a step fails, to say where in the file that step came from
     source_map: bytes | None = None
+    #: the plan's netlink requests as pyroute2 built them (:mod:`netlab.plan.requests`), once a
+    #: lab from this entry came up
+    requests: tuple[Request | None, ...] | None = None
 
 
 def _directory() -> Path | None:

@@ -14,7 +14,6 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from netlab.apply import rtnl
-from netlab.apply.rtnl import Encoder
 from netlab.plan.steps import (
     AddAddress,
     AddRoute,
@@ -157,7 +156,7 @@ def test_a_route_says_its_type_scope_and_gateway() -> None:
 
 
 def decoded(step: Any) -> Any:
-    raw = Encoder().encode(step, "unused")
+    raw = rtnl.compile_step(step, "unused").raw
     msg = ifinfmsg(raw)
     msg.decode()
     return msg
@@ -238,3 +237,20 @@ def test_a_filtering_bridge_asks_for_filtering_and_its_default_pvid() -> None:
     msg = decoded(CreateBridge("sw", ifname="br0", ifindex=100, stp=False, vlan_filtering=True, default_pvid=0))
     data = info_data(msg)
     assert (data.get_attr("IFLA_BR_VLAN_FILTERING"), data.get_attr("IFLA_BR_VLAN_DEFAULT_PVID")) == (1, 0)
+
+
+def test_a_veths_peer_namespace_fd_is_written_where_pyroute2_put_it(tmp_path: Any) -> None:
+    """The cached bytes carry a placeholder where the peer namespace's fd goes; bound to a real
+    fd, the bytes are what pyroute2 builds with that fd."""
+    step = CreateVeth(
+        "a", ifname="eth0", ifindex=10, peer_node="b", peer_netns="lab.b", peer_ifname="eth1", peer_ifindex=11
+    )
+    message = rtnl.compile_step(step, "lab.a")
+    assert message.peer_netns == "lab.b" and message.fd_at is not None
+
+    bound = message.bound(fake_fd)
+    assert bound == rtnl.ENCODERS[CreateVeth](step, "lab.a", fake_fd)
+    same = CreateVeth(
+        "a", ifname="eth0", ifindex=10, peer_node="a", peer_netns="lab.a", peer_ifname="eth1", peer_ifindex=11
+    )
+    assert rtnl.compile_step(same, "lab.a").fd_at is None  # a peer in the same namespace has no fd
