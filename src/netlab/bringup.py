@@ -30,14 +30,14 @@ from netlab.model.names import lab_name, label_problem
 from netlab.plan import cache
 from netlab.plan.requests import Request
 from netlab.plan.steps import Plan
-from netlab.runtime import journal, netns, procs
+from netlab.runtime import journal, netns, procs, wait
 
 if TYPE_CHECKING:  # the model needs pydantic, which a cached plan does without
     from netlab.model.topology import Topology
     from netlab.model.yamlsrc import Source
 
 #: how long ``up`` waits for carrier and operstate UP, by default (``--timeout``)
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = wait.LINKS_USABLE.timeout
 
 Progress = Callable[[str], None]
 

@@ -5,8 +5,9 @@ will make true (links getting carrier, bpftrace attaching), or a transient answe
 again (ENOBUFS from a full device queue, EBUSY from a trace buffer still switching off). Each
 is polled with a pause that doubles from ``first`` to ``most`` and is bounded by ``timeout``,
 so nothing sleeps for a fixed time it hopes is enough, and nothing waits forever. A wait that
-runs out says what it waited for (:class:`WaitTimeout`), or hands the last answer back to a
-caller that words it better (a lab's readiness names the links that are still down).
+runs out hands its last answer (or the last transient error) back to the caller, which words the
+timeout with what it knows: a lab's readiness names the links that are still down, bpftrace's
+start what bpftrace said.
 """
 
 from __future__ import annotations
@@ -18,15 +19,7 @@ from typing import TypeVar
 
 import tenacity
 
-from netlab.errors import NetlabError
-
 T = TypeVar("T")
-
-
-class WaitTimeout(NetlabError):  # noqa: N818 -- it is a timeout, and reads so where it is raised
-    """A wait ran out of patience; the message says what it waited for and how long."""
-
-    exit_code = 4
 
 
 @dataclass(frozen=True)
@@ -70,13 +63,6 @@ class Patience:
     def until(self, condition: Callable[[], bool]) -> bool:
         """Poll ``condition`` until it holds (True) or time runs out (False)."""
         return bool(self.poll(condition, bool))
-
-    def expect(self, condition: Callable[[], bool], detail: Callable[[], str] | None = None) -> None:
-        """Poll ``condition`` until it holds; :class:`WaitTimeout` naming what was awaited
-        (and ``detail()``, what was seen instead) when it does not in time."""
-        if not self.until(condition):
-            seen = f": {detail()}" if detail is not None else ""
-            raise WaitTimeout(f"waited {self.timeout:g} s for {self.what}, in vain{seen}")
 
     def retry(self, call: Callable[[], T], errnos: frozenset[int], between: Callable[[], None] | None = None) -> T:
         """``call()``, again while it raises an :class:`OSError` whose errno is in ``errnos``

@@ -95,12 +95,7 @@ class PacketSocket:
         sent = 0
         for frame in frames:
             try:
-                try:
-                    self.sock.send(frame)
-                except OSError as exc:
-                    if exc.errno != errno.ENOBUFS:
-                        raise
-                    wait.FRAME_REFUSED.retry(functools.partial(self.sock.send, frame), wait.TRANSIENT_SEND)
+                self._send(frame)
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
                     raise NetlabError(
@@ -111,6 +106,15 @@ class PacketSocket:
                 raise NetlabError(f"{self.netns}:{self.ifname}: sending a frame failed: {exc.strerror}") from None
             sent += 1
         return sent
+
+    def _send(self, frame: bytes) -> None:
+        try:
+            self.sock.send(frame)
+        except OSError as exc:
+            if exc.errno != errno.ENOBUFS:
+                raise
+            # retried only now: a tenacity loop for every frame of a burst costs more than the send
+            wait.FRAME_REFUSED.retry(functools.partial(self.sock.send, frame), wait.TRANSIENT_SEND)
 
     def receive(self, timeout: float | None) -> Frame | None:
         """The next frame, or None when ``timeout`` seconds pass without one."""

@@ -63,13 +63,6 @@ def test_a_transient_errno_is_retried_and_the_last_one_raised_when_time_runs_out
     assert other.value.errno == errno.EPERM and time.monotonic() - started < 1
 
 
-def test_a_wait_that_runs_out_says_what_it_waited_for() -> None:
-    patience = wait.Patience("the bridge to forward", 0.05)
-    with pytest.raises(wait.WaitTimeout, match=r"waited 0.05 s for the bridge to forward, in vain: still learning"):
-        patience.expect(lambda: False, lambda: "still learning")
-    patience.expect(lambda: True)
-
-
 def test_every_wait_of_netlab_is_named_with_its_bound_in_one_place() -> None:
     """The policies are module-level Patience values with a what and a finite bound; the code
     outside wait.py neither sleeps in a retry loop of its own nor keeps a timeout constant."""

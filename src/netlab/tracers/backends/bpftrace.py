@@ -243,8 +243,8 @@ class BpftraceSession(Session):
         self.started = time.monotonic()
         self._result: TraceResult | None = None
         self._seen = 0
-        # the kernel's BTF stands in for a blob of one type: the program reads at offsets
-        # (see program()), and bpftrace given the kernel's searches it for seconds under TCG
+        # a BTF blob of one type stands in for the kernel's: the program reads at offsets (see
+        # program()), and bpftrace given the kernel's BTF searches it for seconds under TCG
         blob = os.memfd_create("netlab-bpftrace-btf")
         try:
             os.write(blob, btf.minimal())

@@ -83,8 +83,7 @@ class Btf:
 
     def _kind(self, type_id: int) -> tuple[int, int, int, int]:
         """(kind, vlen, kind_flag, size or referenced type) of a type."""
-        name_off, info, size_or_type = _TYPE.unpack_from(self._data, self._starts[type_id])
-        del name_off
+        _name_off, info, size_or_type = _TYPE.unpack_from(self._data, self._starts[type_id])
         return (info >> 24) & 0x1F, info & 0xFFFF, info >> 31, size_or_type
 
     @functools.cache  # noqa: B019 -- one Btf per kernel per process: it lives as long as the cache
