@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -334,8 +335,9 @@ def test_local_output_drops_are_placed_by_their_socket(netlab_up: LabFactory) ->
 def test_rule_counters_are_read_only_where_a_node_has_tables(
     netlab_up: LabFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A trace notes its nodes' rule counters; a node without an iptables table runs no
-    iptables-save (one netlink dump says so), a node with only IPv4 rules no ip6tables-save."""
+    """A trace notes its nodes' rule counters over netlink, starting no program, and they are
+    iptables-save's own; the rules' text is read only where a node has tables: a node without
+    an iptables table runs no iptables-save, a node with only IPv4 rules no ip6tables-save."""
     lab = netlab_up("bridge3")
     calm1, calm2 = lab.node("ns-calm1"), lab.node("ns-calm2")
     calm2.run(["iptables", "-w", "-A", "INPUT", "-p", "udp", "--dport", "9", "-j", "DROP"], check=True)
@@ -347,10 +349,19 @@ def test_rule_counters_are_read_only_where_a_node_has_tables(
         return real(node, argv, **kwargs)
 
     monkeypatch.setattr(type(calm1), "run", watched)
+    with calm2.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _ in range(3):
+            sock.sendto(b"x", ("198.51.100.2", 9))  # to itself: INPUT counts it before sendto returns
+    counted = firewall.counted(calm2)
+    assert firewall.counted(calm1) == {} and ran == []
     assert firewall.read(calm1) == []
     (rule,) = [r for r in firewall.read(calm2) if r.index is not None]
-    assert "--dport 9" in rule.text
-    assert ran == ["ns-calm2:iptables-save"]
+    assert "--dport 9" in rule.text and rule.packets == 3
+    saved = firewall.positions(firewall.read(calm2))
+    # iptables-nft makes a builtin chain when a rule first needs it; iptables-save prints the
+    # others too, with their default policy and no packets
+    assert counted.items() <= saved.items() and {k for k, n in saved.items() if n} <= counted.keys()
+    assert ran == ["ns-calm2:iptables-save"] * 2
 
 
 def test_injected_frames_are_not_flooded_to_bystanders(netlab_up: LabFactory) -> None:

@@ -129,12 +129,15 @@ def nsid_of(sock: socket.socket, netns_fd: int) -> int | None:
     return None
 
 
-def _nft_dump(netns: str | None, kind: int, answer: type[Any]) -> list[Any]:
-    """The answers of one nf_tables dump (tables, chains) in ``netns``; none where nf_tables is
-    not loaded (the dump's subsystem then does not exist)."""
+def nft_dump(netns: str | None, kind: int, answer: type[Any], family: int = 0) -> list[Any]:
+    """The answers of one nf_tables dump (tables, chains, rules) in ``netns``, of one table
+    family (0: all); none where nf_tables is not loaded (the dump's subsystem then does not
+    exist)."""
+    msg = answer()
+    msg["nfgen_family"] = family
     with open_route_socket(netns, NETLINK_NETFILTER) as sock:
         try:
-            return _ask(sock, answer(), (NFNL_SUBSYS_NFTABLES << 8) | kind, NLM_F_REQUEST | NLM_F_DUMP, answer)
+            return _ask(sock, msg, (NFNL_SUBSYS_NFTABLES << 8) | kind, NLM_F_REQUEST | NLM_F_DUMP, answer)
         except OSError as exc:
             if exc.errno in (errno.EOPNOTSUPP, errno.ENOENT, errno.EPROTONOSUPPORT, errno.EINVAL):
                 return []
@@ -146,7 +149,7 @@ def nft_tables(netns: str | None) -> set[tuple[int, str]]:
     (``socket.AF_INET``: ip, ``AF_INET6``: ip6, 1: inet, 3: arp, 5: netdev, 7: bridge). One dump,
     no program run."""
     return {
-        (m["nfgen_family"], m.get_attr("NFTA_TABLE_NAME")) for m in _nft_dump(netns, NFT_MSG_GETTABLE, nft_table_msg)
+        (m["nfgen_family"], m.get_attr("NFTA_TABLE_NAME")) for m in nft_dump(netns, NFT_MSG_GETTABLE, nft_table_msg)
     }
 
 
@@ -154,7 +157,7 @@ def nft_chains(netns: str | None) -> set[tuple[int, str, str]]:
     """The nftables chains in ``netns`` as (family, table, chain), family as in :func:`nft_tables`."""
     return {
         (m["nfgen_family"], m.get_attr("NFTA_CHAIN_TABLE"), m.get_attr("NFTA_CHAIN_NAME"))
-        for m in _nft_dump(netns, NFT_MSG_GETCHAIN, nft_chain_msg)
+        for m in nft_dump(netns, NFT_MSG_GETCHAIN, nft_chain_msg)
     }
 
 

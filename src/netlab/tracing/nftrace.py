@@ -25,9 +25,22 @@ import selectors
 import socket
 import threading
 from collections.abc import Callable
+from typing import Any
+
+from pyroute2.netlink import NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST
+from pyroute2.netlink.nfnetlink.nftsocket import (
+    NFT_MSG_DELTABLE,
+    NFT_MSG_GETCHAIN,
+    NFT_MSG_NEWCHAIN,
+    NFT_MSG_NEWRULE,
+    NFT_MSG_NEWTABLE,
+    nft_chain_msg,
+    nft_rule_msg,
+    nft_table_msg,
+)
 
 from netlab.findings.draft import Draft
-from netlab.runtime import netlink, queries
+from netlab.runtime import netlink, nftables, queries
 from netlab.scope import Scope
 from netlab.tracers.kernel.nftables import FAMILIES, TRACE_TYPE, Ruleset, TraceEvent, parse_ruleset, parse_trace
 from netlab.tracing.collector import Collector
@@ -52,26 +65,98 @@ def made_by_iptables(family: str, table: str, chain: str) -> bool:
     return family in ("ip", "ip6") and table in XT_TABLES and chain.isupper()
 
 
-def trace_script(families: set[str], devices: set[str]) -> str:
-    """The ``nft -f`` script of netlab's tracing table(s) for a node."""
-    mark = f"priority {PRIORITY}; meta nftrace set 1; }}"
-    out = []
-    for family in sorted(families):  # a table a crashed trace left behind is replaced, not added to
-        out.append(f"table {family} {TABLE}\ndelete table {family} {TABLE}")
+#: nfgenmsg's family of the tables netlab traces from (NFPROTO_*)
+FAMILY_NUMBERS = {"inet": 1, "netdev": 5, "bridge": 7}
+#: the hooks a tracing chain sits on: NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT (the bridge
+#: family's NF_BR_* have the same numbers), NF_NETDEV_INGRESS
+PREROUTING, OUTPUT, INGRESS = 0, 3, 0
+NFT_REG_1 = 1
+NFT_META_NFTRACE = 12
+CREATE = NLM_F_REQUEST | NLM_F_CREATE
+#: the rule every tracing chain holds: ``meta nftrace set 1`` as nft compiles it
+MARK = [
+    {
+        "attrs": [
+            ("NFTA_EXPR_NAME", "immediate"),
+            (
+                "NFTA_EXPR_DATA",
+                {
+                    "attrs": [
+                        ("NFTA_IMMEDIATE_DREG", NFT_REG_1),
+                        ("NFTA_IMMEDIATE_DATA", {"attrs": [("NFTA_DATA_VALUE", b"\x01")]}),
+                    ]
+                },
+            ),
+        ]
+    },
+    {
+        "attrs": [
+            ("NFTA_EXPR_NAME", "meta"),
+            ("NFTA_EXPR_DATA", {"attrs": [("NFTA_META_KEY", NFT_META_NFTRACE), ("NFTA_META_SREG", NFT_REG_1)]}),
+        ]
+    },
+]
+
+
+def removal(families: set[str]) -> list[bytes]:
+    """The messages that delete netlab's tracing tables of ``families``."""
+    return [
+        nftables.message(
+            nft_table_msg, NFT_MSG_DELTABLE, FAMILY_NUMBERS[f], [("NFTA_TABLE_NAME", TABLE)], NLM_F_REQUEST
+        )
+        for f in sorted(families)
+    ]
+
+
+def tracing_tables(families: set[str], devices: set[str]) -> list[bytes]:
+    """The one transaction that loads netlab's tracing table(s) for a node: a chain that marks
+    every packet at the start of each hook its ruleset uses, in each family. A table a crashed
+    trace left behind is replaced, not added to (made if missing, deleted, made again)."""
+
+    def table() -> list[bytes]:
+        return [
+            nftables.message(nft_table_msg, NFT_MSG_NEWTABLE, FAMILY_NUMBERS[f], [("NFTA_TABLE_NAME", TABLE)], CREATE)
+            for f in sorted(families)
+        ]
+
+    chains: list[tuple[str, str, int, str | None]] = []
     for family in sorted(families & {"inet", "bridge"}):
-        out.append(
-            f"table {family} {TABLE} {{\n"
-            f"  chain pre {{ type filter hook prerouting {mark}\n"
-            f"  chain out {{ type filter hook output {mark}\n"
-            "}"
-        )
+        chains += [(family, "pre", PREROUTING, None), (family, "out", OUTPUT, None)]
     if "netdev" in families:
-        chains = "".join(
-            f'  chain in{i} {{ type filter hook ingress device "{dev}" {mark}\n'
-            for i, dev in enumerate(sorted(devices))
+        chains += [("netdev", f"in{i}", INGRESS, dev) for i, dev in enumerate(sorted(devices))]
+    out = table() + removal(families) + table()
+    for family, chain, hook, device in chains:
+        hooked: list[tuple[str, Any]] = [("NFTA_HOOK_HOOKNUM", hook), ("NFTA_HOOK_PRIORITY", PRIORITY)]
+        if device is not None:
+            hooked.append(("NFTA_HOOK_DEV", device))
+        where = [("NFTA_CHAIN_TABLE", TABLE), ("NFTA_CHAIN_NAME", chain)]
+        out.append(
+            nftables.message(
+                nft_chain_msg,
+                NFT_MSG_NEWCHAIN,
+                FAMILY_NUMBERS[family],
+                [*where, ("NFTA_CHAIN_HOOK", {"attrs": hooked}), ("NFTA_CHAIN_TYPE", "filter")],
+                CREATE,
+            )
         )
-        out.append(f"table netdev {TABLE} {{\n{chains}}}")
-    return "\n".join(out) + "\n"
+        rule = [("NFTA_RULE_TABLE", TABLE), ("NFTA_RULE_CHAIN", chain), ("NFTA_RULE_EXPRESSIONS", MARK)]
+        out.append(nftables.message(nft_rule_msg, NFT_MSG_NEWRULE, FAMILY_NUMBERS[family], rule, CREATE | NLM_F_APPEND))
+    return out
+
+
+def hooked_devices(netns: str) -> set[str]:
+    """The devices the node's netdev chains hook (netlab traces each from its own chain)."""
+    out = set()
+    for chain in queries.nft_dump(netns, NFT_MSG_GETCHAIN, nft_chain_msg, FAMILY_NUMBERS["netdev"]):
+        hook = chain.get_attr("NFTA_CHAIN_HOOK")
+        if hook is None or chain.get_attr("NFTA_CHAIN_TABLE") == TABLE:
+            continue
+        one, several = hook.get_attr("NFTA_HOOK_DEV"), hook.get_attr("NFTA_HOOK_DEVS")
+        if one:
+            out.add(one)
+        if several is not None:  # a chain of several devices (``devices = { a, b }``)
+            out.update(name for key, name in several["attrs"] if key == "NFTA_DEVICE_NAME")
+    return out
 
 
 class NfTrace(Collector):
@@ -109,14 +194,14 @@ class NfTrace(Collector):
             families.add("bridge")
         devices: set[str] = set()
         if "netdev" in named:
-            listed = node.run(["nft", "-a", "list", "ruleset"], timeout=10)
-            devices = parse_ruleset(listed.stdout).netdev_devices
+            devices = hooked_devices(node.netns)
             families.add("netdev")
         sock = queries.open_nftrace(node.netns)
-        loaded = node.run(["nft", "-f", "-"], input=trace_script(families, devices), timeout=10)
-        if loaded.returncode:
+        try:
+            nftables.apply(node.netns, tracing_tables(families, devices))
+        except OSError as exc:
             sock.close()
-            self.problems.append(f"node {name}: cannot trace its nftables rules: {loaded.stderr.strip()}")
+            self.problems.append(f"node {name}: cannot trace its nftables rules: {exc.strerror}")
             return
         self._socks[sock] = name
         self.loaded[name] = families
@@ -159,9 +244,8 @@ class NfTrace(Collector):
             sock.close()
         self._socks.clear()
         for name, families in list(self.loaded.items()):
-            script = "".join(f"delete table {family} {TABLE}\n" for family in sorted(families))
             with contextlib.suppress(OSError):
-                self.scope.nodes[name].run(["nft", "-f", "-"], input=script, timeout=10)
+                nftables.apply(self.scope.nodes[name].netns, removal(families))
         self.loaded.clear()
 
     def add(self, draft: Draft) -> None:

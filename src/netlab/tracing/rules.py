@@ -2,10 +2,10 @@
 
 ``skb:kfree_skb`` says NETFILTER_DROP in ``nf_hook_slow`` for every rule and every policy of
 every table; the rule itself is nowhere in the event. What does know is the rule's own packet
-counter. So a session notes each node's iptables and ip6tables counters (``iptables-save -c``
-inside the node, for the families that have tables there) when it starts, and
-when it stops it gives each netfilter drop of a node the rule or chain policy whose counter
-moved, where the counters can tell:
+counter. So a session notes each node's iptables and ip6tables counters when it starts (over
+netlink: :func:`netlab.tracers.kernel.firewall.counted`), and when it stops it gives each
+netfilter drop of a node the rule or chain policy whose counter moved, where the counters can
+tell:
 
 * exactly one DROP/REJECT rule or DROP policy of the node moved: every netfilter drop of the
   node is that one's;
@@ -29,12 +29,12 @@ Drops of a kernel without reasons (before 5.17) count as netfilter drops when th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from netlab.findings.draft import Draft
 from netlab.scope import Scope
 from netlab.tracers.events import DropEvent
-from netlab.tracers.kernel.firewall import Rule, read
+from netlab.tracers.kernel.firewall import Position, Rule, counted, read
 from netlab.tracing.collector import Collector
 
 #: the function in a drop's stack that says which hook it died in, by the chain it runs
@@ -68,10 +68,11 @@ def hook_of(drop: DropEvent) -> str | None:
     return None
 
 
-def moved(before: Iterable[Rule], after: Iterable[Rule]) -> list[tuple[Rule, int]]:
+def moved(before: Mapping[Position, int], after: Iterable[Rule]) -> list[tuple[Rule, int]]:
     """The dropping rules and policies whose counters moved, with how much."""
-    was = {r.key: r.packets for r in before}
-    return [(r, r.packets - was.get(r.key, 0)) for r in after if r.drops and r.packets > was.get(r.key, 0)]
+    return [
+        (r, r.packets - before.get(r.position, 0)) for r in after if r.drops and r.packets > before.get(r.position, 0)
+    ]
 
 
 class RuleWatch(Collector):
@@ -82,10 +83,10 @@ class RuleWatch(Collector):
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
-        self.before: dict[str, list[Rule]] = {}
+        self.before: dict[str, dict[Position, int]] = {}
 
     def start(self) -> None:
-        self.before = {name: read(node) for name, node in self.scope.nodes.items()}
+        self.before = {name: counted(node) for name, node in self.scope.nodes.items()}
 
     def stop(self) -> None:
         """Nothing runs between start and add: the counters are the kernel's."""
@@ -95,8 +96,7 @@ class RuleWatch(Collector):
         loose = [d for d in draft.unplaced if is_netfilter_drop(d)]
         if not loose and not any(self._ours(d) for d in draft.drops):
             return
-        after = {name: read(node) for name, node in self.scope.nodes.items()}
-        candidates = {name: moved(self.before[name], after.get(name, [])) for name in self.before}
+        candidates = {name: moved(before, self._after(name, before)) for name, before in self.before.items()}
         self._place(draft, loose, candidates)
         by_node: dict[str, list[int]] = {}
         for i, drop in enumerate(draft.drops):
@@ -104,6 +104,12 @@ class RuleWatch(Collector):
                 by_node.setdefault(str(drop.node), []).append(i)
         for node, indexes in by_node.items():
             self._name(draft, node, indexes, candidates[node])
+
+    def _after(self, name: str, before: dict[Position, int]) -> list[Rule]:
+        """The node's rules now, with their text: only where a counter moved (the text costs a
+        program run)."""
+        node = self.scope.nodes[name]
+        return read(node) if counted(node) != before else []
 
     def _ours(self, drop: DropEvent) -> bool:
         return drop.node in self.before and drop.rule is None and is_netfilter_drop(drop)

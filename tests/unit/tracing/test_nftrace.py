@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import struct
+from typing import Any
+
+from pyroute2.netlink.nfnetlink.nftsocket import (
+    NFT_MSG_DELTABLE,
+    NFT_MSG_NEWCHAIN,
+    NFT_MSG_NEWRULE,
+    NFT_MSG_NEWTABLE,
+    nft_chain_msg,
+    nft_rule_msg,
+    nft_table_msg,
+)
+
 from netlab.findings.draft import Draft
 from netlab.tracers.events import DropEvent, Location
-from netlab.tracers.kernel.nftables import Ruleset, TraceEvent
-from netlab.tracing.nftrace import TABLE, is_iptables, name, place, trace_script
+from netlab.tracers.kernel.nftables import FAMILIES, Ruleset, TraceEvent
+from netlab.tracing.nftrace import PRIORITY, TABLE, is_iptables, name, place, tracing_tables
 
 RULESET = Ruleset(
     rules={
@@ -13,7 +26,6 @@ RULESET = Ruleset(
         ("inet", "filt", "inp", 3): "udp dport 7778 drop",
     },
     policies={},
-    netdev_devices=set(),
 )
 
 
@@ -73,11 +85,31 @@ def test_no_single_node_accounting_for_them_moves_nothing() -> None:
     assert len(result.unplaced) == 1 and not result.drops
 
 
+def decoded(raw: bytes) -> tuple[int, Any]:
+    """(NFT_MSG_* kind, the message decoded by its pyroute2 class)."""
+    kind = struct.unpack_from("H", raw, 4)[0] & 0xFF
+    cls = {NFT_MSG_NEWTABLE: nft_table_msg, NFT_MSG_DELTABLE: nft_table_msg, NFT_MSG_NEWCHAIN: nft_chain_msg}
+    msg = cls.get(kind, nft_rule_msg)(raw)
+    msg.decode()
+    return kind, msg
+
+
 def test_the_tracing_table_marks_at_the_start_of_every_hook_a_ruleset_uses() -> None:
-    script = trace_script({"inet", "bridge", "netdev"}, {"c-h"})
-    assert f"table inet {TABLE}" in script and f"table bridge {TABLE}" in script
-    assert 'hook ingress device "c-h" priority -2147483647; meta nftrace set 1;' in script
-    assert script.count("meta nftrace set 1") == 5
-    assert "meta nftrace" not in trace_script({"netdev"}, set())  # no device hooked: an empty table
-    # a table a crashed trace left behind goes first, in the same transaction
-    assert trace_script({"inet"}, set()).startswith(f"table inet {TABLE}\ndelete table inet {TABLE}\n")
+    messages = [decoded(raw) for raw in tracing_tables({"inet", "bridge", "netdev"}, {"c-h"})]
+    kinds = [kind for kind, _msg in messages]
+    # a table a crashed trace left behind goes first, in the same transaction: made, deleted, made
+    assert kinds[:9] == [NFT_MSG_NEWTABLE] * 3 + [NFT_MSG_DELTABLE] * 3 + [NFT_MSG_NEWTABLE] * 3
+    chains = [msg for kind, msg in messages if kind == NFT_MSG_NEWCHAIN]
+    hooks = {
+        (FAMILIES[c["nfgen_family"]], c.get_attr("NFTA_CHAIN_NAME")): c.get_attr("NFTA_CHAIN_HOOK") for c in chains
+    }
+    assert set(hooks) == {("inet", "pre"), ("inet", "out"), ("bridge", "pre"), ("bridge", "out"), ("netdev", "in0")}
+    assert {h.get_attr("NFTA_HOOK_PRIORITY") for h in hooks.values()} == {PRIORITY}
+    assert hooks[("netdev", "in0")].get_attr("NFTA_HOOK_DEV") == "c-h"
+    assert hooks[("inet", "out")].get_attr("NFTA_HOOK_HOOKNUM") == 3  # NF_INET_LOCAL_OUT
+    rules = [msg for kind, msg in messages if kind == NFT_MSG_NEWRULE]
+    assert len(rules) == 5
+    assert all(m.get_attr("NFTA_RULE_TABLE") == TABLE for _k, m in messages if _k == NFT_MSG_NEWRULE)
+    names = [e.get_attr("NFTA_EXPR_NAME") for e in rules[0].get_attr("NFTA_RULE_EXPRESSIONS")]
+    assert names == ["immediate", "meta"]
+    assert not [k for k, _m in (decoded(r) for r in tracing_tables({"netdev"}, set())) if k == NFT_MSG_NEWRULE]

@@ -1,8 +1,11 @@
 """A node's firewall rules with their packet counters, read now: what the counters tracer reports
 and what names the rule of a netfilter drop (:mod:`netlab.tracing.rules`).
 
-``iptables-save -c`` inside the node, for the families that have tables there (one nftables
-dump says which: most scenarios' nodes have none).
+Two reads. :func:`counted` is every rule's and policy's counter by its place, over netlink
+(iptables-nft's tables are nftables tables): no program runs, so a trace notes it at its start
+for nothing. :func:`read` adds the rules' text, from ``iptables-save -c`` inside the node, for
+the families that have tables there; a trace runs it only on a node whose counters moved. With
+iptables' legacy backend, whose tables netlink does not show, both are ``iptables-save``.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ import subprocess
 from collections import Counter
 from dataclasses import dataclass
 
-from netlab.runtime import queries
+from netlab.runtime import nftables, queries
 from netlab.scope import Place
+
+#: a rule's or policy's place: (family, table, chain, index in the chain or None for the policy)
+Position = tuple[str, str, str, int | None]
 
 _RULE = re.compile(r"^\[(\d+):(\d+)\] -A (\S+) (.*)$")
 _POLICY = re.compile(r"^:(\S+) (\S+) \[(\d+):(\d+)\]")
@@ -44,8 +50,8 @@ class Rule:
         return _VERDICT.search(self.text) is not None
 
     @property
-    def key(self) -> tuple[str, str, str, int | None, str]:
-        return (self.family, self.table, self.chain, self.index, self.text)
+    def position(self) -> Position:
+        return (self.family, self.table, self.chain, self.index)
 
     def __str__(self) -> str:
         where = f"{'ip6 ' if self.family == 'ip6' else ''}{self.table}/{self.chain}"
@@ -110,4 +116,26 @@ def read(node: Place) -> list[Rule]:
             continue
         if saved.returncode == 0:
             out.extend(parse_save(saved.stdout, family))
+    return out
+
+
+def positions(rules: list[Rule]) -> dict[Position, int]:
+    """Each rule's and policy's packet counter by its place."""
+    return {rule.position: rule.packets for rule in rules}
+
+
+def counted(node: Place) -> dict[Position, int]:
+    """The node's iptables and ip6tables counters by place, now, over netlink (see the module)."""
+    tables = _families(node)
+    if tables is None:
+        return positions(read(node))
+    out: dict[Position, int] = {}
+    for family, _tool, af in SAVERS:
+        if af not in tables:
+            continue
+        try:
+            found = nftables.counters(node.netns, af)
+        except OSError:
+            return positions(read(node))
+        out.update({(family, c.table, c.chain, c.index): c.packets for c in found})
     return out

@@ -122,11 +122,10 @@ def parse_trace(raw: bytes) -> TraceEvent | None:
 @dataclass
 class Ruleset:
     """What ``nft -a list ruleset`` says of a namespace: each rule's text by (family, table,
-    chain, handle), each base chain's policy, and the devices netdev chains hook."""
+    chain, handle) and each base chain's policy."""
 
     rules: dict[tuple[str, str, str, int], str]
     policies: dict[tuple[str, str, str], str]
-    netdev_devices: set[str]
 
     def describe(self, event: TraceEvent) -> str:
         """The rule (or policy) a trace step names, as the ruleset prints it."""
@@ -141,13 +140,11 @@ _TABLE = re.compile(r"^table (\S+) (\S+) \{")
 _CHAIN = re.compile(r"^chain (\S+) \{")
 _HANDLE = re.compile(r"\s*# handle (\d+)\s*$")
 _POLICY = re.compile(r"\bpolicy (\w+);")
-_DEVICE = re.compile(r'\bhook ingress device "?([^"\s;]+)"?')
-_DEVICES = re.compile(r"\bdevices = \{([^}]*)\}")
 
 
 def parse_ruleset(text: str) -> Ruleset:
     """Parse ``nft -a list ruleset`` (rules one per line, as nft prints them)."""
-    out = Ruleset({}, {}, set())
+    out = Ruleset({}, {})
     table: tuple[str, str] | None = None
     chain: str | None = None
     depth = 0
@@ -163,10 +160,6 @@ def parse_ruleset(text: str) -> Ruleset:
             if line.startswith("type "):
                 if policy := _POLICY.search(line):
                     out.policies[key] = policy.group(1)
-                if table[0] == "netdev" and (dev := _DEVICE.search(line)):
-                    out.netdev_devices.add(dev.group(1))
-            elif table[0] == "netdev" and (devs := _DEVICES.search(line)):
-                out.netdev_devices.update(d.strip().strip('"') for d in devs.group(1).split(",") if d.strip())
             elif handle := _HANDLE.search(line):
                 out.rules[(*key, int(handle.group(1)))] = line[: handle.start()].rstrip()
         depth += opened - closed
