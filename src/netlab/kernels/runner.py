@@ -32,7 +32,7 @@ import netlab
 from netlab.errors import NetlabError
 from netlab.expect.kernel import first_trace, log_since, mark
 from netlab.expect.report import load as load_report
-from netlab.kernels import debian, local, suite, vm
+from netlab.kernels import debian, guestcache, local, suite, vm
 from netlab.kernels.catalogue import CATALOGUE, RUNNING, lookup
 from netlab.kernels.matrix import KernelRun
 from netlab.kernels.matrix import write as write_matrix
@@ -235,6 +235,7 @@ def _run_vm(name: str, opts: MatrixOptions, shared: Shared) -> KernelRun:
     work = (opts.output / f".work-{kernel.series}").resolve()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    env = guestcache.prepare(work, kernel.release)
     try:
         progress = SuiteProgress(name, say)
         result = _keeping_output(
@@ -249,6 +250,7 @@ def _run_vm(name: str, opts: MatrixOptions, shared: Shared) -> KernelRun:
                 cpus=opts.cpus,
                 on_line=progress.line,
                 work=work,
+                env=env,
                 silence=SCENARIO_TIMEOUT + 150.0,
                 stop=shared.stop,
             ),
@@ -262,6 +264,7 @@ def _run_vm(name: str, opts: MatrixOptions, shared: Shared) -> KernelRun:
         if (work / "report.json").is_file():
             shutil.copyfile(work / "report.json", report)
         _finish(run, report, "\n".join((result.stdout + result.stderr).splitlines()[-40:]))
+        guestcache.keep(work, kernel.release)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return run

@@ -3,6 +3,7 @@ through the ``netlab.tracers`` entry-point group (``name = "pkg.module:TracerCla
 
 from __future__ import annotations
 
+import functools
 from importlib import metadata
 
 from netlab.errors import NetlabError
@@ -26,10 +27,17 @@ def _builtins() -> dict[str, type[Tracer]]:
     }
 
 
+@functools.cache
+def _installed() -> tuple[metadata.EntryPoint, ...]:
+    """The group's entry points, looked up once per process: the lookup reads every installed
+    distribution's metadata, which over a guest's 9p share costs as much as a scenario."""
+    return tuple(metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
 def available() -> dict[str, type[Tracer]]:
     """name -> tracer class, built-ins first; a plugin cannot shadow a built-in."""
     found = _builtins()
-    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for entry in _installed():
         if entry.name in found:
             continue
         try:

@@ -35,7 +35,11 @@ def test_plugins_load_broken_ones_explain_and_builtins_win(monkeypatch: pytest.M
         EntryPoint("tracefs", f"{__name__}:FakeTracer", group),
     ]
     monkeypatch.setattr("netlab.tracers.registry.metadata.entry_points", lambda group: eps)
-    found = registry.available()
+    registry._installed.cache_clear()
+    try:
+        found = registry.available()
+    finally:
+        registry._installed.cache_clear()
     assert found["fake"] is FakeTracer
     assert found["tracefs"] is TracefsTracer  # a plugin cannot shadow a built-in
     broken = found["broken"]().probe()
