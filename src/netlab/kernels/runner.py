@@ -235,7 +235,7 @@ def _run_vm(name: str, opts: MatrixOptions, shared: Shared) -> KernelRun:
     work = (opts.output / f".work-{kernel.series}").resolve()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    env = guestcache.prepare(work, kernel.release)
+    env = guestcache.prepare(work)
     try:
         progress = SuiteProgress(name, say)
         result = _keeping_output(
@@ -264,7 +264,6 @@ def _run_vm(name: str, opts: MatrixOptions, shared: Shared) -> KernelRun:
         if (work / "report.json").is_file():
             shutil.copyfile(work / "report.json", report)
         _finish(run, report, "\n".join((result.stdout + result.stderr).splitlines()[-40:]))
-        guestcache.keep(work, kernel.release)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return run

@@ -101,8 +101,10 @@ def cached_dirs(cwd: Path, writable: Sequence[Path]) -> list[Path]:
     /usr/lib/modules, where virtme-ng mounts its own), this Python's stdlib and venv, and the
     working directory, or where a writable directory lies inside it, its other directories
     (a bind over a writable directory's parent would hide it)."""
-    python = Path(sys.base_prefix)  # a Python of its own (pyenv, /opt): the whole installation
-    found = [Path("/usr/bin"), Path("/usr/sbin"), Path(sys.prefix)]
+    python = Path(sys.base_prefix).resolve()  # a Python of its own (pyenv, /opt): the whole installation
+    # resolved: a venv reached through a symlink (a checkout's .venv pointing at a shared one)
+    # is read where it really is, and a bind of the symlink would leave it uncached
+    found = [Path("/usr/bin"), Path("/usr/sbin"), Path(sys.prefix).resolve()]
     found.append(Path(sysconfig.get_path("stdlib")) if python == Path("/usr") else python)
     multiarch = sysconfig.get_config_var("MULTIARCH")
     if multiarch:

@@ -114,10 +114,22 @@ def test_the_guest_reads_programs_python_and_the_project_through_the_cached_shar
     assert {project / "src", project / "scenarios"} <= set(inside)
     assert not any(work.is_relative_to(d) for d in inside)
     assert project / ".git" not in inside  # nothing a guest reads
-    assert {Path("/usr/bin"), Path(sys.prefix)} <= set(inside)
+    assert {Path("/usr/bin"), Path(sys.prefix).resolve()} <= set(inside)
     assert not any(Path("/usr/lib/modules").is_relative_to(d) for d in inside)  # virtme-ng's own mount
     elsewhere = vm.cached_dirs(project, [tmp_path / "out"])
     assert project in elsewhere and project / "src" not in elsewhere  # no bind inside another
     script = guest_script(work, ["true"], project, {}, cached=inside)
     assert f"cache=loose {vm.HOST_TAG} {vm.HOST_VIEW}" in script
     assert f"{project / 'src'}" in script and script.index("cache=loose") < script.index("true >")
+
+
+def test_a_venv_reached_through_a_symlink_is_read_where_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkout whose .venv links to a shared venv: the bind must be the venv itself (a bind
+    of the project would cover only the link, and every import would go uncached)."""
+    shared = tmp_path / "shared-venv"
+    shared.mkdir()
+    project = tmp_path / "checkout"
+    project.mkdir()
+    (project / ".venv").symlink_to(shared)
+    monkeypatch.setattr(sys, "prefix", str(project / ".venv"))
+    assert shared in vm.cached_dirs(project, [tmp_path / "out"])
