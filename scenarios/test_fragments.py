@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from expected import since_6_12
-from scapy.layers.inet import IP, UDP, fragment
+from scapy.layers.inet import ICMP, IP, UDP, fragment
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
@@ -21,6 +21,7 @@ pytestmark = pytest.mark.netlab_topology("veth-two-ns")
 EXPECT = {
     "timeout": by_kernel(since_6_12("ip_expire", "FRAG_REASM_TIMEOUT", "ns2")),
     "duplicate": by_kernel(since_6_12("ip_defrag", "DUP_FRAG", "ns2")),
+    "too-far": by_kernel(since_6_12("inet_frag_rbtree_purge", "FRAG_TOO_FAR", "ns2")),
 }
 
 
@@ -53,6 +54,28 @@ def test_a_fragment_sent_twice_is_dropped_as_a_duplicate(
     with netlab_trace(netlab_lab) as t:
         netlab_traffic.send("ns1", "veth1", [first, first, second, second])
     assert_dropped(t.result, EXPECT["duplicate"], count=2)
+
+
+def test_a_fragment_that_arrives_after_too_many_others_restarts_its_datagram(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
+    """A datagram's first fragment, then 35 fragmented pings from the same sender (70 fragments),
+    then its second fragment: more than net.ipv4.ipfrag_max_dist (64) of that sender's fragments
+    came in between, so reassembly assumes the first belongs to an older datagram of a reused id,
+    and frees it (FRAG_TOO_FAR from 6.12) to start over from the second."""
+    first, second, _third = fragments(netlab_traffic, 90)
+    frame = Ether(src=netlab_traffic.mac("ns1", "veth1"), dst=netlab_traffic.mac("ns2", "veth2"))
+    pings = [
+        frame / part
+        for n in range(35)
+        for part in fragment(  # type: ignore[no-untyped-call]
+            IP(src="198.51.100.1", dst="198.51.100.2", id=1000 + n) / ICMP(id=7, seq=n) / Raw(b"p" * 1600),
+            fragsize=1200,
+        )
+    ]
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.send("ns1", "veth1", [first, *pings, second])
+    assert_dropped(t.result, EXPECT["too-far"], count=1)
 
 
 def reassembly_timeouts(node: Any) -> int:

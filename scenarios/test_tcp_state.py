@@ -10,6 +10,7 @@ tcp_data_queue drop each with the reason for the check it failed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import struct
 from collections.abc import Callable, Iterator
@@ -277,3 +278,44 @@ def test_out_of_order_data_beyond_the_receive_buffer(
     refused = by_kernel(table)
     assert_dropped(t.result, refused, at_least=50)
     assert_dropped(t.result, since("tcp_prune_ofo_queue", "TCP_OFO_QUEUE_PRUNE"), at_least=1)
+
+
+def test_data_for_a_socket_its_application_closed(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
+    """The server's application shuts its connection down both ways (and keeps the socket); the
+    client has not, and writes. Nobody will ever read that data, so the server's socket, in
+    FIN-WAIT-2, drops it and resets the connection (TCP_ABORT_ON_DATA from 6.12, counted as
+    TCPAbortOnData; NOT_SPECIFIED in 6.1, and 5.10 traces the same place). A socket the
+    application had closed instead would be a time-wait socket by then, which resets without
+    this check."""
+    with (
+        netlab_lab.node("ns2").socket(socket.AF_INET, socket.SOCK_STREAM) as server,
+        netlab_lab.node("ns1").socket(socket.AF_INET, socket.SOCK_STREAM) as client,
+    ):
+        server.bind(("198.51.100.2", PORT))
+        server.listen(1)
+        client.connect(("198.51.100.2", PORT))
+        conn, _ = server.accept()
+        with conn:
+            conn.shutdown(socket.SHUT_RDWR)
+            assert until(lambda: _peer_closed(client), 5), "the server's FIN never came"
+            with netlab_trace(netlab_lab) as t:
+                client.send(b"late")
+                # the client had the FIN: the reset reaches it in CLOSE-WAIT, as EPIPE
+                reset = until(lambda: client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.EPIPE, 5)
+                assert reset, "the server never reset the connection"
+    table = {
+        NO_REASONS: Drop("tcp_v4_do_rcv", None, "ns2"),
+        "5.17-6.11": Drop("tcp_v4_do_rcv", "NOT_SPECIFIED", "ns2"),
+        ">=6.12": Drop("tcp_v4_do_rcv", "TCP_ABORT_ON_DATA", "ns2"),
+    }
+    assert_dropped(t.result, by_kernel(table), count=1)
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """Has the peer's FIN arrived (a peek reads the end of the stream)?"""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False

@@ -9,7 +9,7 @@ import struct
 from collections.abc import Iterator
 
 import pytest
-from expected import NO_REASONS, located, udp
+from expected import NO_REASONS, located, since_6_12, udp
 
 from netlab.testing import Drop, Lab, NewBehaviour, TraceFactory, Traffic, Untraced, assert_dropped, by_kernel
 
@@ -33,9 +33,11 @@ EXPECT: dict[str, Drop | Untraced | NewBehaviour] = {
     "rcvbuf": by_kernel(located("udp_queue_rcv_one_skb", "SOCKET_RCVBUFF", "ns-calm2")),
     "filter": by_kernel(located("udp_queue_rcv_one_skb", "SOCKET_FILTER", "ns-calm2")),
     "xfrm": by_kernel(located("udp_queue_rcv_one_skb", "XFRM_POLICY", "ns-calm2")),
+    "minttl": by_kernel(since_6_12("tcp_v4_rcv", "TCP_MINTTL", "ns-calm2")),
 }
 pytestmark = pytest.mark.netlab_topology("bridge3")
 SO_ATTACH_FILTER = 26
+IP_MINTTL = 21  # linux/in.h
 
 
 @contextlib.contextmanager
@@ -95,6 +97,19 @@ def test_listening_socket_refuses_odd_segments(
             "ns-calm1", "calmveth1", "tcp-syn", dst="198.51.100.2", dport=8080, tcp_flags=flags, count=2
         )
     assert_dropped(t.result, EXPECT[key], count=2)
+
+
+def test_a_listener_that_wants_segments_from_its_own_link_only(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
+    """IP_MINTTL 255 (RFC 5082, GTSM): a listener accepts only segments no router has
+    forwarded, as BGP speakers do. SYNs with TTL 64 are dropped before the socket sees them
+    (TCP_MINTTL from 6.12; before, NOT_SPECIFIED in the same place) and counted as
+    TCPMinTTLDrop."""
+    with listening(netlab_lab, 179) as sock, netlab_trace(netlab_lab) as t:
+        sock.setsockopt(socket.IPPROTO_IP, IP_MINTTL, 255)
+        netlab_traffic.inject("ns-calm1", "calmveth1", "tcp-syn", dst="198.51.100.2", dport=179, ttl=64, count=2)
+    assert_dropped(t.result, EXPECT["minttl"], count=2)
 
 
 def test_full_udp_receive_buffer(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from netlab.apply.sysctl import read as read_sysctl
+from netlab.errors import NetlabError
 from netlab.runtime import netns
 from netlab.status import LiveInterface, live_interfaces
 
@@ -65,3 +66,19 @@ class Namespace:
     def interfaces(self) -> list[LiveInterface]:
         """Its interfaces as the kernel has them now."""
         return live_interfaces(self.netns)
+
+    def xdp(self, ifname: str, action: str | None) -> None:
+        """Give interface ``ifname`` an XDP program (generic mode) that answers every frame with
+        ``action`` ("drop", "pass", "aborted", or "redirect" to nowhere); None takes it off. No
+        compiler is involved: the program is two instructions (:mod:`netlab.runtime.bpf`)."""
+        from netlab.runtime import bpf  # lazy: pyroute2, which a cached up does without
+
+        found = [i.index for i in self.interfaces() if i.name == ifname]
+        if not found:
+            raise NetlabError(f"{self.name} has no interface {ifname}")
+        if action is None:
+            bpf.no_xdp(self.netns, found[0])
+        elif action not in bpf.XDP_ACTIONS:
+            raise NetlabError(f"XDP action {action!r}: one of {', '.join(bpf.XDP_ACTIONS)}")
+        else:
+            bpf.xdp(self.netns, found[0], action)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from netlab import bringup, teardown
+from netlab.errors import NetlabError
 from netlab.lab import Lab, attach
 from netlab.pytest_plugin.plugin import LabFactory
 from netlab.runtime import journal, netns
@@ -194,3 +195,17 @@ def test_a_file_built_before_comes_up_from_its_cached_plan(
     second = netlab_up(copy, instance="cached")
     assert ping(second, "ns-calm1", "198.51.100.2")
     assert second.topology.nodes["host"].bridges["calmbr"].ports == ["calmveth1_peer", "calmveth2_peer"]
+
+
+def test_a_node_takes_an_xdp_program_and_gives_it_back(netlab_up: LabFactory) -> None:
+    """``node.xdp`` attaches netlab's own two-instruction program in generic mode, and None
+    takes it off; a wrong name or verdict is one clear error."""
+    node = netlab_up("veth-two-ns").node("ns2")
+    node.xdp("veth2", "pass")
+    assert "xdpgeneric" in node.run(["ip", "link", "show", "veth2"], check=True).stdout
+    node.xdp("veth2", None)
+    assert "xdp" not in node.run(["ip", "link", "show", "veth2"], check=True).stdout
+    with pytest.raises(NetlabError, match="ns2 has no interface nosuch"):
+        node.xdp("nosuch", "drop")
+    with pytest.raises(NetlabError, match="XDP action 'tx': one of aborted, drop, pass, redirect"):
+        node.xdp("veth2", "tx")

@@ -10,6 +10,7 @@ import pytest
 from netlab.errors import NetlabError
 from netlab.kernels import guestcache
 from netlab.runtime import cachedir
+from netlab.tracers.decode import native
 
 
 def test_the_walker_built_here_goes_into_the_guests_private_directory(
@@ -17,7 +18,7 @@ def test_the_walker_built_here_goes_into_the_guests_private_directory(
 ) -> None:
     library = tmp_path / "ringwalk-abc.so"
     library.write_bytes(b"\x7fELF")
-    monkeypatch.setattr(guestcache.native, "build", lambda: library)
+    monkeypatch.setattr(native, "build", lambda: library)
     work = tmp_path / "work"
     work.mkdir()
     assert guestcache.prepare(work) == {"NETLAB_NATIVE": str(work / "native")}
@@ -29,6 +30,6 @@ def test_a_walker_that_cannot_be_built_is_left_to_the_guest(tmp_path: Path, monk
     def fails() -> Path:
         raise NetlabError("no C compiler (gcc) to build the native trace walker")
 
-    monkeypatch.setattr(guestcache.native, "build", fails)
+    monkeypatch.setattr(native, "build", fails)
     assert guestcache.prepare(tmp_path) == {}
     assert not (tmp_path / "native").exists()
