@@ -11,7 +11,17 @@ from collections.abc import Iterator
 import pytest
 from expected import NO_REASONS, located, since_6_12, udp
 
-from netlab.testing import Drop, Lab, NewBehaviour, TraceFactory, Traffic, Untraced, assert_dropped, by_kernel
+from netlab.testing import (
+    Drop,
+    Lab,
+    NewBehaviour,
+    TraceFactory,
+    Traffic,
+    Untraced,
+    assert_dropped,
+    by_kernel,
+    until,
+)
 
 TCP_LISTENER_SILENT = Untraced(
     "before 5.17 tcp_rcv_state_process discards such segments with __kfree_skb, which fires no tracepoint",
@@ -34,9 +44,20 @@ EXPECT: dict[str, Drop | Untraced | NewBehaviour] = {
     "filter": by_kernel(located("udp_queue_rcv_one_skb", "SOCKET_FILTER", "ns-calm2")),
     "xfrm": by_kernel(located("udp_queue_rcv_one_skb", "XFRM_POLICY", "ns-calm2")),
     "minttl": by_kernel(since_6_12("tcp_v4_rcv", "TCP_MINTTL", "ns-calm2")),
+    "packet_full": by_kernel(since_6_12("packet_rcv", "PACKET_SOCK_ERROR", "ns-calm2")),
+    # the purge's reason came in 6.12's cycle, and skb_queue_purge became a wrapper then
+    "purged": by_kernel(
+        {
+            NO_REASONS: Drop("skb_queue_purge", None, "ns-calm2"),
+            "5.17-6.11": Drop("skb_queue_purge", "NOT_SPECIFIED", "ns-calm2"),
+            ">=6.12": Drop("skb_queue_purge_reason", "QUEUE_PURGE", "ns-calm2"),
+        }
+    ),
 }
 pytestmark = pytest.mark.netlab_topology("bridge3")
 SO_ATTACH_FILTER = 26
+ETH_P_IP = 0x0800
+SOL_PACKET, PACKET_IGNORE_OUTGOING = 263, 23  # linux/socket.h, linux/if_packet.h
 IP_MINTTL = 21  # linux/in.h
 
 
@@ -127,6 +148,53 @@ def test_full_udp_receive_buffer(netlab_lab: Lab, netlab_traffic: Traffic, netla
     finally:
         sock.close()
     assert_dropped(t.result, EXPECT["rcvbuf"], at_least=40)
+
+
+def test_frames_a_packet_socket_never_read_die_when_it_closes(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
+    """A packet socket (as tcpdump opens) bound to calmveth2 gets a copy of every frame; closed
+    unread, its queue is purged, and the copies with it (QUEUE_PURGE from 6.12). Placed on
+    ns-calm2, where the frames arrived, though the close ran in the test's own process."""
+    sock = netlab_lab.node("ns-calm2").socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
+    # only what arrives: not the ICMP errors ns-calm2 sends back for the closed port
+    sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+    sock.bind(("calmveth2", ETH_P_IP))
+    before = _snmp(netlab_lab, "ns-calm2", "Udp", "NoPorts")
+    with netlab_trace(netlab_lab) as t:
+        netlab_traffic.inject("ns-calm1", "calmveth1", "udp", dst="198.51.100.2", dport=5002, count=3)
+        # the socket's copy is queued before IP sees the datagram, and UDP finds no port for it
+        arrived = until(lambda: _snmp(netlab_lab, "ns-calm2", "Udp", "NoPorts") == before + 3, 5)
+        assert arrived, "the datagrams never arrived"
+        sock.close()
+    # at least: now and then a fourth IPv4 frame reaches calmveth2 meanwhile, and its copy waits too
+    assert_dropped(t.result, EXPECT["purged"], at_least=3)
+
+
+def test_a_packet_socket_that_never_reads_overflows(
+    netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory
+) -> None:
+    """A packet socket with the smallest receive buffer, never read: after a copy or two it is
+    full, and packet_rcv drops the copies of the rest (PACKET_SOCK_ERROR from 6.12, counted in
+    the socket's PACKET_STATISTICS drops), while the datagrams themselves go on to UDP."""
+    sock = netlab_lab.node("ns-calm2").socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+    sock.bind(("calmveth2", ETH_P_IP))
+    try:
+        with netlab_trace(netlab_lab) as t:
+            netlab_traffic.inject(
+                "ns-calm1", "calmveth1", "udp", dst="198.51.100.2", dport=5003, payload=1000, count=50
+            )
+    finally:
+        sock.close()
+    assert_dropped(t.result, EXPECT["packet_full"], at_least=40)
+
+
+def _snmp(lab: Lab, node: str, protocol: str, name: str) -> int:
+    """Counter ``name`` of ``protocol`` in the node's /proc/net/snmp (read from inside it)."""
+    with lab.node(node).entered(), open("/proc/thread-self/net/snmp") as f:
+        header, values = [line.split() for line in f if line.startswith(f"{protocol}:")][:2]
+    return int(dict(zip(header[1:], values[1:], strict=True))[name])
 
 
 def test_socket_filter_refuses_everything(netlab_lab: Lab, netlab_traffic: Traffic, netlab_trace: TraceFactory) -> None:

@@ -34,6 +34,13 @@ def reason_text(reason: str | None) -> str:
     return reason if reason is not None else NO_REASON
 
 
+def _hex_or_none(text: str) -> int | None:
+    try:
+        return int(text, 16) if text else None
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class Location:
     """A kernel code location as ``function+offset``, in the kernel's own spelling."""
@@ -52,10 +59,13 @@ class Location:
 
     @classmethod
     def parse(cls, text: str) -> Location:
-        """``ip_rcv_finish_core+0x25b/0x470`` (or without offset/size) -> Location."""
+        """``ip_rcv_finish_core+0x25b/0x470`` (or without offset/size) -> Location. A number that
+        does not parse (dropwatch on 6.1 printed a size cut to ``/0x`` once) is left unknown:
+        the function is what matters, and a drop is never lost over its offset."""
         name, _, rest = text.partition("+")
         offset, _, size = rest.partition("/")
-        return cls(name, int(offset, 16) if offset else 0, int(size, 16) if size else None)
+        known_offset, known_size = _hex_or_none(offset), _hex_or_none(size)
+        return cls(name, known_offset or 0, known_size)
 
 
 class Hop(NamedTuple):

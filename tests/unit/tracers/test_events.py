@@ -20,3 +20,10 @@ def test_base_function_strips_compiler_suffixes() -> None:
         0x1040,
         "__netif_receive_skb_core",
     )
+
+
+def test_a_location_whose_numbers_are_cut_short_keeps_its_function() -> None:
+    """dropwatch on 6.1 once printed ``.../0x``: the drop is still counted, at its function."""
+    assert Location.parse("__udp4_lib_rcv+0x8bd/0x") == Location("__udp4_lib_rcv", 0x8BD, None)
+    assert Location.parse("__udp4_lib_rcv+0x/0x10") == Location("__udp4_lib_rcv", 0, 0x10)
+    assert Location.parse("udp_rcv") == Location("udp_rcv", 0, None)
