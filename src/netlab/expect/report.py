@@ -94,9 +94,12 @@ def build(scenarios: Iterable[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def write(path: Path, scenarios: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Write the report to ``path``."""
+def write(path: Path, scenarios: Iterable[dict[str, Any]], kernel: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the report to ``path``; ``kernel``: the kernel it was made on, when that is not
+    the one running here (a guest's report merged on the host)."""
     report = build(scenarios)
+    if kernel is not None:
+        report["kernel"] = kernel
     path.write_text(json.dumps(report, indent=2) + "\n")
     return report
 

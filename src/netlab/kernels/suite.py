@@ -64,7 +64,8 @@ def settle(report: Path, rc: int | None) -> int | None:
     retry = retry_path(report)
     if not (report.is_file() and retry.is_file()):
         return rc
-    entries = merge(load(report), load(retry))
+    first = load(report)
+    entries = merge(first, load(retry))
     retry.unlink()
-    write(report, entries)
+    write(report, entries, kernel=first.get("kernel"))  # the guest's kernel, not this machine's
     return 0 if rc == TESTS_FAILED and not [e for e in entries if e["outcome"] in FAILED] else rc

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from netlab.kernels.runner import SuiteProgress
-from netlab.kernels.suite import RERUN_PREFIX, merge
+from netlab.kernels.suite import RERUN_PREFIX, TESTS_FAILED, merge, retry_path, settle
 
 
 def entry(name: str, outcome: str, failure: str = "", drops: int = 0) -> dict[str, object]:
@@ -39,3 +42,16 @@ def test_the_progress_lines_say_which_run_a_result_is_of() -> None:
         "[6.1] running the failed scenarios once more",
         "[6.1] again 1/1 passed  test_b",
     ]
+
+
+def test_a_merged_report_keeps_the_guests_kernel(tmp_path: Path) -> None:
+    """The retry is merged on the host: the report must still say which kernel it ran on (its
+    release and reason table), not the host's."""
+    guest = {"release": "6.1.0-50-amd64", "machine": "x86_64", "config": None, "reasons": ["NO_SOCKET"]}
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"kernel": guest, "scenarios": [entry("lucky", "failed", "first")]}))
+    retry_path(report).write_text(json.dumps({"kernel": guest, "scenarios": [entry("lucky", "passed")]}))
+    assert settle(report, TESTS_FAILED) == 0
+    merged = json.loads(report.read_text())
+    assert merged["kernel"] == guest
+    assert [e["outcome"] for e in merged["scenarios"]] == ["flaky"]
