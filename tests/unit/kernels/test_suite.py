@@ -47,7 +47,7 @@ def test_the_progress_lines_say_which_run_a_result_is_of() -> None:
 def test_a_merged_report_keeps_the_guests_kernel(tmp_path: Path) -> None:
     """The retry is merged on the host: the report must still say which kernel it ran on (its
     release and reason table), not the host's."""
-    guest = {"release": "6.1.0-50-amd64", "machine": "x86_64", "config": None, "reasons": ["NO_SOCKET"]}
+    guest = {"release": "6.1.0-50-amd64", "machine": "guest", "config": None, "reasons": ["NO_SOCKET"]}
     report = tmp_path / "report.json"
     report.write_text(json.dumps({"kernel": guest, "scenarios": [entry("lucky", "failed", "first")]}))
     retry_path(report).write_text(json.dumps({"kernel": guest, "scenarios": [entry("lucky", "passed")]}))
